@@ -1,0 +1,54 @@
+# liveagg — `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+LIVEAGG_CACHE ?= $(HOME)/.cache/liveagg
+export LIVEAGG_CACHE
+TOOLS := $(LIVEAGG_CACHE)/bin
+SERVICES := infra/local/services
+GOTESTSUM_VERSION := v1.13.0
+STATICCHECK_VERSION := v0.8.2
+# Integration tests share one Kafka, one Cassandra and one moto; two packages at a time keeps
+# a 2-core machine responsive without serialising everything.
+INTEGRATION_FLAGS ?= -tags integration -count=1 -p 2 -timeout 75m
+
+.PHONY: help build test test-all lint services-up services-down services-status tools
+
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Compile every package.
+	$(GO) build ./...
+
+test: tools ## Unit and in-process tests: Go alone, no services, under 2 minutes.
+	$(TOOLS)/gotestsum --format pkgname-and-test-fails -- -count=1 -timeout 5m ./...
+
+test-all: tools services-up ## Every test, integration tests against the real services included.
+	eval "$$($(SERVICES) env)" && \
+	$(TOOLS)/gotestsum --format pkgname-and-test-fails -- $(INTEGRATION_FLAGS) ./...
+
+lint: tools ## go vet (with and without the integration tag), gofmt and staticcheck.
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/staticcheck -tags integration ./...
+
+services-up: ## Install (once, into $LIVEAGG_CACHE) and start Kafka, Cassandra, moto, OpenTofu, the Lambda emulator.
+	$(SERVICES) up
+
+services-down: ## Stop the services this checkout's scripts started.
+	$(SERVICES) down
+
+services-status: ## Show each service, its pid, memory and logs.
+	$(SERVICES) status
+
+tools: $(TOOLS)/gotestsum $(TOOLS)/staticcheck ## Install the Go tools the targets use.
+
+$(TOOLS)/gotestsum:
+	GOBIN=$(TOOLS) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
