@@ -1,0 +1,186 @@
+package spec
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Parse reads a spec from YAML or JSON, applies defaults and validates it. On failure the error
+// is an Errors listing every problem with its field path.
+func Parse(data []byte) (*Spec, error) {
+	s, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	s.ApplyDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ParseFile is Parse of a file's contents; errors name the file.
+func ParseFile(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	s, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("spec %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Decode reads a spec without defaults or validation: strict about unknown fields and types,
+// silent about meaning. The provider uses it to report type errors separately from rule errors.
+func Decode(data []byte) (*Spec, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, Errors{{Msg: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, Errors{{Msg: "more than one document; a spec file holds one spec", Line: extra.Line}}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	var s Spec
+	var errs Errors
+	decodeNode(root, "", reflect.ValueOf(&s).Elem(), &errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+// decodeNode fills v from n, recording every mismatch with its path instead of stopping at the
+// first: a spec author fixes all of them in one pass.
+func decodeNode(n *yaml.Node, path string, v reflect.Value, errs *Errors) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // an explicit null leaves the zero value, as an omitted field would
+	}
+	if v.Type() == durationType {
+		if n.Kind != yaml.ScalarNode {
+			errs.addLine(path, n.Line, "must be a duration (like 30s, 1m, 15m, 1h, 1d)")
+			return
+		}
+		d, err := ParseDuration(n.Value)
+		if err != nil {
+			errs.addLine(path, n.Line, "%v", err)
+			return
+		}
+		v.SetInt(int64(d))
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			errs.addLine(path, n.Line, "must be an object with fields %s", strings.Join(fieldNames(v.Type()), ", "))
+			return
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			fp := join(path, k.Value)
+			if seen[k.Value] {
+				errs.addLine(fp, k.Line, "given more than once")
+				continue
+			}
+			seen[k.Value] = true
+			idx := fieldIndex(v.Type(), k.Value)
+			if idx < 0 {
+				errs.addLine(fp, k.Line, "unknown field; allowed here: %s", strings.Join(fieldNames(v.Type()), ", "))
+				continue
+			}
+			decodeNode(val, fp, v.Field(idx), errs)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			errs.addLine(path, n.Line, "must be a list")
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			decodeNode(item, fmt.Sprintf("%s[%d]", path, i), s.Index(i), errs)
+		}
+		v.Set(s)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			errs.addLine(path, n.Line, "must be a string")
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Int:
+		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			errs.addLine(path, n.Line, "must be a whole number, not %q", n.Value)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			errs.addLine(path, n.Line, "must be a number, not %q", n.Value)
+			return
+		}
+		v.SetFloat(f)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(n.Value)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			errs.addLine(path, n.Line, "must be true or false, not %q", n.Value)
+			return
+		}
+		v.SetBool(b)
+	default:
+		panic(fmt.Sprintf("BUG: spec field %s has unsupported kind %s", path, v.Kind()))
+	}
+}
+
+func fieldIndex(t reflect.Type, name string) int {
+	for i := range t.NumField() {
+		if tagName(t.Field(i)) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func tagName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}
+
+func fieldNames(t reflect.Type) []string {
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		names = append(names, tagName(t.Field(i)))
+	}
+	return names
+}
+
+func join(path, field string) string {
+	if path == "" {
+		return field
+	}
+	return path + "." + field
+}
+
+// Marshal writes s as YAML with defaults made explicit; Parse(Marshal(s)) equals s.
+func Marshal(s *Spec) ([]byte, error) {
+	return yaml.Marshal(s)
+}
