@@ -1,0 +1,320 @@
+// Package record decodes raw JSON events into just the fields an aggregation spec needs: the
+// series key, the event time, numeric fields and the values counted by distinct.
+//
+// It is on the hot path of every worker, so it parses with valyala/fastjson (a reusable parser
+// that builds no Go objects per record and allocates nothing once warm) instead of reflecting a
+// whole object into a struct, and it hands back slices into the input rather than copies: a
+// Record is valid until the next Decode or until the input buffer is reused.
+//
+// Bad input is data, not a crash: every failure is an *Error with a Reason, which the worker
+// counts per reason and routes to the dead-letter topic.
+package record
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/liveagg/liveagg/workers/spec"
+)
+
+// Reason classifies why a record was rejected; it is the dead-letter header and a metric label.
+type Reason string
+
+// Reasons a record is rejected. Late records are decided by the state store (ReasonLate).
+const (
+	ReasonTooLarge  Reason = "too_large"
+	ReasonMalformed Reason = "malformed_json"
+	ReasonMissing   Reason = "missing_field"
+	ReasonWrongType Reason = "wrong_type"
+	ReasonBadTime   Reason = "bad_time"
+	ReasonFuture    Reason = "future_time"
+	ReasonBadKey    Reason = "bad_key"
+	ReasonLate      Reason = "late"
+	ReasonBadState  Reason = "bad_partial"
+)
+
+// Reasons lists every Reason, for pre-registering metric label values.
+var Reasons = []Reason{ReasonTooLarge, ReasonMalformed, ReasonMissing, ReasonWrongType,
+	ReasonBadTime, ReasonFuture, ReasonBadKey, ReasonLate, ReasonBadState}
+
+// Error is why one record could not be used.
+type Error struct {
+	Reason Reason
+	// Field is the offending field, if one.
+	Field string
+	// Detail is a human-readable explanation.
+	Detail string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", e.Reason, e.Detail)
+	}
+	return fmt.Sprintf("%s: field %s: %s", e.Reason, e.Field, e.Detail)
+}
+
+// ReasonOf returns the Reason of a decode error, or "" if err is not an *Error.
+func ReasonOf(err error) Reason {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+// KeySep separates key values in a series identifier. Key values may not contain it.
+const KeySep = '\x1f'
+
+// Record is the part of one event a spec uses. Slices point into the decoded input.
+type Record struct {
+	// Key holds the spec's key field values in spec order.
+	Key [][]byte
+	// Time is the event time in Unix milliseconds.
+	Time int64
+	// Num holds numeric field values, indexed as Decoder.NumIndex says.
+	Num []float64
+	// Str holds the raw values distinct counts, indexed as Decoder.StrIndex says.
+	Str [][]byte
+}
+
+// Decoder extracts one spec's fields. It is not safe for concurrent use: each partition owner
+// has its own, which is also what keeps it allocation-free.
+type Decoder struct {
+	p         fastjson.Parser
+	keyNames  []string
+	keyPaths  [][]string
+	timeName  string
+	timePath  []string
+	unit      string
+	numNames  []string
+	numPaths  [][]string
+	strNames  []string
+	strPaths  [][]string
+	maxBytes  int
+	maxSkewMs int64
+	// Scratch buffers per key and Str field hold numbers rendered as text, reused across
+	// records so that numeric keys allocate nothing either.
+	keyScratch [][]byte
+	strScratch [][]byte
+}
+
+// NewDecoder builds a decoder for a JSON-input spec.
+func NewDecoder(s *spec.Spec) (*Decoder, error) {
+	if s.Input.Format != spec.FormatJSON {
+		return nil, fmt.Errorf("record decoder: spec %s reads %s, not json", s.Name, s.Input.Format)
+	}
+	d := &Decoder{
+		timeName:  s.Input.TimeField,
+		timePath:  strings.Split(s.Input.TimeField, "."),
+		unit:      s.Input.TimeUnit,
+		maxBytes:  s.Input.MaxRecordBytes,
+		maxSkewMs: s.Input.MaxFutureSkew.Millis(),
+	}
+	for _, k := range s.Key {
+		d.keyNames = append(d.keyNames, k)
+		d.keyPaths = append(d.keyPaths, strings.Split(k, "."))
+	}
+	for _, a := range s.Aggregations {
+		switch a.Fn {
+		case spec.FnCount:
+		case spec.FnDistinct:
+			if !slices.Contains(d.strNames, a.Field) {
+				d.strNames = append(d.strNames, a.Field)
+				d.strPaths = append(d.strPaths, strings.Split(a.Field, "."))
+			}
+		default:
+			if !slices.Contains(d.numNames, a.Field) {
+				d.numNames = append(d.numNames, a.Field)
+				d.numPaths = append(d.numPaths, strings.Split(a.Field, "."))
+			}
+		}
+	}
+	d.keyScratch = make([][]byte, len(d.keyNames))
+	d.strScratch = make([][]byte, len(d.strNames))
+	return d, nil
+}
+
+// NumIndex is the index in Record.Num of a numeric field, or -1.
+func (d *Decoder) NumIndex(field string) int { return slices.Index(d.numNames, field) }
+
+// StrIndex is the index in Record.Str of a distinct field, or -1.
+func (d *Decoder) StrIndex(field string) int { return slices.Index(d.strNames, field) }
+
+// NewRecord returns a Record sized for this decoder, to be reused across Decode calls.
+func (d *Decoder) NewRecord() *Record {
+	return &Record{
+		Key: make([][]byte, len(d.keyPaths)),
+		Num: make([]float64, len(d.numPaths)),
+		Str: make([][]byte, len(d.strPaths)),
+	}
+}
+
+// Decode fills r from one JSON event. logTimeMs is the Kafka log timestamp in Unix
+// milliseconds (0 when there is none), the reference for the future-time check: unlike the
+// wall clock, it replays identically. On error r is unspecified and the error is an *Error.
+func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
+	if len(value) > d.maxBytes {
+		return &Error{Reason: ReasonTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(value), d.maxBytes)}
+	}
+	v, err := d.p.ParseBytes(value)
+	if err != nil {
+		return &Error{Reason: ReasonMalformed, Detail: err.Error()}
+	}
+	if v.Type() != fastjson.TypeObject {
+		return &Error{Reason: ReasonMalformed, Detail: "not a JSON object"}
+	}
+	for i, path := range d.keyPaths {
+		f := v.Get(path...)
+		if f == nil {
+			return &Error{Reason: ReasonMissing, Field: d.keyNames[i], Detail: "key field is missing"}
+		}
+		var b []byte
+		switch f.Type() {
+		case fastjson.TypeString:
+			b, _ = f.StringBytes()
+		case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
+			// Numbers and booleans key as their JSON text.
+			d.keyScratch[i] = rawScalar(f, d.keyScratch[i][:0])
+			b = d.keyScratch[i]
+		default:
+			return &Error{Reason: ReasonWrongType, Field: d.keyNames[i], Detail: "key field must be a string, number or boolean, not " + f.Type().String()}
+		}
+		if bytes.IndexByte(b, KeySep) >= 0 {
+			return &Error{Reason: ReasonBadKey, Field: d.keyNames[i], Detail: "key value contains the control character U+001F"}
+		}
+		r.Key[i] = b
+	}
+	t, err := d.eventTime(v)
+	if err != nil {
+		return err
+	}
+	if logTimeMs > 0 && d.maxSkewMs > 0 && t > logTimeMs+d.maxSkewMs {
+		return &Error{Reason: ReasonFuture, Field: d.timeName,
+			Detail: fmt.Sprintf("event time %s is more than %s after the log time %s",
+				time.UnixMilli(t).UTC().Format(time.RFC3339), time.Duration(d.maxSkewMs)*time.Millisecond,
+				time.UnixMilli(logTimeMs).UTC().Format(time.RFC3339))}
+	}
+	r.Time = t
+	for i, path := range d.numPaths {
+		f := v.Get(path...)
+		if f == nil {
+			return &Error{Reason: ReasonMissing, Field: d.numNames[i], Detail: "field is missing"}
+		}
+		if f.Type() != fastjson.TypeNumber {
+			return &Error{Reason: ReasonWrongType, Field: d.numNames[i], Detail: "must be a number, not " + f.Type().String()}
+		}
+		x, err := f.Float64()
+		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
+			return &Error{Reason: ReasonWrongType, Field: d.numNames[i], Detail: "number out of the float64 range"}
+		}
+		r.Num[i] = x
+	}
+	for i, path := range d.strPaths {
+		f := v.Get(path...)
+		if f == nil {
+			return &Error{Reason: ReasonMissing, Field: d.strNames[i], Detail: "field is missing"}
+		}
+		switch f.Type() {
+		case fastjson.TypeString:
+			r.Str[i], _ = f.StringBytes()
+		case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
+			d.strScratch[i] = rawScalar(f, d.strScratch[i][:0])
+			r.Str[i] = d.strScratch[i]
+		default:
+			return &Error{Reason: ReasonWrongType, Field: d.strNames[i], Detail: "distinct counts strings, numbers or booleans, not " + f.Type().String()}
+		}
+	}
+	return nil
+}
+
+// rawScalar appends a number's or boolean's JSON text to dst: fastjson keeps a number's text as
+// parsed, and MarshalTo of a scalar appends exactly that text.
+func rawScalar(f *fastjson.Value, dst []byte) []byte {
+	return f.MarshalTo(dst)
+}
+
+// timeLimit keeps event times where millisecond arithmetic cannot overflow: years 1677-2262.
+const timeLimit = math.MaxInt64 / 1_000_000
+
+func (d *Decoder) eventTime(v *fastjson.Value) (int64, error) {
+	f := v.Get(d.timePath...)
+	if f == nil {
+		return 0, &Error{Reason: ReasonMissing, Field: d.timeName, Detail: "event-time field is missing"}
+	}
+	if d.unit == spec.UnitRFC3339 {
+		if f.Type() != fastjson.TypeString {
+			return 0, &Error{Reason: ReasonBadTime, Field: d.timeName, Detail: "must be an RFC 3339 string, not " + f.Type().String()}
+		}
+		b, _ := f.StringBytes()
+		t, err := time.Parse(time.RFC3339Nano, string(b))
+		if err != nil {
+			return 0, &Error{Reason: ReasonBadTime, Field: d.timeName, Detail: fmt.Sprintf("%q is not RFC 3339", b)}
+		}
+		return t.UnixMilli(), nil
+	}
+	if f.Type() != fastjson.TypeNumber {
+		return 0, &Error{Reason: ReasonBadTime, Field: d.timeName, Detail: "must be a number of " + d.unit + ", not " + f.Type().String()}
+	}
+	var ms int64
+	if n, err := f.Int64(); err == nil {
+		switch d.unit {
+		case spec.UnitSeconds:
+			if n > timeLimit/1000 || n < -timeLimit/1000 {
+				return 0, badTimeRange(d.timeName)
+			}
+			ms = n * 1000
+		case spec.UnitMillis:
+			ms = n
+		case spec.UnitMicros:
+			ms = floorDiv(n, 1000)
+		case spec.UnitNanos:
+			ms = floorDiv(n, 1_000_000)
+		}
+	} else {
+		x, err := f.Float64()
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return 0, badTimeRange(d.timeName)
+		}
+		x = math.Floor(x * unitScale(d.unit))
+		if x > timeLimit || x < -timeLimit {
+			return 0, badTimeRange(d.timeName)
+		}
+		ms = int64(x)
+	}
+	if ms > timeLimit || ms < -timeLimit {
+		return 0, badTimeRange(d.timeName)
+	}
+	return ms, nil
+}
+
+// unitScale converts a time unit to milliseconds.
+func unitScale(unit string) float64 {
+	switch unit {
+	case spec.UnitSeconds:
+		return 1000
+	case spec.UnitMicros:
+		return 1e-3
+	case spec.UnitNanos:
+		return 1e-6
+	}
+	return 1
+}
+
+func badTimeRange(field string) error {
+	return &Error{Reason: ReasonBadTime, Field: field, Detail: "event time is outside the years 1677-2262"}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}

@@ -1,0 +1,389 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/liveagg/liveagg/workers/agg"
+	"github.com/liveagg/liveagg/workers/spec"
+)
+
+// Snapshot format, version 1 (all integers little-endian):
+//
+//	"LAGS" | u16 version | u64 format fingerprint
+//	i64 watermark | i64 max event time | i64 late | i64 records | i64 emitted
+//	uvarint #series, then per series: uvarint length, key bytes   (ids are 0..n-1 in this order)
+//	per window size (spec order): uvarint #open windows, then per window:
+//	    i64 start | uvarint #slots | #slots × u32 series id | #slots × Stride × f64 values
+//	    | #slots × u32 last offsets (if the layout has last)
+//	    | per slot, per sketch column: uvarint length, sketch bytes
+//	u32 CRC-32C of everything before it
+//
+// Column data is copied as raw memory on little-endian machines: restoring a gigabyte of state
+// is memcpy, not a per-value decode.
+
+const (
+	snapMagic   = "LAGS"
+	snapVersion = 1
+	headerLen   = 4 + 2 + 8 + 5*8
+)
+
+// ErrCorrupt is wrapped by every Restore error caused by the bytes themselves (as opposed to a
+// spec mismatch): the caller falls back to an older checkpoint.
+var ErrCorrupt = errors.New("corrupt state snapshot")
+
+// ErrMismatch is wrapped when a snapshot was written for a different key, windows or
+// aggregations than the spec at hand.
+var ErrMismatch = errors.New("state snapshot does not match the spec")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var littleEndian = func() bool { x := uint16(1); return *(*byte)(unsafe.Pointer(&x)) == 1 }()
+
+// Fingerprint identifies the state format of a spec: key fields, window sizes and aggregations.
+// Allowed lateness and outputs may change without invalidating state.
+func Fingerprint(s *spec.Spec, layout *agg.Layout) uint64 {
+	var b []byte
+	b = fmt.Appendf(b, "key=%q;windows=%v;layout=%d", s.Key, s.Windows, layout.Fingerprint())
+	return xxhash.Sum64(b)
+}
+
+// AppendSnapshot appends the store's snapshot to dst. fp is Fingerprint of the store's spec.
+func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, snapMagic...)
+	dst = binary.LittleEndian.AppendUint16(dst, snapVersion)
+	dst = binary.LittleEndian.AppendUint64(dst, fp)
+	for _, v := range []int64{st.watermark, st.maxTime, st.late, st.records, st.emitted} {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(v))
+	}
+
+	// Renumber live series densely in order of first appearance, so the snapshot holds no
+	// freed ids and restore needs no hash of old ids.
+	remap := make([]uint32, len(st.keys.hashes))
+	for i := range remap {
+		remap[i] = math.MaxUint32
+	}
+	var order []uint32
+	for si := range st.sizes {
+		for _, b := range st.sizes[si].open {
+			for ci, c := range b.chunks {
+				for _, id := range c.series[:chunkUsed(b, ci)] {
+					if remap[id] == math.MaxUint32 {
+						remap[id] = uint32(len(order))
+						order = append(order, id)
+					}
+				}
+			}
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(order)))
+	for _, id := range order {
+		k := st.keys.key(id)
+		dst = binary.AppendUvarint(dst, uint64(len(k)))
+		dst = append(dst, k...)
+	}
+
+	l := st.layout
+	for si := range st.sizes {
+		sz := &st.sizes[si]
+		dst = binary.AppendUvarint(dst, uint64(len(sz.open)))
+		for _, b := range sz.open {
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(b.start))
+			dst = binary.AppendUvarint(dst, uint64(b.n))
+			for ci, c := range b.chunks {
+				for _, id := range c.series[:chunkUsed(b, ci)] {
+					dst = binary.LittleEndian.AppendUint32(dst, remap[id])
+				}
+			}
+			for ci, c := range b.chunks {
+				dst = appendFloats(dst, c.vals[:chunkUsed(b, ci)*l.Stride])
+			}
+			if l.HasLast {
+				for ci, c := range b.chunks {
+					dst = appendUint32s(dst, c.lastOff[:chunkUsed(b, ci)])
+				}
+			}
+			if l.NumHLL+l.NumDDS > 0 {
+				var err error
+				if dst, err = st.appendSketches(dst, b); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+}
+
+// chunkUsed is the number of used slots of b's chunk ci.
+func chunkUsed(b *bucket, ci int) int { return min(chunkSlots, b.n-ci*chunkSlots) }
+
+func (st *Store) appendSketches(dst []byte, b *bucket) ([]byte, error) {
+	// Sketches reuse the slot encoding with a stride-0 view: only the sketch part is written.
+	for pos := range uint32(b.n) {
+		s := st.slot(b, pos)
+		for _, sk := range s.HLL {
+			if sk == nil {
+				dst = binary.AppendUvarint(dst, 0)
+				continue
+			}
+			enc, err := sk.MarshalBinary()
+			if err != nil {
+				return nil, fmt.Errorf("snapshot hyperloglog: %w", err)
+			}
+			dst = binary.AppendUvarint(dst, uint64(len(enc)))
+			dst = append(dst, enc...)
+		}
+		for _, sk := range s.DDS {
+			if sk == nil {
+				dst = binary.AppendUvarint(dst, 0)
+				continue
+			}
+			var enc []byte
+			sk.Encode(&enc, true)
+			dst = binary.AppendUvarint(dst, uint64(len(enc)))
+			dst = append(dst, enc...)
+		}
+	}
+	return dst, nil
+}
+
+func appendFloats(dst []byte, v []float64) []byte {
+	if len(v) == 0 {
+		return dst
+	}
+	if littleEndian {
+		return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*8)...)
+	}
+	for _, x := range v {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(x))
+	}
+	return dst
+}
+
+func appendUint32s(dst []byte, v []uint32) []byte {
+	if len(v) == 0 {
+		return dst
+	}
+	if littleEndian {
+		return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*4)...)
+	}
+	for _, x := range v {
+		dst = binary.LittleEndian.AppendUint32(dst, x)
+	}
+	return dst
+}
+
+func readFloats(dst []float64, src []byte) {
+	if littleEndian {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)*8), src)
+		return
+	}
+	for i := range dst {
+		dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:]))
+	}
+}
+
+func readUint32s(dst []uint32, src []byte) {
+	if littleEndian {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)*4), src)
+		return
+	}
+	for i := range dst {
+		dst[i] = binary.LittleEndian.Uint32(src[4*i:])
+	}
+}
+
+// Restore builds a store from a snapshot. It checks the checksum before building anything and
+// builds a fresh store, so a corrupt snapshot is reported (wrapping ErrCorrupt) and never
+// half-loaded.
+func Restore(s *spec.Spec, layout *agg.Layout, emit EmitFunc, data []byte) (*Store, error) {
+	if len(data) < headerLen+4 {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than a header", ErrCorrupt, len(data))
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return nil, fmt.Errorf("%w: checksum %08x, stored %08x", ErrCorrupt, got, sum)
+	}
+	if string(body[:4]) != snapMagic {
+		return nil, fmt.Errorf("%w: not a liveagg state snapshot", ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint16(body[4:]); v != snapVersion {
+		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrCorrupt, v, snapVersion)
+	}
+	if fp, want := binary.LittleEndian.Uint64(body[6:]), Fingerprint(s, layout); fp != want {
+		return nil, fmt.Errorf("%w: spec %s changed its key, windows or aggregations since the snapshot was taken", ErrMismatch, s.Name)
+	}
+	st := New(s, layout, emit)
+	r := reader{b: body[14:]}
+	st.watermark, st.maxTime = r.i64(), r.i64()
+	st.late, st.records, st.emitted = r.i64(), r.i64(), r.i64()
+
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%w: %d series in %d bytes", ErrCorrupt, n, len(r.b))
+	}
+	ids := make([]uint32, n)
+	for i := range ids {
+		k := r.bytes(r.uvarint())
+		if r.err != nil {
+			return nil, r.err
+		}
+		id, added := st.keys.intern(k, hashKey(k))
+		if !added {
+			return nil, fmt.Errorf("%w: series %q listed twice", ErrCorrupt, k)
+		}
+		ids[i] = id
+	}
+	for si := range st.sizes {
+		sz := &st.sizes[si]
+		sz.cursors = make([]cursor, len(st.keys.hashes))
+		nb := r.uvarint()
+		for range nb {
+			if r.err != nil {
+				return nil, r.err
+			}
+			if err := st.restoreBucket(sz, si, &r, ids); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes left over", ErrCorrupt, len(r.b))
+	}
+	for id, refs := range st.keys.refs {
+		if refs == 0 && st.keys.lens[id] != 0 {
+			return nil, fmt.Errorf("%w: series %q is in no window", ErrCorrupt, st.keys.key(uint32(id)))
+		}
+	}
+	return st, nil
+}
+
+func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) error {
+	l := st.layout
+	start := r.i64()
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) {
+		return fmt.Errorf("%w: window of %d slots", ErrCorrupt, n)
+	}
+	if mod(start, sz.size) != 0 {
+		return fmt.Errorf("%w: window start %d is not aligned to %d", ErrCorrupt, start, sz.size)
+	}
+	if len(sz.open) > 0 && sz.open[len(sz.open)-1].start >= start {
+		return fmt.Errorf("%w: windows out of order", ErrCorrupt)
+	}
+	b := st.bucketFor(sz, start)
+	seriesRaw := r.bytes(4 * n)
+	valsRaw := r.bytes(8 * n * uint64(l.Stride))
+	var lastRaw []byte
+	if l.HasLast {
+		lastRaw = r.bytes(4 * n)
+	}
+	if r.err != nil {
+		return r.err
+	}
+	for i := range n {
+		ref := binary.LittleEndian.Uint32(seriesRaw[4*i:])
+		if uint64(ref) >= uint64(len(ids)) {
+			return fmt.Errorf("%w: series %d of %d", ErrCorrupt, ref, len(ids))
+		}
+		id := ids[ref]
+		if sz.cursors[id].seq == b.seq {
+			return fmt.Errorf("%w: series listed twice in one window", ErrCorrupt)
+		}
+		pos := st.addSlot(b, id)
+		sz.cursors[id] = cursor{seq: b.seq, pos: pos}
+	}
+	// Column data goes back chunk by chunk, as raw memory where the machine allows.
+	for ci, c := range b.chunks {
+		used := chunkUsed(b, ci)
+		off := ci * chunkSlots
+		readFloats(c.vals[:used*l.Stride], valsRaw[8*off*l.Stride:])
+		if l.HasLast {
+			readUint32s(c.lastOff[:used], lastRaw[4*off:])
+		}
+		for i := range used {
+			if cnt := c.vals[i*l.Stride]; cnt < 1 || cnt != math.Trunc(cnt) {
+				return fmt.Errorf("%w: slot count %v", ErrCorrupt, cnt)
+			}
+			if l.HasLast && int64(c.lastOff[i]) >= sz.size {
+				return fmt.Errorf("%w: last offset %d beyond window size %d", ErrCorrupt, c.lastOff[i], sz.size)
+			}
+		}
+	}
+	if l.NumHLL+l.NumDDS == 0 {
+		return nil
+	}
+	for pos := range uint32(n) {
+		s := st.slot(b, pos)
+		for i := range l.Funcs {
+			f := &l.Funcs[i]
+			if f.Kind != agg.Distinct && f.Kind != agg.Quantiles {
+				continue
+			}
+			enc := r.bytes(r.uvarint())
+			if r.err != nil {
+				return r.err
+			}
+			if len(enc) == 0 {
+				continue
+			}
+			if err := st.pool.DecodeSketch(f, s, enc); err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+		}
+	}
+	return nil
+}
+
+// reader decodes the snapshot, remembering the first error so the code reads straight through.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: truncated at %s", ErrCorrupt, what)
+	}
+	r.b = nil
+}
+
+func (r *reader) i64() int64 {
+	if len(r.b) < 8 {
+		r.fail("integer")
+		return 0
+	}
+	v := int64(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes(n uint64) []byte {
+	if n > uint64(len(r.b)) {
+		r.fail("bytes")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
