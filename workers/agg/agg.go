@@ -1,10 +1,16 @@
 // Package agg implements liveagg's aggregation functions over a compact, columnar slot layout.
 //
-// One (series, window) is a Slot: a few float64s in a shared slab (count first, then one or two
+// One (series, window) is a Slot: a few float64s in a shared slab (count first, then one or more
 // per function), an event-time offset for last, and pointers to sketches for distinct
 // (HyperLogLog, github.com/axiomhq/hyperloglog) and quantiles (DDSketch,
 // github.com/DataDog/sketches-go). There is no per-series object, so a million series cost a few
 // slabs, not a million heap objects for the garbage collector to trace.
+//
+// Most slots are small: a zone sees a handful of devices in a minute. So distinct and quantiles
+// start exact and inline, with room for SmallN values in the slot itself (hashes in
+// Slot.Small, values in Slot.Vals), and only a slot that outgrows that gets its sketch, fed the
+// inline values first. The sketch of a slot is therefore the same whichever way it was reached
+// (record by record, or by merging partials), which keeps merge exact with respect to sketches.
 //
 // Every function has a mergeable partial state: Merge(partial(A), partial(B)) equals the state
 // of A ∪ B, exactly for count, sum, min, max, avg and last (sums exactly while they are integers
@@ -69,6 +75,8 @@ type Func struct {
 	Off int
 	// Sketch is the index in Slot.HLL (distinct) or Slot.DDS (quantiles).
 	Sketch int
+	// SmallOff is the offset of a distinct's inline hashes in Slot.Small.
+	SmallOff int
 	// Precision of a distinct HyperLogLog.
 	Precision uint8
 	// RelativeAccuracy and Quantiles of a quantiles DDSketch.
@@ -97,7 +105,9 @@ type Layout struct {
 	HasLast bool
 	// NumHLL and NumDDS are the sketch columns per slot.
 	NumHLL, NumDDS int
-	columns        []string
+	// SmallStride is the number of inline distinct hashes per slot (SmallN per distinct).
+	SmallStride int
+	columns     []string
 }
 
 // NewLayout resolves a spec's aggregations against the fields of a decoder.
@@ -119,6 +129,8 @@ func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
 			f.Str = fields.StrIndex(a.Field)
 			f.Sketch = l.NumHLL
 			f.Precision = uint8(a.Precision)
+			f.SmallOff = l.SmallStride
+			l.SmallStride += SmallN
 			l.NumHLL++
 		case Quantiles:
 			f.Num = fields.NumIndex(a.Field)
@@ -130,6 +142,8 @@ func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
 				return nil, fmt.Errorf("aggregations[%d]: %w", i, err)
 			}
 			f.mapping = m
+			f.Off = l.Stride
+			l.Stride += SmallN
 			l.NumDDS++
 		case Sum, Avg:
 			// sum and avg of one field share one running sum; avg divides it by the count.
@@ -187,14 +201,21 @@ type Slot struct {
 	LastOff *uint32
 	// Start is the window start in Unix ms, the base of LastOff.
 	Start int64
-	// HLL and DDS are the sketches of distinct and quantiles, nil until first used.
+	// HLL and DDS are the sketches of distinct and quantiles, nil while the slot is small.
 	HLL []*HLL
 	DDS []*DDS
+	// Small holds SmallN inline hashes per distinct, used while its HLL is nil (0 is empty).
+	Small []uint64
 }
+
+// SmallN is how many values distinct and quantiles keep inline, exactly, before a slot gets a
+// sketch. Four covers most (series, window) slots of real streams at 32 bytes each.
+const SmallN = 4
 
 // Init prepares an empty slot; every slot is initialised before its first Update or Merge.
 func (l *Layout) Init(s Slot) {
 	clear(s.Vals)
+	clear(s.Small)
 	for _, f := range l.Funcs {
 		switch f.Kind {
 		case Min:
@@ -220,9 +241,9 @@ func (l *Layout) Results(s Slot, dst []float64) []float64 {
 		case Avg:
 			dst = append(dst, avgResult(s.Vals[f.Off], n))
 		case Distinct:
-			dst = append(dst, distinctResult(s.HLL[f.Sketch]))
+			dst = append(dst, distinctResult(s.HLL[f.Sketch], s.Small[f.SmallOff:f.SmallOff+SmallN]))
 		case Quantiles:
-			dst = quantilesResult(dst, s.DDS[f.Sketch], f.Quantiles)
+			dst = quantilesResult(dst, s.DDS[f.Sketch], s.Vals[f.Off:f.Off+SmallN], int(n), f.Quantiles)
 		}
 	}
 	return dst
@@ -232,9 +253,26 @@ func (l *Layout) Results(s Slot, dst []float64) []float64 {
 // each other's slots. Names are left out (renaming a column does not change state).
 func (l *Layout) Fingerprint() uint64 {
 	var b []byte
-	b = fmt.Appendf(b, "stride=%d last=%v;", l.Stride, l.HasLast)
+	b = fmt.Appendf(b, "stride=%d small=%d/%d last=%v;", l.Stride, l.SmallStride, SmallN, l.HasLast)
 	for _, f := range l.Funcs {
-		b = fmt.Appendf(b, "%d:%s:%d:%d:%g:%v;", f.Kind, f.Field, f.Off, f.Precision, f.RelativeAccuracy, f.Quantiles)
+		b = fmt.Appendf(b, "%d:%s:%d:%d:%d:%g:%v;", f.Kind, f.Field, f.Off, f.SmallOff, f.Precision, f.RelativeAccuracy, f.Quantiles)
 	}
 	return xxhash.Sum64(b)
+}
+
+// NewSlot allocates a standalone, initialised slot for the window starting at start: for
+// decoding partials and merging outside a store.
+func (l *Layout) NewSlot(start int64) Slot {
+	s := Slot{
+		Vals:  make([]float64, l.Stride),
+		Start: start,
+		HLL:   make([]*HLL, l.NumHLL),
+		DDS:   make([]*DDS, l.NumDDS),
+		Small: make([]uint64, l.SmallStride),
+	}
+	if l.HasLast {
+		s.LastOff = new(uint32)
+	}
+	l.Init(s)
+	return s
 }

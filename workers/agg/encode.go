@@ -9,10 +9,11 @@ import (
 
 // The encoding of one slot, shared by partial outputs and snapshots:
 //
-//	Stride × float64 (little-endian)
+//	Stride × float64 (little-endian; quantiles' inline values are among them)
 //	last event time, Unix ms, zig-zag varint        (only if the layout has last)
-//	per distinct: uvarint length, HyperLogLog binary (length 0 = no sketch)
-//	per quantiles: uvarint length, DDSketch encoding without its index mapping
+//	per distinct: uvarint length, HyperLogLog binary; or, for an inline set (length 0),
+//	              uvarint k, k × u64 hashes
+//	per quantiles: uvarint length, DDSketch encoding without its index mapping (0 = inline)
 //
 // The layout is not in the bytes: a reader must hold the same layout, which snapshots and
 // partial topics guarantee by carrying a layout fingerprint.
@@ -28,9 +29,18 @@ func (l *Layout) AppendSlot(dst []byte, s Slot) ([]byte, error) {
 	if l.HasLast {
 		dst = binary.AppendVarint(dst, s.Start+int64(*s.LastOff))
 	}
-	for _, sk := range s.HLL {
+	for i, sk := range s.HLL {
 		if sk == nil {
 			dst = binary.AppendUvarint(dst, 0)
+			set := s.Small[i*SmallN : (i+1)*SmallN]
+			k := 0
+			for k < SmallN && set[k] != 0 {
+				k++
+			}
+			dst = binary.AppendUvarint(dst, uint64(k))
+			for _, h := range set[:k] {
+				dst = binary.LittleEndian.AppendUint64(dst, h)
+			}
 			continue
 		}
 		// Length-prefix without a second buffer: reserve a fixed 4-byte little-endian length.
@@ -110,6 +120,20 @@ func (l *Layout) DecodeSlot(src []byte, s Slot, p *Pool) ([]byte, error) {
 		}
 		b := src[k : k+int(n)]
 		src = src[k+int(n):]
+		if n == 0 && f.Kind == Distinct {
+			m, k := binary.Uvarint(src)
+			if k <= 0 || m > SmallN || uint64(len(src)-k) < 8*m {
+				return nil, fmt.Errorf("%w: %s inline set", ErrCorrupt, f.Name)
+			}
+			set := s.Small[f.SmallOff : f.SmallOff+SmallN]
+			for i := range int(m) {
+				if set[i] = binary.LittleEndian.Uint64(src[k+8*i:]); set[i] == 0 {
+					return nil, fmt.Errorf("%w: %s inline hash 0", ErrCorrupt, f.Name)
+				}
+			}
+			src = src[k+8*int(m):]
+			continue
+		}
 		if n == 0 {
 			continue
 		}

@@ -31,21 +31,9 @@ func (l *Layout) Update(s Slot, r *record.Record, p *Pool) {
 		case Last:
 			updateLast(s.Vals, f.Off, r.Num[f.Num], newer, tie)
 		case Distinct:
-			sk := s.HLL[f.Sketch]
-			if sk == nil {
-				sk = p.getHLL(f)
-				s.HLL[f.Sketch] = sk
-			}
-			sk.InsertHash(hashValue(r.Str[f.Str]))
+			addDistinct(s, f, hashValue(r.Str[f.Str]), p)
 		case Quantiles:
-			sk := s.DDS[f.Sketch]
-			if sk == nil {
-				sk = p.getDDS(f)
-				s.DDS[f.Sketch] = sk
-			}
-			// Add fails only for values outside the mapping's range (beyond ±1e300-ish); such a
-			// value still counts in count, sum and the rest, and the sketch skips it.
-			_ = sk.Add(r.Num[f.Num])
+			addQuantile(s, f, r.Num[f.Num], int(s.Vals[0]), p)
 		}
 	}
 	if newer {
@@ -60,6 +48,7 @@ func (l *Layout) Merge(dst, src Slot, p *Pool) error {
 		return nil
 	}
 	first := dst.Vals[0] == 0
+	dn, sn := int(dst.Vals[0]), int(src.Vals[0])
 	var newer, tie bool
 	var srcLast int64
 	if l.HasLast {
@@ -84,23 +73,11 @@ func (l *Layout) Merge(dst, src Slot, p *Pool) error {
 		case Last:
 			updateLast(dst.Vals, f.Off, src.Vals[f.Off], newer, tie)
 		case Distinct:
-			if src.HLL[f.Sketch] == nil {
-				continue
-			}
-			if dst.HLL[f.Sketch] == nil {
-				dst.HLL[f.Sketch] = p.getHLL(f)
-			}
-			if err := dst.HLL[f.Sketch].Merge(src.HLL[f.Sketch]); err != nil {
+			if err := mergeDistinct(dst, src, f, p); err != nil {
 				return fmt.Errorf("merge %s: %w", f.Name, err)
 			}
 		case Quantiles:
-			if src.DDS[f.Sketch] == nil {
-				continue
-			}
-			if dst.DDS[f.Sketch] == nil {
-				dst.DDS[f.Sketch] = p.getDDS(f)
-			}
-			if err := dst.DDS[f.Sketch].MergeWith(src.DDS[f.Sketch]); err != nil {
+			if err := mergeQuantiles(dst, src, f, dn, sn, p); err != nil {
 				return fmt.Errorf("merge %s: %w", f.Name, err)
 			}
 		}
@@ -114,9 +91,10 @@ func (l *Layout) Merge(dst, src Slot, p *Pool) error {
 // Pool recycles sketches of closed windows, so that a worker in steady state allocates no new
 // sketches. It belongs to one partition's store and is not safe for concurrent use.
 type Pool struct {
-	l   *Layout
-	hll [][]*HLL
-	dds [][]*DDS
+	l    *Layout
+	hll  [][]*HLL
+	dds  [][]*DDS
+	live int
 }
 
 // NewPool returns an empty pool for the layout's sketch columns.
@@ -124,11 +102,8 @@ func (l *Layout) NewPool() *Pool {
 	return &Pool{l: l, hll: make([][]*HLL, l.NumHLL), dds: make([][]*DDS, l.NumDDS)}
 }
 
-// pooledHLLMax bounds which HyperLogLogs go back to the pool: one that has turned dense holds
-// 2^precision bytes and would be wasted on the small series that most slots are.
-const pooledHLLMax = 512
-
 func (p *Pool) getHLL(f *Func) *HLL {
+	p.live++
 	if free := p.hll[f.Sketch]; len(free) > 0 {
 		sk := free[len(free)-1]
 		p.hll[f.Sketch] = free[:len(free)-1]
@@ -142,6 +117,7 @@ func (p *Pool) getHLL(f *Func) *HLL {
 }
 
 func (p *Pool) getDDS(f *Func) *DDS {
+	p.live++
 	if free := p.dds[f.Sketch]; len(free) > 0 {
 		sk := free[len(free)-1]
 		p.dds[f.Sketch] = free[:len(free)-1]
@@ -156,11 +132,12 @@ func (p *Pool) Release(s Slot) {
 		if sk == nil {
 			continue
 		}
-		if sk.Estimate() <= pooledHLLMax {
-			sk.Reset()
-			p.hll[i] = append(p.hll[i], sk)
-		}
+		// A sketch that turned dense stays dense after Reset; the pool holds at most as many of
+		// those as were ever live at once, so that is bounded, and it saves the allocations.
+		sk.Reset()
+		p.hll[i] = append(p.hll[i], sk)
 		s.HLL[i] = nil
+		p.live--
 	}
 	for i, sk := range s.DDS {
 		if sk == nil {
@@ -169,6 +146,7 @@ func (p *Pool) Release(s Slot) {
 		sk.Clear()
 		p.dds[i] = append(p.dds[i], sk)
 		s.DDS[i] = nil
+		p.live--
 	}
 }
 
@@ -193,3 +171,6 @@ func (p *Pool) DecodeSketch(f *Func, s Slot, enc []byte) error {
 	}
 	return nil
 }
+
+// Live is the number of sketches handed out and not yet released.
+func (p *Pool) Live() int { return p.live }

@@ -40,6 +40,9 @@ type Config struct {
 	LateByMs          int64   // how far behind a late event is, ms (10 minutes)
 	MalformedFraction float64 // fraction of malformed events (0)
 	MoveProb          float64 // chance a device changes zone at an event (0.05)
+	// Uniform picks orgs uniformly instead of by Zipf: benchmarks use it to keep a known
+	// number of series live at once.
+	Uniform bool
 }
 
 func (c *Config) defaults() {
@@ -118,7 +121,12 @@ func (g *Generator) Config() Config { return g.c }
 // Next generates one event.
 func (g *Generator) Next() Event {
 	c := &g.c
-	e := Event{Org: int(g.zipf.Uint64())}
+	var e Event
+	if c.Uniform {
+		e.Org = g.r.IntN(c.Orgs)
+	} else {
+		e.Org = int(g.zipf.Uint64())
+	}
 	e.Site = g.r.IntN(c.SitesPerOrg)
 	local := g.r.IntN(c.DevicesPerSite)
 	dev := (e.Org*c.SitesPerOrg+e.Site)*c.DevicesPerSite + local

@@ -15,6 +15,7 @@ type chunk struct {
 	lastOff []uint32   // per slot, if the layout has last
 	hll     []*agg.HLL // Layout.NumHLL per slot
 	dds     []*agg.DDS // Layout.NumDDS per slot
+	small   []uint64   // Layout.SmallStride per slot: inline distinct hashes
 }
 
 // bucket is one open window of one size: every series' slot for [start, start+size).
@@ -37,6 +38,7 @@ func (st *Store) slot(b *bucket, pos uint32) agg.Slot {
 		Start: b.start,
 		HLL:   c.hll[i*l.NumHLL : (i+1)*l.NumHLL : (i+1)*l.NumHLL],
 		DDS:   c.dds[i*l.NumDDS : (i+1)*l.NumDDS : (i+1)*l.NumDDS],
+		Small: c.small[i*l.SmallStride : (i+1)*l.SmallStride : (i+1)*l.SmallStride],
 	}
 	if l.HasLast {
 		s.LastOff = &c.lastOff[i]
@@ -60,7 +62,7 @@ func (st *Store) addSlot(b *bucket, id uint32) uint32 {
 	if b.index != nil {
 		b.index[id] = pos
 	}
-	st.keys.refs[id]++
+	st.keys.entries[id].refs++
 	st.slots++
 	return pos
 }
@@ -77,6 +79,7 @@ func (st *Store) newChunk() *chunk {
 		vals:   make([]float64, chunkSlots*l.Stride),
 		hll:    make([]*agg.HLL, chunkSlots*l.NumHLL),
 		dds:    make([]*agg.DDS, chunkSlots*l.NumDDS),
+		small:  make([]uint64, chunkSlots*l.SmallStride),
 	}
 	if l.HasLast {
 		c.lastOff = make([]uint32, chunkSlots)
@@ -87,7 +90,7 @@ func (st *Store) newChunk() *chunk {
 // chunkBytes is the memory of one chunk's columns.
 func (st *Store) chunkBytes() int {
 	l := st.layout
-	n := chunkSlots * (4 + 8*l.Stride + 8*(l.NumHLL+l.NumDDS))
+	n := chunkSlots * (4 + 8*l.Stride + 8*(l.NumHLL+l.NumDDS) + 8*l.SmallStride)
 	if l.HasLast {
 		n += 4 * chunkSlots
 	}
@@ -96,7 +99,7 @@ func (st *Store) chunkBytes() int {
 
 // findSlot returns series id's slot in b, creating it if absent, using the cursor of size si.
 func (st *Store) findSlot(si int, b *bucket, id uint32) uint32 {
-	cur := &st.sizes[si].cursors[id]
+	cur := &st.cursors[int(id)*len(st.sizes)+si]
 	switch {
 	case cur.seq == b.seq:
 		return cur.pos

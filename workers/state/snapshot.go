@@ -22,6 +22,7 @@ import (
 //	per window size (spec order): uvarint #open windows, then per window:
 //	    i64 start | uvarint #slots | #slots × u32 series id | #slots × Stride × f64 values
 //	    | #slots × u32 last offsets (if the layout has last)
+//	    | #slots × SmallStride × u64 inline distinct hashes
 //	    | per slot, per sketch column: uvarint length, sketch bytes
 //	u32 CRC-32C of everything before it
 //
@@ -66,7 +67,7 @@ func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
 
 	// Renumber live series densely in order of first appearance, so the snapshot holds no
 	// freed ids and restore needs no hash of old ids.
-	remap := make([]uint32, len(st.keys.hashes))
+	remap := make([]uint32, len(st.keys.entries))
 	for i := range remap {
 		remap[i] = math.MaxUint32
 	}
@@ -110,6 +111,9 @@ func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
 					dst = appendUint32s(dst, c.lastOff[:chunkUsed(b, ci)])
 				}
 			}
+			for ci, c := range b.chunks {
+				dst = appendUint64s(dst, c.small[:chunkUsed(b, ci)*l.SmallStride])
+			}
 			if l.NumHLL+l.NumDDS > 0 {
 				var err error
 				if dst, err = st.appendSketches(dst, b); err != nil {
@@ -125,7 +129,9 @@ func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
 func chunkUsed(b *bucket, ci int) int { return min(chunkSlots, b.n-ci*chunkSlots) }
 
 func (st *Store) appendSketches(dst []byte, b *bucket) ([]byte, error) {
-	// Sketches reuse the slot encoding with a stride-0 view: only the sketch part is written.
+	// Each sketch is encoded into one reused scratch buffer, then length-prefixed: no
+	// allocation per sketch.
+	scratch := st.scratch[:0]
 	for pos := range uint32(b.n) {
 		s := st.slot(b, pos)
 		for _, sk := range s.HLL {
@@ -133,24 +139,25 @@ func (st *Store) appendSketches(dst []byte, b *bucket) ([]byte, error) {
 				dst = binary.AppendUvarint(dst, 0)
 				continue
 			}
-			enc, err := sk.MarshalBinary()
-			if err != nil {
+			var err error
+			if scratch, err = sk.AppendBinary(scratch[:0]); err != nil {
 				return nil, fmt.Errorf("snapshot hyperloglog: %w", err)
 			}
-			dst = binary.AppendUvarint(dst, uint64(len(enc)))
-			dst = append(dst, enc...)
+			dst = binary.AppendUvarint(dst, uint64(len(scratch)))
+			dst = append(dst, scratch...)
 		}
 		for _, sk := range s.DDS {
 			if sk == nil {
 				dst = binary.AppendUvarint(dst, 0)
 				continue
 			}
-			var enc []byte
-			sk.Encode(&enc, true)
-			dst = binary.AppendUvarint(dst, uint64(len(enc)))
-			dst = append(dst, enc...)
+			scratch = scratch[:0]
+			sk.Encode(&scratch, true)
+			dst = binary.AppendUvarint(dst, uint64(len(scratch)))
+			dst = append(dst, scratch...)
 		}
 	}
+	st.scratch = scratch
 	return dst, nil
 }
 
@@ -163,6 +170,19 @@ func appendFloats(dst []byte, v []float64) []byte {
 	}
 	for _, x := range v {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(x))
+	}
+	return dst
+}
+
+func appendUint64s(dst []byte, v []uint64) []byte {
+	if len(v) == 0 {
+		return dst
+	}
+	if littleEndian {
+		return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*8)...)
+	}
+	for _, x := range v {
+		dst = binary.LittleEndian.AppendUint64(dst, x)
 	}
 	return dst
 }
@@ -187,6 +207,16 @@ func readFloats(dst []float64, src []byte) {
 	}
 	for i := range dst {
 		dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:]))
+	}
+}
+
+func readUint64s(dst []uint64, src []byte) {
+	if littleEndian {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)*8), src)
+		return
+	}
+	for i := range dst {
+		dst[i] = binary.LittleEndian.Uint64(src[8*i:])
 	}
 }
 
@@ -241,9 +271,9 @@ func Restore(s *spec.Spec, layout *agg.Layout, emit EmitFunc, data []byte) (*Sto
 		}
 		ids[i] = id
 	}
+	st.cursors = make([]cursor, len(st.keys.entries)*len(st.sizes))
 	for si := range st.sizes {
 		sz := &st.sizes[si]
-		sz.cursors = make([]cursor, len(st.keys.hashes))
 		nb := r.uvarint()
 		for range nb {
 			if r.err != nil {
@@ -260,8 +290,8 @@ func Restore(s *spec.Spec, layout *agg.Layout, emit EmitFunc, data []byte) (*Sto
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes left over", ErrCorrupt, len(r.b))
 	}
-	for id, refs := range st.keys.refs {
-		if refs == 0 && st.keys.lens[id] != 0 {
+	for id, e := range st.keys.entries {
+		if e.refs == 0 && e.len != 0 {
 			return nil, fmt.Errorf("%w: series %q is in no window", ErrCorrupt, st.keys.key(uint32(id)))
 		}
 	}
@@ -288,6 +318,7 @@ func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) e
 	if l.HasLast {
 		lastRaw = r.bytes(4 * n)
 	}
+	smallRaw := r.bytes(8 * n * uint64(l.SmallStride))
 	if r.err != nil {
 		return r.err
 	}
@@ -297,11 +328,11 @@ func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) e
 			return fmt.Errorf("%w: series %d of %d", ErrCorrupt, ref, len(ids))
 		}
 		id := ids[ref]
-		if sz.cursors[id].seq == b.seq {
+		cur := &st.cursors[int(id)*len(st.sizes)+si]
+		if cur.seq == b.seq {
 			return fmt.Errorf("%w: series listed twice in one window", ErrCorrupt)
 		}
-		pos := st.addSlot(b, id)
-		sz.cursors[id] = cursor{seq: b.seq, pos: pos}
+		*cur = cursor{seq: b.seq, pos: st.addSlot(b, id)}
 	}
 	// Column data goes back chunk by chunk, as raw memory where the machine allows.
 	for ci, c := range b.chunks {
@@ -311,6 +342,7 @@ func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) e
 		if l.HasLast {
 			readUint32s(c.lastOff[:used], lastRaw[4*off:])
 		}
+		readUint64s(c.small[:used*l.SmallStride], smallRaw[8*off*l.SmallStride:])
 		for i := range used {
 			if cnt := c.vals[i*l.Stride]; cnt < 1 || cnt != math.Trunc(cnt) {
 				return fmt.Errorf("%w: slot count %v", ErrCorrupt, cnt)

@@ -72,16 +72,18 @@ type Stats struct {
 type sizeState struct {
 	size    int64
 	open    []*bucket // few: the windows the watermark has not passed yet
-	cursors []cursor  // per series id
 	nextSeq uint32
 }
 
 // Store is the state of one input partition.
 type Store struct {
-	layout     *agg.Layout
-	pool       *agg.Pool
-	keys       *keyTable
-	sizes      []sizeState
+	layout *agg.Layout
+	pool   *agg.Pool
+	keys   *keyTable
+	sizes  []sizeState
+	// cursors holds, per series id, one cursor per window size side by side: a record's
+	// lookups for all its windows touch one cache line.
+	cursors    []cursor
 	lateness   int64
 	watermark  int64
 	maxTime    int64
@@ -89,6 +91,7 @@ type Store struct {
 	emit       EmitFunc
 	freeChunks []*chunk
 	keyBuf     []byte
+	scratch    []byte // snapshot encoding of one sketch
 	slots      int
 	// counters
 	late, records, emitted int64
@@ -189,14 +192,12 @@ func (st *Store) seriesID(parts [][]byte) uint32 {
 }
 
 func (st *Store) resetCursors(id uint32) {
-	for si := range st.sizes {
-		sz := &st.sizes[si]
-		if int(id) >= len(sz.cursors) {
-			sz.cursors = append(sz.cursors, make([]cursor, int(id)+1-len(sz.cursors))...)
-			continue
-		}
-		sz.cursors[id] = cursor{}
+	n := len(st.sizes)
+	if end := (int(id) + 1) * n; end > len(st.cursors) {
+		st.cursors = append(st.cursors, make([]cursor, end-len(st.cursors))...)
+		return
 	}
+	clear(st.cursors[int(id)*n : (int(id)+1)*n])
 }
 
 // bucketFor returns the open bucket of sz starting at start, creating it if needed. Open
@@ -272,16 +273,17 @@ func (st *Store) Stats() Stats {
 		KeyBytes:  int64(st.keys.keyBytes()),
 	}
 	chunks := len(st.freeChunks)
+	s.Bytes += int64(8 * cap(st.cursors))
 	for _, sz := range st.sizes {
 		s.OpenWindows += len(sz.open)
-		s.Bytes += int64(8 * cap(sz.cursors))
 		for _, b := range sz.open {
 			chunks += len(b.chunks)
 		}
 	}
 	s.Bytes += int64(chunks*st.chunkBytes()) + int64(st.keys.bytes())
-	// Sketch sizes are not exposed by the sketch libraries; a small sparse sketch is ~200 bytes.
-	s.Bytes += int64(st.slots) * int64(st.layout.NumHLL+st.layout.NumDDS) * 200
+	// Sketch sizes are not exposed by the sketch libraries; count ~300 bytes for each sketch a
+	// slot outgrew its inline values for.
+	s.Bytes += int64(st.pool.Live()) * 300
 	return s
 }
 
