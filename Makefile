@@ -14,13 +14,14 @@ STATICCHECK_VERSION := v0.8.2
 # a 2-core machine responsive without serialising everything.
 INTEGRATION_FLAGS ?= -tags integration -count=1 -p 2 -timeout 75m
 
-.PHONY: help build test test-all lint services-up services-down services-status tools
+.PHONY: help build test test-all lint bench services-up services-down services-status tools
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Compile every package.
+build: ## Compile every package and the liveagg binary into bin/.
 	$(GO) build ./...
+	$(GO) build -o bin/liveagg ./workers/cmd/liveagg
 
 test: tools ## Unit and in-process tests: Go alone, no services, under 2 minutes.
 	$(TOOLS)/gotestsum --format pkgname-and-test-fails -- -count=1 -timeout 5m ./...
@@ -35,6 +36,14 @@ lint: tools ## go vet (with and without the integration tag), gofmt and staticch
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(TOOLS)/staticcheck ./...
 	$(TOOLS)/staticcheck -tags integration ./...
+
+bench: ## Engine benchmarks: ingest (vs a naive baseline), snapshot, memory, decode. ~5 minutes.
+	$(GO) test -run XXX -bench 'Ingest' -benchtime 3000000x -benchmem ./workers/state/
+	$(GO) test -run XXX -bench 'Snapshot|Memory' -benchtime 5x ./workers/state/
+	$(GO) test -run XXX -bench . -benchmem ./workers/record/
+
+bench-scale: ## 10M series x 2 windows in one process: heap in use (needs ~3 GB).
+	$(GO) test -run XXX -bench Scale10M -benchtime 1x ./workers/state/
 
 services-up: ## Install (once, into $LIVEAGG_CACHE) and start Kafka, Cassandra, moto, OpenTofu, the Lambda emulator.
 	$(SERVICES) up

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -12,7 +13,8 @@ import (
 )
 
 // Parse reads a spec from YAML or JSON, applies defaults and validates it. On failure the error
-// is an Errors listing every problem with its field path.
+// is an Errors listing every problem with its field path and, where the field is in the
+// document, its line.
 func Parse(data []byte) (*Spec, error) {
 	s, err := Decode(data)
 	if err != nil {
@@ -20,9 +22,63 @@ func Parse(data []byte) (*Spec, error) {
 	}
 	s.ApplyDefaults()
 	if err := s.Validate(); err != nil {
+		var errs Errors
+		if errors.As(err, &errs) {
+			locate(data, errs)
+		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// locate fills in the line of each error whose path names a field present in the document
+// (or, for a missing field, the object that should hold it).
+func locate(data []byte, errs Errors) {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) != 1 {
+		return
+	}
+	for i := range errs {
+		if errs[i].Line == 0 {
+			errs[i].Line = lineOf(doc.Content[0], errs[i].Path)
+		}
+	}
+}
+
+// lineOf walks a path like "aggregations[2].field" down the node tree and returns the line of
+// the deepest node it reaches.
+func lineOf(n *yaml.Node, path string) int {
+	line := n.Line
+	for path != "" {
+		var step string
+		step, path, _ = strings.Cut(path, ".")
+		name, idx, hasIdx := step, "", false
+		if i := strings.IndexByte(step, '['); i >= 0 {
+			name, idx, hasIdx = step[:i], strings.Trim(step[i:], "[]"), true
+		}
+		next := (*yaml.Node)(nil)
+		if n.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == name {
+					next = n.Content[j+1]
+					line = n.Content[j].Line
+				}
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if hasIdx {
+			k, err := strconv.Atoi(idx)
+			if err != nil || n.Kind != yaml.SequenceNode || k >= len(n.Content) {
+				return line
+			}
+			n = n.Content[k]
+			line = n.Line
+		}
+	}
+	return line
 }
 
 // ParseFile is Parse of a file's contents; errors name the file.

@@ -210,3 +210,15 @@ func mustReadF(f *testing.F, path string) []byte {
 	}
 	return b
 }
+
+func TestErrorsCarryLines(t *testing.T) {
+	doc := "name: t\ninput: {topic: raw, time_field: ts}\nkey: [org]\nwindows: [1m]\naggregations:\n  - fn: count\n  - fn: sum\noutputs: [{type: stdout}]\n"
+	_, err := Parse([]byte(doc))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 {
+		t.Fatalf("Parse = %v", err)
+	}
+	if errs[0].Path != "aggregations[1].field" || errs[0].Line != 7 {
+		t.Fatalf("error %+v, want aggregations[1].field at line 7", errs[0])
+	}
+}

@@ -1,0 +1,85 @@
+// Package cli builds the liveagg command line: one binary whose subcommands cover the whole
+// product (spec tools now; worker, demo and checkpoint tools as they land). Commands here parse
+// flags and call into the packages that do the work; they hold no logic of their own.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, for scripts and CI.
+const (
+	ExitOK      = 0
+	ExitInvalid = 1 // the input was read but is not valid (a spec, a checkpoint)
+	ExitUsage   = 2 // the command was called wrongly, or a file could not be read
+)
+
+// ExitError carries an exit code out of a command after its message has been printed.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// Version is set at build time with -ldflags "-X github.com/liveagg/liveagg/workers/cli.Version=...".
+var Version = ""
+
+// New returns the root command writing to out and errOut.
+func New(out, errOut io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "liveagg",
+		Short: "Real-time aggregation of Kafka streams on spot instances",
+		Long: `liveagg aggregates Kafka streams into time-series rollups in real time, checkpointing
+its state and offsets so that a worker lost to a spot interruption loses nothing.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.AddCommand(newSpecCmd(), newVersionCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this build",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "liveagg", version())
+			return nil
+		},
+	}
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if rev != "" {
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			if dirty {
+				rev += "-dirty"
+			}
+			return "dev-" + rev
+		}
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+	}
+	return "dev"
+}
