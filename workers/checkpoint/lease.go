@@ -1,0 +1,228 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"path"
+	"time"
+)
+
+// Lease is one owner's claim on a partition. Saves through it succeed only while no newer owner
+// has claimed the partition.
+type Lease struct {
+	s     *Store
+	key   Key
+	owner string
+	gen   int64
+	tag   string // version tag of the manifest this owner wrote last
+	man   Manifest
+}
+
+// Claim makes owner the partition's owner: it rewrites the manifest with the next generation,
+// conditional on it being unchanged since read, so any earlier owner's later saves fail with
+// ErrFenced. Concurrent claims are resolved by the same condition: one wins, the other retries
+// and then wins with a higher generation, fencing the first.
+func (s *Store) Claim(ctx context.Context, key Key, owner string) (*Lease, error) {
+	name := path.Join(key.dir(), "MANIFEST")
+	for attempt := 0; ; attempt++ {
+		man, tag, err := s.readManifest(ctx, key)
+		if err != nil && !errors.Is(err, errNotFound) {
+			return nil, err
+		}
+		man.Version = manifestVersion
+		man.Generation++
+		man.Owner = owner
+		body, err := json.Marshal(man)
+		if err != nil {
+			return nil, fmt.Errorf("claim %s: %w", key, err)
+		}
+		newTag, err := s.b.putIf(ctx, name, body, tag)
+		if errors.Is(err, errPrecondition) && attempt < 10 {
+			continue // someone wrote between our read and write; read again
+		}
+		if err != nil {
+			return nil, fmt.Errorf("claim %s: %w", key, err)
+		}
+		return &Lease{s: s, key: key, owner: owner, gen: man.Generation, tag: newTag, man: man}, nil
+	}
+}
+
+// Generation is the lease's generation: higher than any earlier owner's.
+func (l *Lease) Generation() int64 { return l.gen }
+
+// Manifest returns the manifest as of the claim or the last save.
+func (l *Lease) Manifest() Manifest { return l.man }
+
+// Save writes cp as the partition's current checkpoint, keeping the current one as previous.
+// The data object goes first; the manifest swap is conditional on this lease still owning the
+// partition. It returns ErrFenced if it does not, and then nothing visible has changed.
+func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
+	obj := path.Join(l.key.dir(), "data", fmt.Sprintf("%016d-%020d.state", l.gen, cp.Offset))
+	if err := l.s.b.put(ctx, obj, cp.State); err != nil {
+		return Entry{}, fmt.Errorf("save %s: write state: %w", l.key, err)
+	}
+	created := cp.Created
+	if created.IsZero() {
+		created = time.Now().UTC()
+	}
+	e := Entry{
+		Object: obj, Offset: cp.Offset, EmitSeq: cp.EmitSeq, Size: int64(len(cp.State)),
+		CRC32C: crc32.Checksum(cp.State, castagnoli), Generation: l.gen, Created: created,
+	}
+	man := l.man
+	stale := man.Previous
+	if man.Current != nil && man.Current.Object != obj {
+		man.Previous = man.Current
+	}
+	man.Current = &e
+	body, err := json.Marshal(man)
+	if err != nil {
+		return Entry{}, fmt.Errorf("save %s: %w", l.key, err)
+	}
+	tag, err := l.s.b.putIf(ctx, path.Join(l.key.dir(), "MANIFEST"), body, l.tag)
+	if errors.Is(err, errPrecondition) {
+		// Our state object is orphaned; the new owner's manifest never names it.
+		_ = l.s.b.remove(ctx, obj)
+		cur, _, rerr := l.s.readManifest(ctx, l.key)
+		if rerr == nil {
+			l.s.log.Warn("checkpoint save refused: partition claimed by a newer owner",
+				"partition", l.key.String(), "our_generation", l.gen, "their_generation", cur.Generation, "their_owner", cur.Owner)
+		}
+		return Entry{}, fmt.Errorf("save %s generation %d: %w", l.key, l.gen, ErrFenced)
+	}
+	if err != nil {
+		_ = l.s.b.remove(ctx, obj)
+		return Entry{}, fmt.Errorf("save %s: write manifest: %w", l.key, err)
+	}
+	l.tag, l.man = tag, man
+	// The checkpoint before previous is no longer reachable from the manifest.
+	if stale != nil && stale.Object != obj && (man.Previous == nil || stale.Object != man.Previous.Object) {
+		if err := l.s.b.remove(ctx, stale.Object); err != nil {
+			l.s.log.Warn("remove stale checkpoint", "object", stale.Object, "err", err)
+		}
+	}
+	return e, nil
+}
+
+// Load returns the newest readable checkpoint of the lease's partition: the current one, or,
+// if that is missing or damaged, the previous one (reported through the logger and the
+// fallback hook). It returns ErrNoCheckpoint when there is none.
+func (l *Lease) Load(ctx context.Context) (Checkpoint, error) {
+	return l.s.load(ctx, l.key, l.man, 0)
+}
+
+// LoadOlder is Load skipping the first skip readable checkpoints: a caller whose restore of
+// the newest checkpoint failed (say, the state did not decode) asks for the one before it.
+func (l *Lease) LoadOlder(ctx context.Context, skip int) (Checkpoint, error) {
+	return l.s.load(ctx, l.key, l.man, skip)
+}
+
+func (s *Store) load(ctx context.Context, key Key, man Manifest, skip int) (Checkpoint, error) {
+	var errs []error
+	for _, e := range []*Entry{man.Current, man.Previous} {
+		if e == nil {
+			continue
+		}
+		cp, err := s.fetch(ctx, *e)
+		if err != nil {
+			errs = append(errs, err)
+			s.log.Error("checkpoint unreadable; falling back to the previous one",
+				"partition", key.String(), "object", e.Object, "offset", e.Offset, "err", err)
+			if s.onFall != nil {
+				s.onFall(key, err)
+			}
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		return cp, nil
+	}
+	if len(errs) > 0 {
+		return Checkpoint{}, fmt.Errorf("load %s: no readable checkpoint: %w", key, errors.Join(errs...))
+	}
+	return Checkpoint{}, fmt.Errorf("load %s: %w", key, ErrNoCheckpoint)
+}
+
+// Inspect reads a partition's manifest without claiming it.
+func (s *Store) Inspect(ctx context.Context, key Key) (Manifest, error) {
+	m, _, err := s.readManifest(ctx, key)
+	if errors.Is(err, errNotFound) {
+		return m, fmt.Errorf("inspect %s: %w", key, ErrNoCheckpoint)
+	}
+	return m, err
+}
+
+// Fetch reads and verifies the checkpoint an entry names.
+func (s *Store) Fetch(ctx context.Context, e Entry) (Checkpoint, error) { return s.fetch(ctx, e) }
+
+func (s *Store) fetch(ctx context.Context, e Entry) (Checkpoint, error) {
+	data, _, err := s.b.get(ctx, e.Object)
+	if errors.Is(err, errNotFound) {
+		return Checkpoint{}, fmt.Errorf("%w: %s is missing", ErrCorrupt, e.Object)
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read %s: %w", e.Object, err)
+	}
+	if int64(len(data)) != e.Size {
+		return Checkpoint{}, fmt.Errorf("%w: %s has %d bytes, manifest says %d", ErrCorrupt, e.Object, len(data), e.Size)
+	}
+	if sum := crc32.Checksum(data, castagnoli); sum != e.CRC32C {
+		return Checkpoint{}, fmt.Errorf("%w: %s checksum %08x, manifest says %08x", ErrCorrupt, e.Object, sum, e.CRC32C)
+	}
+	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, State: data, Generation: e.Generation, Created: e.Created}, nil
+}
+
+func (s *Store) readManifest(ctx context.Context, key Key) (Manifest, string, error) {
+	var m Manifest
+	data, tag, err := s.b.get(ctx, path.Join(key.dir(), "MANIFEST"))
+	if err != nil {
+		return m, "", err
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		// A manifest is written whole by one conditional put, so this is damage, not a race.
+		return m, "", fmt.Errorf("%w: manifest of %s: %v", ErrCorrupt, key, err)
+	}
+	if m.Version != manifestVersion {
+		return m, "", fmt.Errorf("%w: manifest of %s has version %d, this build reads %d", ErrCorrupt, key, m.Version, manifestVersion)
+	}
+	return m, tag, nil
+}
+
+// Partitions lists the checkpointed partitions of a spec and topic ("" lists every spec/topic).
+func (s *Store) Partitions(ctx context.Context, spec, topic string) ([]Key, error) {
+	prefix := ""
+	if spec != "" {
+		prefix = spec + "/"
+		if topic != "" {
+			prefix += topic + "/"
+		}
+	}
+	names, err := s.b.list(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	var keys []Key
+	for _, n := range names {
+		var k Key
+		dir, file := path.Split(n)
+		if file != "MANIFEST" {
+			continue
+		}
+		parts := splitDir(dir)
+		if len(parts) != 3 {
+			continue
+		}
+		p, err := parseInt32(parts[2])
+		if err != nil {
+			continue
+		}
+		k.Spec, k.Topic, k.Partition = parts[0], parts[1], p
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
