@@ -67,6 +67,8 @@ type Checkpoint struct {
 	// EmitSeq is the sink progress: every window emitted with a sequence below it is durable in
 	// every sink.
 	EmitSeq uint64
+	// Sinks is each sink's progress at the checkpoint (a file sink's length, say), by sink name.
+	Sinks map[string]string
 	// State is the state.Store snapshot.
 	State []byte
 	// Generation is the owner generation that wrote it.
@@ -77,13 +79,14 @@ type Checkpoint struct {
 
 // Entry describes a checkpoint in the manifest.
 type Entry struct {
-	Object     string    `json:"object"`
-	Offset     int64     `json:"offset"`
-	EmitSeq    uint64    `json:"emit_seq"`
-	Size       int64     `json:"size"`
-	CRC32C     uint32    `json:"crc32c"`
-	Generation int64     `json:"generation"`
-	Created    time.Time `json:"created"`
+	Object     string            `json:"object"`
+	Offset     int64             `json:"offset"`
+	EmitSeq    uint64            `json:"emit_seq"`
+	Sinks      map[string]string `json:"sinks,omitempty"`
+	Size       int64             `json:"size"`
+	CRC32C     uint32            `json:"crc32c"`
+	Generation int64             `json:"generation"`
+	Created    time.Time         `json:"created"`
 }
 
 // Manifest is the pointer object of one partition.

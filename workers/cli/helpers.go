@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/workers/agg"
+	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/spec"
+)
+
+type kgoOpt = kgo.Opt
+
+// layoutColumns is the value columns a spec produces, in order.
+func layoutColumns(s *spec.Spec) []string {
+	d, err := record.NewDecoder(s)
+	if err != nil {
+		return nil
+	}
+	l, err := agg.NewLayout(s, d)
+	if err != nil {
+		return nil
+	}
+	return l.Columns()
+}
+
+// inputPartitions is the partition count of the input topic, which must exist.
+func inputPartitions(ctx context.Context, opts []kgo.Opt, topic string) (int32, error) {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("describe input topic %s: %w", topic, err)
+	}
+	t, ok := td[topic]
+	if !ok || t.Err != nil {
+		return 0, fmt.Errorf("input topic %s: does not exist (%v)", topic, t.Err)
+	}
+	return int32(len(t.Partitions)), nil
+}

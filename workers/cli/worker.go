@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/liveagg/liveagg/workers/admin"
+	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/config"
+	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/worker"
+)
+
+func newWorkerCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "worker --config worker.yaml",
+		Short: "Run a spot worker: consume, aggregate, checkpoint, write rollups",
+		Long: `worker joins the spec's Kafka consumer group and owns the partitions assigned to it:
+it restores each from its checkpoint, aggregates its records, writes closed windows to the
+spec's outputs and checkpoints state with offsets. SIGTERM drains (checkpoint, leave the group)
+before exiting. See workers/config for the file's fields; LIVEAGG_* variables override them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)).With("worker", cfg.WorkerID)
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return RunWorker(ctx, cfg, log)
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "worker.yaml", "worker configuration file")
+	return cmd
+}
+
+// RunWorker wires a worker from its configuration and runs it until ctx ends (then it drains)
+// or it fails.
+func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	s, err := loadSpec(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	loadAWS := func(ctx context.Context) (aws.Config, error) { return cfg.AWS.Load(ctx) }
+	kopts, err := cfg.Kafka.ClientOpts(ctx, loadAWS)
+	if err != nil {
+		return err
+	}
+	var s3c *s3.Client
+	needS3 := strings.HasPrefix(cfg.Checkpoint.Location, "s3://")
+	for _, o := range s.Outputs {
+		needS3 = needS3 || o.Type == spec.OutputS3
+	}
+	if needS3 {
+		ac, err := loadAWS(ctx)
+		if err != nil {
+			return err
+		}
+		s3c = s3.NewFromConfig(ac, func(o *s3.Options) { o.UsePathStyle = cfg.AWS.Endpoint != "" })
+	}
+	var copts []checkpoint.Option
+	copts = append(copts, checkpoint.WithLogger(log))
+	if s3c != nil {
+		copts = append(copts, checkpoint.WithS3Client(s3c))
+	}
+	store, err := checkpoint.Open(cfg.Checkpoint.Location, copts...)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sinks, closeSinks, err := buildSinks(ctx, cfg, s, kopts, s3c)
+	if err != nil {
+		return err
+	}
+	defer closeSinks()
+	w, err := worker.New(worker.Config{
+		WorkerID: cfg.WorkerID, Spec: s, KafkaOpts: kopts, Group: cfg.Kafka.Group,
+		Checkpoints: store, CheckpointInterval: cfg.Checkpoint.Interval, CheckpointRecords: cfg.Checkpoint.Records,
+		OnMissingOffset: cfg.Checkpoint.OnMissingOffset, Sinks: sinks, Logger: log,
+		Metrics: worker.NewMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Metrics.Listen != "" {
+		stopMetrics, err := serve(cfg.Metrics.Listen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		defer stopMetrics()
+	}
+	if cfg.Admin.Listen != "" {
+		token, err := readToken(cfg.Admin.TokenFile)
+		if err != nil {
+			return err
+		}
+		stopAdmin, err := serve(cfg.Admin.Listen, admin.Handler[worker.Status](w, token, log), log)
+		if err != nil {
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		defer stopAdmin()
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// SIGTERM: drain, so the partitions move with fresh checkpoints.
+		dctx, dcancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer dcancel()
+		if err := w.Drain(dctx); err != nil {
+			log.Error("drain on shutdown failed", "err", err)
+			cancel()
+		}
+		return <-done
+	}
+}
+
+func loadSpec(_ context.Context, cfg *config.Config) (*spec.Spec, error) {
+	if strings.HasPrefix(cfg.Spec, "s3://") {
+		return nil, errors.New("spec: s3:// spec sources arrive with the Terraform provider; use a file for now")
+	}
+	return spec.ParseFile(cfg.Spec)
+}
+
+func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []kgoOpt, s3c *s3.Client) ([]sink.Sink, func(), error) {
+	var sinks []sink.Sink
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	var kafkaOuts []sink.KafkaOutput
+	for i, o := range s.Outputs {
+		switch o.Type {
+		case spec.OutputCassandra:
+			if len(cfg.Sinks.Cassandra.Hosts) == 0 {
+				closeAll()
+				return nil, nil, fmt.Errorf("outputs[%d] is cassandra but sinks.cassandra.hosts is empty", i)
+			}
+			sess, err := sink.NewCassandraSession(cfg.Sinks.Cassandra.Hosts, o.Keyspace, cfg.Sinks.Cassandra.Timeout)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			closers = append(closers, sess.Close)
+			cs, err := sink.NewCassandra(ctx, sess, sink.CassandraConfig{
+				Keyspace: o.Keyspace, Table: o.Table, TTL: o.TTL.Std(), Replication: cfg.Sinks.Cassandra.Replication,
+				Concurrency: cfg.Sinks.Cassandra.Concurrency,
+			}, s.Key, layoutColumns(s))
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			sinks = append(sinks, cs)
+		case spec.OutputS3:
+			ss, err := sink.NewS3(s3c, o.URL)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			sinks = append(sinks, ss)
+		case spec.OutputFile:
+			fs, err := sink.NewFile(o.Path)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			sinks = append(sinks, fs)
+		case spec.OutputKafka:
+			if o.Partial {
+				closeAll()
+				return nil, nil, fmt.Errorf("outputs[%d]: partial outputs arrive with multilevel aggregation", i)
+			}
+			kafkaOuts = append(kafkaOuts, sink.KafkaOutput{Topic: o.Topic})
+		case spec.OutputStdout:
+			sinks = append(sinks, sink.NewStdout(os.Stdout))
+		}
+	}
+	dlq := cfg.Sinks.DeadLetterTopic
+	if dlq == "" {
+		dlq = s.Name + ".dlq"
+	}
+	progress := cfg.Sinks.ProgressTopic
+	if progress == "" {
+		progress = s.Name + ".progress"
+	}
+	outbox := sink.NewKafka(kopts, kafkaOuts, dlq, progress, sink.WithTransactionTimeout(max(time.Minute, 2*cfg.Checkpoint.Interval)))
+	parts, err := inputPartitions(ctx, kopts, s.Input.Topic)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	if err := outbox.EnsureTopics(ctx, parts); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	sinks = append(sinks, outbox)
+	return sinks, closeAll, nil
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", errors.New("admin.token_file is empty")
+	}
+	return t, nil
+}
+
+func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "addr", addr, "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}

@@ -1,0 +1,234 @@
+// Package config reads a worker's configuration: one YAML file, then environment overrides,
+// validated at start so a bad value stops the worker with a message naming it rather than
+// surfacing as a confusing failure later.
+//
+// Secrets never come from the file or flags: the admin token is read from a file or an SSM
+// SecureString parameter, SASL passwords from a file or the environment.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a worker's configuration file.
+type Config struct {
+	// WorkerID names the worker in checkpoints and logs (default: hostname-pid).
+	WorkerID string `yaml:"worker_id"`
+	// Spec is the aggregation spec: a file path or s3://bucket/key.
+	Spec       string     `yaml:"spec"`
+	Kafka      Kafka      `yaml:"kafka"`
+	Checkpoint Checkpoint `yaml:"checkpoint"`
+	Sinks      Sinks      `yaml:"sinks"`
+	AWS        AWS        `yaml:"aws"`
+	Admin      Admin      `yaml:"admin"`
+	Metrics    Metrics    `yaml:"metrics"`
+}
+
+// Kafka is the broker connection and consumer group.
+type Kafka struct {
+	Brokers []string `yaml:"brokers"`
+	// Group defaults to liveagg.<spec name>.
+	Group string `yaml:"group"`
+	TLS   TLS    `yaml:"tls"`
+	SASL  SASL   `yaml:"sasl"`
+}
+
+// TLS configures encryption to the brokers.
+type TLS struct {
+	Enabled  bool   `yaml:"enabled"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// SASL configures authentication: scram-sha-256, scram-sha-512 or aws-msk-iam.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism"`
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Checkpoint configures the checkpoint store and triggers.
+type Checkpoint struct {
+	// Location is s3://bucket/prefix or file:///dir.
+	Location string        `yaml:"location"`
+	Interval time.Duration `yaml:"interval"`
+	Records  int64         `yaml:"records"`
+	// OnMissingOffset is stop or earliest.
+	OnMissingOffset string `yaml:"on_missing_offset"`
+}
+
+// Sinks configures the clients of the spec's outputs.
+type Sinks struct {
+	Cassandra       Cassandra `yaml:"cassandra"`
+	DeadLetterTopic string    `yaml:"dead_letter_topic"`
+	ProgressTopic   string    `yaml:"progress_topic"`
+}
+
+// Cassandra is the cluster Cassandra outputs write to.
+type Cassandra struct {
+	Hosts       []string          `yaml:"hosts"`
+	Replication map[string]string `yaml:"replication"`
+	Timeout     time.Duration     `yaml:"timeout"`
+	Concurrency int               `yaml:"concurrency"`
+}
+
+// AWS configures S3, SSM and CloudWatch clients.
+type AWS struct {
+	Region string `yaml:"region"`
+	// Endpoint overrides every service's endpoint (moto, LocalStack, an S3-compatible store).
+	Endpoint string `yaml:"endpoint"`
+}
+
+// Admin configures the worker's admin API.
+type Admin struct {
+	Listen            string `yaml:"listen"`
+	TokenFile         string `yaml:"token_file"`
+	TokenSSMParameter string `yaml:"token_ssm_parameter"`
+	// Advertise is the endpoint the worker tags its EC2 instance with (default http://<private IP>:<port>).
+	Advertise string `yaml:"advertise"`
+	// TagInstance publishes Advertise as the liveagg:admin-endpoint tag of the worker's own
+	// instance and watches instance metadata for spot interruption notices.
+	OnEC2 bool `yaml:"on_ec2"`
+}
+
+// Metrics configures the Prometheus endpoint and CloudWatch publishing.
+type Metrics struct {
+	Listen string `yaml:"listen"`
+	// CloudWatchInterval publishes to CloudWatch this often (0: not at all).
+	CloudWatchInterval time.Duration `yaml:"cloudwatch_interval"`
+	// AutoScalingGroup is the dimension fleet metrics carry.
+	AutoScalingGroup string `yaml:"auto_scaling_group"`
+}
+
+// Load reads a config file, applies environment overrides and defaults, and validates.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse is Load of bytes.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	c.applyEnv(os.Getenv)
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Environment overrides, for the values that differ between machines of one fleet.
+const (
+	EnvWorkerID   = "LIVEAGG_WORKER_ID"
+	EnvBrokers    = "LIVEAGG_KAFKA_BROKERS"
+	EnvCheckpoint = "LIVEAGG_CHECKPOINT_LOCATION"
+	EnvCassandra  = "LIVEAGG_CASSANDRA_HOSTS"
+	EnvAWSEndpt   = "LIVEAGG_AWS_ENDPOINT"
+	EnvAdmin      = "LIVEAGG_ADMIN_LISTEN"
+	EnvMetrics    = "LIVEAGG_METRICS_LISTEN"
+	EnvSpec       = "LIVEAGG_SPEC"
+)
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	set := func(dst *string, env string) {
+		if v := getenv(env); v != "" {
+			*dst = v
+		}
+	}
+	list := func(dst *[]string, env string) {
+		if v := getenv(env); v != "" {
+			*dst = strings.Split(v, ",")
+		}
+	}
+	set(&c.WorkerID, EnvWorkerID)
+	set(&c.Spec, EnvSpec)
+	list(&c.Kafka.Brokers, EnvBrokers)
+	set(&c.Checkpoint.Location, EnvCheckpoint)
+	list(&c.Sinks.Cassandra.Hosts, EnvCassandra)
+	set(&c.AWS.Endpoint, EnvAWSEndpt)
+	set(&c.Admin.Listen, EnvAdmin)
+	set(&c.Metrics.Listen, EnvMetrics)
+}
+
+func (c *Config) applyDefaults() {
+	if c.WorkerID == "" {
+		h, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if c.Checkpoint.Interval == 0 {
+		c.Checkpoint.Interval = 30 * time.Second
+	}
+	if c.Checkpoint.Records == 0 {
+		c.Checkpoint.Records = 2_000_000
+	}
+	if c.Checkpoint.OnMissingOffset == "" {
+		c.Checkpoint.OnMissingOffset = "stop"
+	}
+	if c.Sinks.Cassandra.Timeout == 0 {
+		c.Sinks.Cassandra.Timeout = 10 * time.Second
+	}
+	if c.AWS.Region == "" {
+		c.AWS.Region = "us-east-1"
+	}
+}
+
+// Validate names the first problem of each field.
+func (c *Config) Validate() error {
+	var errs []string
+	add := func(f string, args ...any) { errs = append(errs, fmt.Sprintf(f, args...)) }
+	if c.Spec == "" {
+		add("spec: required: a spec file or s3://bucket/key (or %s)", EnvSpec)
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		add("kafka.brokers: required: at least one host:port (or %s)", EnvBrokers)
+	}
+	switch c.Kafka.SASL.Mechanism {
+	case "", "scram-sha-256", "scram-sha-512":
+		if c.Kafka.SASL.Mechanism != "" && (c.Kafka.SASL.Username == "" || c.Kafka.SASL.PasswordFile == "") {
+			add("kafka.sasl: %s needs username and password_file", c.Kafka.SASL.Mechanism)
+		}
+	case "aws-msk-iam":
+	default:
+		add("kafka.sasl.mechanism: %q is not one of scram-sha-256, scram-sha-512, aws-msk-iam", c.Kafka.SASL.Mechanism)
+	}
+	if c.Kafka.TLS.CertFile != "" && c.Kafka.TLS.KeyFile == "" {
+		add("kafka.tls.key_file: required with cert_file")
+	}
+	if c.Checkpoint.Location == "" {
+		add("checkpoint.location: required: s3://bucket/prefix or file:///dir (or %s)", EnvCheckpoint)
+	} else if !strings.HasPrefix(c.Checkpoint.Location, "s3://") && !strings.HasPrefix(c.Checkpoint.Location, "file://") {
+		add("checkpoint.location: %q is not s3://bucket/prefix or file:///dir", c.Checkpoint.Location)
+	}
+	if c.Checkpoint.Interval < time.Second {
+		add("checkpoint.interval: %s is under 1s", c.Checkpoint.Interval)
+	}
+	if c.Checkpoint.OnMissingOffset != "stop" && c.Checkpoint.OnMissingOffset != "earliest" {
+		add("checkpoint.on_missing_offset: %q is not stop or earliest", c.Checkpoint.OnMissingOffset)
+	}
+	if c.Admin.Listen != "" && c.Admin.TokenFile == "" && c.Admin.TokenSSMParameter == "" {
+		add("admin: token_file or token_ssm_parameter is required when admin.listen is set (the API refuses every request without a token)")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}

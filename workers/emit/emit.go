@@ -1,0 +1,96 @@
+// Package emit is the hand-off between the state store and the sinks: a closed window copied
+// out of the store (which recycles its memory as soon as the window is emitted), with its
+// place in the partition's output sequence, and the renderings sinks share.
+package emit
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/state"
+)
+
+// Window is one closed window of one input partition, ready for sinks.
+type Window struct {
+	Spec      string
+	Topic     string
+	Partition int32
+	// Seq numbers the partition's emitted windows from 0. Replay from a checkpoint re-emits
+	// the same windows with the same numbers, which is how sinks skip what they already wrote.
+	Seq uint64
+	// Offset is the input offset of the record whose event time closed the window (the next
+	// offset to read after it, for windows closed by a flush).
+	Offset      int64
+	Size, Start int64 // ms
+	KeyFields   []string
+	Columns     []string
+	Rows        []Row
+}
+
+// Row is one series of a window.
+type Row struct {
+	Key    []string // values of KeyFields
+	Values []float64
+}
+
+// End is the window's exclusive end, Unix ms.
+func (w *Window) End() int64 { return w.Start + w.Size }
+
+// Copy materialises a state window. Keys are split on record.KeySep.
+func Copy(sw *state.Window, spec, topic string, partition int32, keyFields []string, seq uint64, offset int64) *Window {
+	w := &Window{
+		Spec: spec, Topic: topic, Partition: partition, Seq: seq, Offset: offset,
+		Size: sw.Size, Start: sw.Start, KeyFields: keyFields, Columns: sw.Layout().Columns(),
+		Rows: make([]Row, sw.Len()),
+	}
+	vals := make([]float64, 0, sw.Len()*len(w.Columns))
+	for i := range sw.Len() {
+		start := len(vals)
+		vals = sw.Results(i, vals)
+		w.Rows[i] = Row{
+			Key:    strings.Split(string(sw.Key(i)), string(record.KeySep)),
+			Values: vals[start:len(vals):len(vals)],
+		}
+	}
+	return w
+}
+
+// AppendJSON appends row i as one JSON object: spec, window, key fields, then values. Counts
+// and other whole numbers print without a fraction; NaN (quantiles of an empty sketch) prints
+// as null.
+func (w *Window) AppendJSON(dst []byte, i int) []byte {
+	r := &w.Rows[i]
+	dst = append(dst, `{"spec":`...)
+	dst = strconv.AppendQuote(dst, w.Spec)
+	dst = append(dst, `,"window_start":"`...)
+	dst = time.UnixMilli(w.Start).UTC().AppendFormat(dst, time.RFC3339)
+	dst = append(dst, `","window_size":"`...)
+	dst = append(dst, (time.Duration(w.Size) * time.Millisecond).String()...)
+	dst = append(dst, '"')
+	for j, f := range w.KeyFields {
+		dst = append(dst, ',')
+		dst = strconv.AppendQuote(dst, f)
+		dst = append(dst, ':')
+		dst = strconv.AppendQuote(dst, r.Key[j])
+	}
+	for j, c := range w.Columns {
+		dst = append(dst, ',')
+		dst = strconv.AppendQuote(dst, c)
+		dst = append(dst, ':')
+		dst = AppendNumber(dst, r.Values[j])
+	}
+	return append(dst, '}')
+}
+
+// AppendNumber renders a float for JSON: integers without a fraction, NaN and Inf as null.
+func AppendNumber(dst []byte, v float64) []byte {
+	switch {
+	case v != v || v > 1e308 || v < -1e308:
+		return append(dst, "null"...)
+	case v == float64(int64(v)) && v < 1e15 && v > -1e15:
+		return strconv.AppendInt(dst, int64(v), 10)
+	}
+	return strconv.AppendFloat(dst, v, 'g', -1, 64)
+}

@@ -1,0 +1,52 @@
+// Package metrics is the one list of liveagg's metric names, shared by the workers (which
+// export them to Prometheus and CloudWatch), the autoscaler (which reads them from CloudWatch),
+// and the dashboards and alarms (which the Terraform modules build from the same list).
+//
+// Prometheus names follow <project>_<subsystem>_<thing>_<unit>; the CloudWatch name of each is
+// its CloudWatch field, published in the CloudWatch namespace below with the dimensions listed.
+package metrics
+
+// Namespace is the CloudWatch namespace of every liveagg metric.
+const Namespace = "liveagg"
+
+// Metric describes one metric.
+type Metric struct {
+	// Prom is the Prometheus name.
+	Prom string
+	// CloudWatch is the CloudWatch metric name.
+	CloudWatch string
+	// Unit is the CloudWatch unit.
+	Unit string
+	// Help says what it measures.
+	Help string
+}
+
+// The metrics. Labels in Prometheus: spec, partition (where per partition), reason, sink.
+// Dimensions in CloudWatch: Spec, and AutoScalingGroup for fleet-level metrics.
+var (
+	RecordsIn          = Metric{"liveagg_worker_records_in_total", "RecordsIn", "Count", "Input records consumed, per partition."}
+	ConsumerLag        = Metric{"liveagg_worker_consumer_lag_records", "ConsumerLag", "Count", "Records between the worker's position and the partition's high watermark."}
+	ProcessingSeconds  = Metric{"liveagg_worker_processing_seconds_per_record", "ProcessingSecondsPerRecord", "Seconds", "CPU-side seconds spent per record (decode + aggregate), the autoscaler's capacity signal."}
+	StateSeries        = Metric{"liveagg_worker_state_series", "StateSeries", "Count", "Live series in memory, per partition."}
+	StateBytes         = Metric{"liveagg_worker_state_bytes", "StateBytes", "Bytes", "Memory of aggregation state, per partition."}
+	CheckpointAge      = Metric{"liveagg_worker_checkpoint_age_seconds", "CheckpointAgeSeconds", "Seconds", "Seconds since the partition's last durable checkpoint."}
+	CheckpointDuration = Metric{"liveagg_worker_checkpoint_duration_seconds", "CheckpointDurationSeconds", "Seconds", "Time to flush sinks and save one partition's checkpoint."}
+	CheckpointBytes    = Metric{"liveagg_worker_checkpoint_bytes", "CheckpointBytes", "Bytes", "Size of the last checkpoint, per partition."}
+	RestoreSeconds     = Metric{"liveagg_worker_restore_seconds", "RestoreSeconds", "Seconds", "Time to claim, load and restore a partition."}
+	SinkWrites         = Metric{"liveagg_worker_sink_rows_total", "SinkRows", "Count", "Rows handed to sinks."}
+	SinkErrors         = Metric{"liveagg_worker_sink_errors_total", "SinkErrors", "Count", "Sink flushes that failed."}
+	SinkLatency        = Metric{"liveagg_worker_sink_flush_seconds", "SinkFlushSeconds", "Seconds", "Time for a sink to make a checkpoint's rows durable."}
+	DeadLettered       = Metric{"liveagg_worker_dead_lettered_total", "DeadLettered", "Count", "Records routed to the dead-letter topic, by reason (late is one)."}
+	WindowsEmitted     = Metric{"liveagg_worker_windows_emitted_total", "WindowsEmitted", "Count", "Closed (series, window) rows emitted."}
+	OffsetLost         = Metric{"liveagg_worker_offset_lost_total", "OffsetLost", "Count", "Partitions whose checkpointed offset was gone from Kafka."}
+	CPUUtilization     = Metric{"liveagg_worker_cpu_utilization_ratio", "CPUUtilization", "Percent", "Process CPU use over the machine's cores."}
+	MemoryUtilization  = Metric{"liveagg_worker_memory_utilization_ratio", "MemoryUtilization", "Percent", "Heap in use over the memory limit."}
+	SpotInterruptions  = Metric{"liveagg_spot_interruptions_total", "SpotInterruptionsHandled", "Count", "Spot interruption events handled by the control lambda."}
+	DrainSeconds       = Metric{"liveagg_spot_drain_seconds", "DrainSeconds", "Seconds", "Time a drain took, from notice to done."}
+	AutoscalerDesired  = Metric{"liveagg_autoscaler_desired_workers", "DesiredWorkers", "Count", "Workers the autoscaler asked for."}
+)
+
+// All lists every metric, for the dashboard and tests that check names stay unique.
+var All = []Metric{RecordsIn, ConsumerLag, ProcessingSeconds, StateSeries, StateBytes, CheckpointAge,
+	CheckpointDuration, CheckpointBytes, RestoreSeconds, SinkWrites, SinkErrors, SinkLatency, DeadLettered,
+	WindowsEmitted, OffsetLost, CPUUtilization, MemoryUtilization, SpotInterruptions, DrainSeconds, AutoscalerDesired}

@@ -1,0 +1,239 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/liveagg/liveagg/workers/emit"
+)
+
+// CassandraConfig says where and how to write rows.
+type CassandraConfig struct {
+	Keyspace string
+	Table    string
+	// Replication is the keyspace's replication map, used only when creating the keyspace
+	// (default SimpleStrategy, replication_factor 1).
+	Replication map[string]string
+	// TTL expires rows (0 keeps them).
+	TTL time.Duration
+	// Concurrency bounds the writes in flight per sink (default 128): beyond it Write blocks,
+	// which is the backpressure that pauses consumption.
+	Concurrency int
+	// Retries is how many times a timed-out or overloaded write is retried, with exponential
+	// backoff from 50 ms (default 8).
+	Retries int
+}
+
+// Cassandra writes one row per (series, window) with prepared upserts, so a replayed window
+// overwrites itself. The table is created if missing:
+//
+//	PRIMARY KEY ((<key fields>, window_size), window_start)
+//
+// with a bigint column for count and distinct and a double for every other value.
+type Cassandra struct {
+	s       *gocql.Session
+	cfg     CassandraConfig
+	insert  string
+	sem     chan struct{}
+	columns []string
+}
+
+// NewCassandra creates the keyspace and table if needed and prepares the upsert. The session
+// should use token-aware routing (see NewCassandraSession).
+func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, keyFields, columns []string) (*Cassandra, error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 128
+	}
+	if cfg.Retries <= 0 {
+		cfg.Retries = 8
+	}
+	if len(cfg.Replication) == 0 {
+		cfg.Replication = map[string]string{"class": "SimpleStrategy", "replication_factor": "1"}
+	}
+	ddl := CassandraDDL(cfg, keyFields, columns)
+	for _, q := range ddl {
+		if err := s.Query(q).WithContext(ctx).Exec(); err != nil {
+			return nil, fmt.Errorf("cassandra sink: %s: %w", firstWords(q), err)
+		}
+	}
+	cols := append(cqlNames(keyFields), "window_size", "window_start", "window_end")
+	cols = append(cols, cqlNames(columns)...)
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",")
+	insert := fmt.Sprintf("INSERT INTO %s.%s (%s) VALUES (%s)", cfg.Keyspace, cfg.Table, strings.Join(cols, ","), marks)
+	if cfg.TTL > 0 {
+		insert += fmt.Sprintf(" USING TTL %d", int(cfg.TTL.Seconds()))
+	}
+	return &Cassandra{s: s, cfg: cfg, insert: insert, sem: make(chan struct{}, cfg.Concurrency), columns: columns}, nil
+}
+
+// NewCassandraSession connects with token-aware routing, so each write goes to a replica.
+func NewCassandraSession(hosts []string, keyspace string, timeout time.Duration) (*gocql.Session, error) {
+	c := gocql.NewCluster(hosts...)
+	c.Timeout = timeout
+	c.ConnectTimeout = timeout
+	c.Consistency = gocql.LocalQuorum
+	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
+	c.RetryPolicy = &gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: 2 * time.Second}
+	s, err := c.CreateSession()
+	if err != nil {
+		return nil, fmt.Errorf("cassandra %v: %w", hosts, err)
+	}
+	return s, nil
+}
+
+// CassandraDDL returns the statements that create a sink's keyspace and table; the Terraform
+// provider's rollup table uses the same.
+func CassandraDDL(cfg CassandraConfig, keyFields, columns []string) []string {
+	var repl []string
+	for k, v := range cfg.Replication {
+		repl = append(repl, fmt.Sprintf("'%s': '%s'", k, v))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s.%s (", cfg.Keyspace, cfg.Table)
+	for _, k := range cqlNames(keyFields) {
+		fmt.Fprintf(&b, "%s text, ", k)
+	}
+	b.WriteString("window_size int, window_start timestamp, window_end timestamp, ")
+	for _, c := range columns {
+		typ := "double"
+		if c == "count" || strings.HasPrefix(c, "distinct") {
+			typ = "bigint"
+		}
+		fmt.Fprintf(&b, "%s %s, ", cqlName(c), typ)
+	}
+	fmt.Fprintf(&b, "PRIMARY KEY ((%s, window_size), window_start)) WITH CLUSTERING ORDER BY (window_start DESC)",
+		strings.Join(cqlNames(keyFields), ", "))
+	return []string{
+		fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {%s}", cfg.Keyspace, strings.Join(repl, ", ")),
+		b.String(),
+	}
+}
+
+func cqlName(s string) string { return strings.ReplaceAll(s, ".", "_") }
+
+func cqlNames(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = cqlName(s)
+	}
+	return out
+}
+
+func firstWords(q string) string {
+	if i := strings.Index(q, "("); i > 0 {
+		return q[:i]
+	}
+	return q
+}
+
+// Name implements Sink.
+func (c *Cassandra) Name() string { return "cassandra:" + c.cfg.Keyspace + "." + c.cfg.Table }
+
+// Close implements Sink (the session belongs to the caller).
+func (c *Cassandra) Close() error { return nil }
+
+// Open implements Sink.
+func (c *Cassandra) Open(context.Context, PartitionKey, string) (Writer, error) {
+	return &cassandraWriter{c: c}, nil
+}
+
+type cassandraWriter struct {
+	c   *Cassandra
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+func (w *cassandraWriter) Write(ctx context.Context, win *emit.Window) error {
+	if err := w.firstErr(); err != nil {
+		return err
+	}
+	for i := range win.Rows {
+		args := make([]any, 0, len(win.KeyFields)+3+len(win.Columns))
+		for _, k := range win.Rows[i].Key {
+			args = append(args, k)
+		}
+		args = append(args, int(win.Size/1000), time.UnixMilli(win.Start), time.UnixMilli(win.End()))
+		for j, c := range w.c.columns {
+			v := win.Rows[i].Values[j]
+			if c == "count" || strings.HasPrefix(c, "distinct") {
+				args = append(args, int64(v))
+			} else {
+				args = append(args, v)
+			}
+		}
+		select {
+		case w.c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.wg.Add(1)
+		go func() {
+			defer func() { <-w.c.sem; w.wg.Done() }()
+			if err := w.c.exec(ctx, args); err != nil {
+				w.mu.Lock()
+				if w.err == nil {
+					w.err = err
+				}
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return nil
+}
+
+func (c *Cassandra) exec(ctx context.Context, args []any) error {
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := c.s.Query(c.insert, args...).WithContext(ctx).Idempotent(true).Exec()
+		if err == nil || attempt >= c.cfg.Retries || !retryable(err) {
+			if err != nil {
+				return fmt.Errorf("cassandra sink %s.%s: %w", c.cfg.Keyspace, c.cfg.Table, err)
+			}
+			return nil
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// retryable says whether a write failed for reasons that pass: timeouts, unavailable replicas,
+// an overloaded coordinator, a lost connection.
+func retryable(err error) bool {
+	var rt gocql.RequestError
+	if errors.As(err, &rt) {
+		switch rt.Code() {
+		case gocql.ErrCodeWriteTimeout, gocql.ErrCodeUnavailable, gocql.ErrCodeOverloaded, gocql.ErrCodeReadTimeout, gocql.ErrCodeServer:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrNoConnections) ||
+		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (w *cassandraWriter) firstErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *cassandraWriter) Flush(context.Context) (string, error) {
+	w.wg.Wait()
+	return "", w.firstErr()
+}
+
+func (w *cassandraWriter) Close() error {
+	w.wg.Wait()
+	return nil
+}

@@ -1,0 +1,356 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/workers/emit"
+)
+
+// Kafka is the transactional outbox of a spec: its Kafka outputs, its dead letters, and the
+// progress marker that makes both exactly-once.
+//
+// Each input partition gets a producer whose transactional id is derived from the partition,
+// so a new owner's producer fences the old one's (Kafka aborts the zombie's open transaction).
+// Between two checkpoints everything the partition emits goes into one transaction, together
+// with a marker {next window sequence, next input offset} written to partition p of the spec's
+// progress topic; the transaction is committed before the checkpoint is saved. A new owner
+// reads the last committed marker and, while its replay is still behind it, produces nothing:
+// those windows and dead letters are already committed. Downstream consumers read with
+// read_committed.
+type Kafka struct {
+	opts          []kgo.Opt
+	outputs       []KafkaOutput
+	deadLetter    string
+	progressTopic string
+	txnTimeout    time.Duration
+}
+
+// KafkaOutput is one Kafka output of a spec.
+type KafkaOutput struct {
+	Topic string
+	// Render appends row i of w as a record key and value. Nil renders the row as JSON keyed by
+	// its series key.
+	Render func(w *emit.Window, i int, key, value []byte) ([]byte, []byte)
+}
+
+// KafkaOption configures the Kafka sink.
+type KafkaOption func(*Kafka)
+
+// WithTransactionTimeout sets the transaction timeout (default 60s; it must exceed the
+// checkpoint interval, since a transaction stays open between checkpoints).
+func WithTransactionTimeout(d time.Duration) KafkaOption { return func(k *Kafka) { k.txnTimeout = d } }
+
+// NewKafka returns the outbox of a spec. clientOpts carry the brokers and their auth.
+func NewKafka(clientOpts []kgo.Opt, outputs []KafkaOutput, deadLetterTopic, progressTopic string, opts ...KafkaOption) *Kafka {
+	k := &Kafka{opts: clientOpts, outputs: outputs, deadLetter: deadLetterTopic, progressTopic: progressTopic, txnTimeout: time.Minute}
+	for _, o := range opts {
+		o(k)
+	}
+	return k
+}
+
+// Name implements Sink.
+func (k *Kafka) Name() string { return "kafka" }
+
+// Close implements Sink.
+func (k *Kafka) Close() error { return nil }
+
+// EnsureTopics creates the progress topic (compacted, one partition per input partition) and
+// the dead-letter topic if they are missing.
+func (k *Kafka) EnsureTopics(ctx context.Context, inputPartitions int32) error {
+	cl, err := kgo.NewClient(k.opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	compact := "compact"
+	for _, t := range []struct {
+		name    string
+		parts   int32
+		configs map[string]*string
+	}{
+		{k.progressTopic, inputPartitions, map[string]*string{"cleanup.policy": &compact}},
+		{k.deadLetter, 1, nil},
+	} {
+		if t.name == "" {
+			continue
+		}
+		resp, err := adm.CreateTopic(ctx, t.parts, -1, t.configs, t.name)
+		if err != nil && !errors.Is(resp.Err, kerrTopicExists) && !isTopicExists(err) {
+			return fmt.Errorf("create topic %s: %w", t.name, err)
+		}
+	}
+	return nil
+}
+
+// Marker is the committed progress of one input partition's outbox.
+type Marker struct {
+	// Seq is the next window sequence to produce; windows below it are committed.
+	Seq uint64 `json:"seq"`
+	// Offset is the next input offset; dead letters of records below it are committed.
+	Offset int64 `json:"offset"`
+}
+
+// Open implements Sink: it fences any earlier producer of the partition and reads the last
+// committed marker.
+func (k *Kafka) Open(ctx context.Context, p PartitionKey, _ string) (Writer, error) {
+	txnID := fmt.Sprintf("liveagg.%s.%s.%d", p.Spec, p.Topic, p.Partition)
+	cl, err := kgo.NewClient(append(k.opts,
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(k.txnTimeout),
+		kgo.RecordPartitioner(outboxPartitioner{manual: map[string]bool{k.progressTopic: true, k.deadLetter: true}}),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	// Initialising the producer id bumps the epoch of the transactional id: the previous
+	// owner's producer is fenced and its open transaction aborted before we read the marker.
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka outbox %s: init producer: %w", txnID, err)
+	}
+	w := &kafkaWriter{k: k, cl: cl, p: p, progressPart: -1}
+	if k.progressTopic != "" {
+		if err := w.readMarker(ctx); err != nil {
+			cl.Close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+type kafkaWriter struct {
+	k            *Kafka
+	cl           *kgo.Client
+	p            PartitionKey
+	committed    Marker // as of the last commit (or read at open)
+	next         Marker // what the next commit will record
+	progressPart int32
+	inTxn        bool
+	dirty        bool
+	mu           sync.Mutex
+	produceErr   error
+	key, val     []byte
+}
+
+// readMarker reads the progress partition of this input partition to its end. Control records
+// are kept so the read knows it reached the last stable offset even when the log ends with a
+// transaction marker.
+func (w *kafkaWriter) readMarker(ctx context.Context) error {
+	adm := kadm.NewClient(w.cl)
+	ends, err := adm.ListCommittedOffsets(ctx, w.k.progressTopic)
+	if err != nil {
+		return fmt.Errorf("kafka outbox: list %s offsets: %w", w.k.progressTopic, err)
+	}
+	parts := 0
+	ends.Each(func(kadm.ListedOffset) { parts++ })
+	if parts == 0 {
+		return fmt.Errorf("kafka outbox: progress topic %s has no partitions", w.k.progressTopic)
+	}
+	w.progressPart = w.p.Partition % int32(parts)
+	end, ok := ends.Lookup(w.k.progressTopic, w.progressPart)
+	if !ok || end.Err != nil {
+		return fmt.Errorf("kafka outbox: end offset of %s/%d: %v", w.k.progressTopic, w.progressPart, end.Err)
+	}
+	if end.Offset == 0 {
+		return nil
+	}
+	rd, err := kgo.NewClient(append(w.k.opts,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{w.k.progressTopic: {w.progressPart: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	want := string(markerKey(w.p))
+	for {
+		fs := rd.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("kafka outbox: read marker: %w", err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return fmt.Errorf("kafka outbox: read marker: %w", ferr)
+		}
+		done := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() && string(r.Key) == want {
+				var m Marker
+				if json.Unmarshal(r.Value, &m) == nil {
+					w.committed = m
+				}
+			}
+			if r.Offset >= end.Offset-1 {
+				done = true
+			}
+		})
+		if done {
+			w.next = w.committed
+			return nil
+		}
+	}
+}
+
+func markerKey(p PartitionKey) []byte {
+	return []byte(p.Spec + "/" + p.Topic + "/" + strconv.Itoa(int(p.Partition)))
+}
+
+// Committed is the marker read at open: the replay position below which output is committed.
+func (w *kafkaWriter) Committed() Marker { return w.committed }
+
+func (w *kafkaWriter) begin() error {
+	if w.inTxn {
+		return nil
+	}
+	if err := w.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("kafka outbox: begin transaction: %w", err)
+	}
+	w.inTxn = true
+	return nil
+}
+
+func (w *kafkaWriter) produce(ctx context.Context, r *kgo.Record) {
+	w.dirty = true
+	w.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			w.mu.Lock()
+			if w.produceErr == nil {
+				w.produceErr = err
+			}
+			w.mu.Unlock()
+		}
+	})
+}
+
+// Write implements Writer: windows already committed by an earlier owner are skipped.
+func (w *kafkaWriter) Write(ctx context.Context, win *emit.Window) error {
+	if win.Seq < w.committed.Seq || len(w.k.outputs) == 0 {
+		return nil
+	}
+	if err := w.begin(); err != nil {
+		return err
+	}
+	for _, out := range w.k.outputs {
+		for i := range win.Rows {
+			var key, val []byte
+			if out.Render != nil {
+				key, val = out.Render(win, i, nil, nil)
+			} else {
+				key = []byte(rowKey(win, i))
+				val = win.AppendJSON(nil, i)
+			}
+			r := &kgo.Record{Topic: out.Topic, Key: key, Value: val, Partition: -1}
+			w.produce(ctx, r)
+		}
+	}
+	return nil
+}
+
+// DeadLetter routes a bad input record, with the reason in headers, unless an earlier owner's
+// committed transaction already holds it.
+func (w *kafkaWriter) DeadLetter(ctx context.Context, in *kgo.Record, reason, detail string) error {
+	if w.k.deadLetter == "" || in.Offset < w.committed.Offset {
+		return nil
+	}
+	if err := w.begin(); err != nil {
+		return err
+	}
+	w.produce(ctx, &kgo.Record{
+		Topic: w.k.deadLetter, Key: in.Key, Value: in.Value, Partition: 0, Timestamp: in.Timestamp,
+		Headers: []kgo.RecordHeader{
+			{Key: "liveagg-reason", Value: []byte(reason)},
+			{Key: "liveagg-detail", Value: []byte(detail)},
+			{Key: "liveagg-source", Value: []byte(fmt.Sprintf("%s/%d@%d", in.Topic, in.Partition, in.Offset))},
+		},
+	})
+	return nil
+}
+
+// Position sets what the next commit's marker records.
+func (w *kafkaWriter) Position(nextSeq uint64, nextOffset int64) {
+	w.next = Marker{Seq: max(nextSeq, w.committed.Seq), Offset: max(nextOffset, w.committed.Offset)}
+}
+
+// Flush implements Writer: it writes the marker and commits the transaction.
+func (w *kafkaWriter) Flush(ctx context.Context) (string, error) {
+	if w.k.progressTopic == "" || (!w.dirty && w.next == w.committed) {
+		return "", nil
+	}
+	if err := w.begin(); err != nil {
+		return "", err
+	}
+	val, _ := json.Marshal(w.next)
+	w.produce(ctx, &kgo.Record{Topic: w.k.progressTopic, Partition: w.progressPart, Key: markerKey(w.p), Value: val})
+	if err := w.cl.Flush(ctx); err != nil {
+		return "", w.abort(ctx, fmt.Errorf("kafka outbox: flush: %w", err))
+	}
+	w.mu.Lock()
+	perr := w.produceErr
+	w.mu.Unlock()
+	if perr != nil {
+		return "", w.abort(ctx, fmt.Errorf("kafka outbox: produce: %w", perr))
+	}
+	if err := w.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		w.inTxn = false
+		return "", fmt.Errorf("kafka outbox: commit: %w", err)
+	}
+	w.inTxn, w.dirty = false, false
+	w.committed = w.next
+	return fmt.Sprintf("seq=%d", w.committed.Seq), nil
+}
+
+func (w *kafkaWriter) abort(ctx context.Context, cause error) error {
+	_ = w.cl.AbortBufferedRecords(ctx)
+	if w.inTxn {
+		_ = w.cl.EndTransaction(ctx, kgo.TryAbort)
+	}
+	w.inTxn = false
+	return cause
+}
+
+// Close implements Writer: an open transaction is aborted.
+func (w *kafkaWriter) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if w.inTxn {
+		_ = w.abort(ctx, nil)
+	}
+	w.cl.Close()
+	return nil
+}
+
+func rowKey(w *emit.Window, i int) string {
+	k := ""
+	for j, v := range w.Rows[i].Key {
+		if j > 0 {
+			k += "|"
+		}
+		k += v
+	}
+	return k
+}
+
+// outboxPartitioner places progress markers and dead letters on the partition the record names,
+// and output rows by a hash of their key (Kafka's murmur2, as the Java client does), so one
+// series always lands on one partition of an output topic.
+type outboxPartitioner struct{ manual map[string]bool }
+
+func (o outboxPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if o.manual[topic] {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}

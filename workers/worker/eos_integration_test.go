@@ -1,0 +1,569 @@
+//go:build integration
+
+package worker_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/gocql/gocql"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/workers/gen"
+)
+
+var liveaggBin string
+
+// testTimeout bounds the kill loop; LIVEAGG_EOS_TIMEOUT overrides it.
+var testTimeout = 12 * time.Minute
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "liveagg-bin")
+	if err != nil {
+		panic(err)
+	}
+	liveaggBin = filepath.Join(dir, "liveagg")
+	out, err := exec.Command("go", "build", "-o", liveaggBin, "../cmd/liveagg").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build liveagg: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// refRow is one expected (series, window) rollup.
+type refRow struct {
+	count, sum, min, max, last float64
+	lastT                      int64
+	devices                    map[string]bool
+	rssi                       []float64
+}
+
+type rowID struct {
+	org, site, zone string
+	size, start     int64
+}
+
+type event struct {
+	Org     *string  `json:"org"`
+	Site    *string  `json:"site"`
+	Zone    *string  `json:"zone"`
+	Device  *string  `json:"device"`
+	TS      *int64   `json:"ts"`
+	RSSI    *float64 `json:"rssi"`
+	DwellMs *float64 `json:"dwell_ms"`
+}
+
+// reference recomputes the rollups from the produced records, partition by partition in offset
+// order, with encoding/json and maps: independent of the engine's decoder, slots and sketches.
+func reference(parts map[int32][][]byte, sizes []int64, lateness int64) (rows map[rowID]*refRow, rejected int) {
+	rows = map[rowID]*refRow{}
+	for _, recs := range parts {
+		wm, maxT := int64(math.MinInt64), int64(math.MinInt64)
+		open := map[rowID]*refRow{}
+		for _, raw := range recs {
+			var e event
+			if json.Unmarshal(raw, &e) != nil || e.Org == nil || e.Site == nil || e.Zone == nil || e.Device == nil ||
+				e.TS == nil || e.RSSI == nil || e.DwellMs == nil {
+				rejected++
+				continue
+			}
+			t := *e.TS
+			if t < wm {
+				rejected++
+				continue
+			}
+			for _, size := range sizes {
+				id := rowID{*e.Org, *e.Site, *e.Zone, size, t - ((t%size)+size)%size}
+				r := open[id]
+				if r == nil {
+					r = &refRow{min: math.Inf(1), max: math.Inf(-1), lastT: math.MinInt64, devices: map[string]bool{}}
+					open[id] = r
+				}
+				r.count++
+				r.sum += *e.DwellMs
+				r.min, r.max = math.Min(r.min, *e.RSSI), math.Max(r.max, *e.RSSI)
+				if t > r.lastT || (t == r.lastT && *e.RSSI > r.last) {
+					r.lastT, r.last = t, *e.RSSI
+				}
+				r.devices[*e.Device] = true
+				r.rssi = append(r.rssi, *e.RSSI)
+			}
+			if t > maxT {
+				maxT = t
+				wm = max(wm, t-lateness)
+			}
+		}
+		// Only windows the partition's final watermark closed are emitted.
+		for id, r := range open {
+			if id.start+id.size <= wm {
+				rows[id] = r
+			}
+		}
+	}
+	return rows, rejected
+}
+
+type fleet struct {
+	t       *testing.T
+	cfgPath string
+	mu      sync.Mutex
+	procs   map[int]*exec.Cmd
+	logs    string
+	kills   int
+}
+
+func (f *fleet) start(i int) {
+	f.t.Helper()
+	cmd := exec.Command(liveaggBin, "worker", "--config", f.cfgPath)
+	cmd.Env = append(os.Environ(), "LIVEAGG_WORKER_ID=w"+strconv.Itoa(i))
+	lf, err := os.OpenFile(filepath.Join(f.logs, fmt.Sprintf("w%d.log", i)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); lf.Close() }()
+	f.mu.Lock()
+	f.procs[i] = cmd
+	f.mu.Unlock()
+}
+
+func (f *fleet) kill9(i int) {
+	f.mu.Lock()
+	cmd := f.procs[i]
+	f.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	for cmd.ProcessState == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.kills++
+}
+
+// dumpStacks makes every worker print its goroutines (SIGQUIT) into its log, for a stall.
+func (f *fleet) dumpStacks() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.procs {
+		_ = c.Process.Signal(syscall.SIGQUIT)
+	}
+	time.Sleep(time.Second)
+}
+
+func (f *fleet) stopAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.procs {
+		_ = c.Process.Signal(syscall.SIGKILL)
+	}
+}
+
+func TestExactlyOnceUnderKill9(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	cassHosts := testenv.CassandraHosts(t)
+	awsEP := testenv.AWSEndpoint(t)
+	ctx := testenv.Context(t, 20*time.Minute)
+	n := 1_000_000
+	if v := os.Getenv("LIVEAGG_EOS_RECORDS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	if v := os.Getenv("LIVEAGG_EOS_TIMEOUT"); v != "" {
+		testTimeout, _ = time.ParseDuration(v)
+	}
+	const partitions = 4
+	name := testenv.Name(t, "eos")
+	ks := strings.ReplaceAll(name, "-", "_")
+	inTopic, outTopic := name+"-raw", name+"-out"
+	bucket := name
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(200_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, tp := range []string{inTopic, outTopic} {
+		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s3c := s3.NewFromConfig(testenv.AWSConfig(t), func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Produce: keyed by series so that each (series, window) is computed by one partition.
+	g := gen.New(gen.Config{Seed: 2026, Orgs: 20, SitesPerOrg: 4, StepMs: 7200_000 / float64(n),
+		JitterMs: 5000, LateFraction: 0.01, LateByMs: 120_000, MalformedFraction: 0.005})
+	parts := map[int32][][]byte{}
+	var mu sync.Mutex
+	produced := make([][]byte, 0, n+partitions)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var perr error
+	produce := func(key, val []byte, part int32) {
+		wg.Add(1)
+		r := &kgo.Record{Topic: inTopic, Key: key, Value: val, Partition: part}
+		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				perr = err
+			}
+		})
+	}
+	for range n {
+		e := g.Next()
+		val := gen.AppendJSON(nil, e)
+		key := fmt.Appendf(nil, "org-%04d|site-%02d|zone-%03d", e.Org, e.Site, e.Zone)
+		produced = append(produced, val)
+		produce(key, val, -1)
+	}
+	wg.Wait()
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	// One far-future record per partition closes every window of the run.
+	for p := range int32(partitions) {
+		val := fmt.Appendf(nil, `{"org":"flush","site":"flush","zone":"flush","device":"flush","ts":%d,"rssi":-1,"dwell_ms":0}`, g.NowMs()+24*3600_000)
+		r := &kgo.Record{Topic: inTopic, Value: val, Partition: p}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("produced %d records in %v", n, time.Since(start))
+
+	// Read the input back to learn each record's partition and offset order.
+	rd, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(inTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < n+partitions; {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("reading input back timed out")
+		}
+		fs.EachRecord(func(r *kgo.Record) { parts[r.Partition] = append(parts[r.Partition], r.Value); got++ })
+	}
+	rd.Close()
+	want, rejected := reference(parts, []int64{60_000, 900_000}, 30_000)
+	t.Logf("reference: %d (series, window) rows, %d rejected records", len(want), rejected)
+
+	// Workers.
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "spec.yaml")
+	specDoc := fmt.Sprintf(`
+name: %s
+input: {topic: %s, time_field: ts, time_unit: ms}
+key: [org, site, zone]
+windows: [1m, 15m]
+allowed_lateness: 30s
+aggregations:
+  - {fn: count}
+  - {fn: sum, field: dwell_ms}
+  - {fn: min, field: rssi}
+  - {fn: max, field: rssi}
+  - {fn: last, field: rssi}
+  - {fn: distinct, field: device}
+  - {fn: quantiles, field: rssi, quantiles: [0.5]}
+outputs:
+  - {type: cassandra, keyspace: %s, table: rollup}
+  - {type: kafka, topic: %s}
+  - {type: s3, url: "s3://%s/rollups"}
+`, name, inTopic, ks, outTopic, bucket)
+	if err := os.WriteFile(specPath, []byte(specDoc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "worker.yaml")
+	cfg := fmt.Sprintf(`
+spec: %s
+kafka: {brokers: [%s]}
+checkpoint: {location: "s3://%s/checkpoints", interval: 2s, records: 200000}
+sinks:
+  cassandra: {hosts: [%s], timeout: 20s, concurrency: 64}
+aws: {endpoint: %q}
+`, specPath, strings.Join(brokers, ","), bucket, strings.Join(cassHosts, ","), awsEP)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{t: t, cfgPath: cfgPath, procs: map[int]*exec.Cmd{}, logs: dir}
+	t.Cleanup(f.stopAll)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i := range 3 {
+				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d.log", i)))
+				lines := strings.Split(string(b), "\n")
+				t.Logf("w%d log tail:\n%s", i, strings.Join(lines[max(0, len(lines)-25):], "\n"))
+			}
+		}
+	})
+	for i := range 3 {
+		f.start(i)
+	}
+	group := "liveagg." + name
+	ends, err := adm.ListEndOffsets(ctx, inTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caughtUp := func() bool {
+		committed, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		done := true
+		ends.Each(func(e kadm.ListedOffset) {
+			c, ok := committed.Lookup(inTopic, e.Partition)
+			if !ok || c.At < e.Offset {
+				done = false
+			}
+		})
+		return done
+	}
+
+	// Kill -9 a random worker at random moments, at least ten times, restarting it each time.
+	rng := rand.New(rand.NewPCG(7, 7))
+	kills := 10
+	if v := os.Getenv("LIVEAGG_EOS_KILLS"); v != "" {
+		kills, _ = strconv.Atoi(v)
+	}
+	for f.kills < kills || !caughtUp() {
+		if time.Since(start) > testTimeout {
+			f.dumpStacks()
+			t.Fatalf("workers did not catch up (%d kills)", f.kills)
+		}
+		time.Sleep(time.Duration(1500+rng.IntN(3000)) * time.Millisecond)
+		if f.kills < kills {
+			i := rng.IntN(3)
+			f.kill9(i)
+			f.start(i)
+		}
+	}
+	t.Logf("caught up after %d kill -9s in %v", f.kills, time.Since(start))
+	// Let the final checkpoints' sinks settle: everything committed is already durable.
+	time.Sleep(3 * time.Second)
+
+	checkCassandra(t, cassHosts, ks, want)
+	checkKafka(t, ctx, brokers, outTopic, name+".dlq", want, rejected)
+	checkS3(t, ctx, s3c, bucket, want)
+}
+
+func compare(t *testing.T, where string, id rowID, got map[string]float64, w *refRow) {
+	t.Helper()
+	exact := map[string]float64{"count": w.count, "sum_dwell_ms": w.sum, "min_rssi": w.min, "max_rssi": w.max, "last_rssi": w.last}
+	for k, v := range exact {
+		if got[k] != v {
+			t.Errorf("%s %v: %s = %v, want %v", where, id, k, got[k], v)
+		}
+	}
+	if d, n := got["distinct_device"], float64(len(w.devices)); math.Abs(d-n) > math.Max(1, 0.02*n) {
+		t.Errorf("%s %v: distinct = %v, want about %v", where, id, d, n)
+	}
+	sort.Float64s(w.rssi)
+	r := 0.5 * float64(len(w.rssi)-1)
+	lo, hi := w.rssi[int(math.Floor(r))], w.rssi[int(math.Ceil(r))]
+	if q := got["quantiles_rssi_p50"]; q < lo-0.011*math.Abs(lo) || q > hi+0.011*math.Abs(hi) {
+		t.Errorf("%s %v: p50 = %v, want within 1 %% of [%v, %v]", where, id, q, lo, hi)
+	}
+}
+
+func checkCassandra(t *testing.T, hosts []string, ks string, want map[rowID]*refRow) {
+	host, port, _ := strings.Cut(hosts[0], ":")
+	c := gocql.NewCluster(host)
+	c.Port, _ = strconv.Atoi(port)
+	c.Timeout = 30 * time.Second
+	s, err := c.CreateSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	iter := s.Query(fmt.Sprintf(`SELECT org, site, zone, window_size, window_start, count, sum_dwell_ms, min_rssi, max_rssi, last_rssi, distinct_device, quantiles_rssi_p50 FROM %s.rollup`, ks)).PageSize(5000).Iter()
+	var org, site, zone string
+	var size int
+	var startT time.Time
+	var count, distinct int64
+	var sum, mn, mx, last, p50 float64
+	seen := map[rowID]bool{}
+	for iter.Scan(&org, &site, &zone, &size, &startT, &count, &sum, &mn, &mx, &last, &distinct, &p50) {
+		id := rowID{org, site, zone, int64(size) * 1000, startT.UnixMilli()}
+		if org == "flush" {
+			continue
+		}
+		w, ok := want[id]
+		if !ok {
+			t.Errorf("cassandra: unexpected row %v (count %d)", id, count)
+			continue
+		}
+		seen[id] = true
+		compare(t, "cassandra", id, map[string]float64{"count": float64(count), "sum_dwell_ms": sum, "min_rssi": mn, "max_rssi": mx,
+			"last_rssi": last, "distinct_device": float64(distinct), "quantiles_rssi_p50": p50}, w)
+	}
+	if err := iter.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != len(want) {
+		t.Errorf("cassandra has %d of %d expected rows", len(seen), len(want))
+	}
+	t.Logf("cassandra: %d rows checked", len(seen))
+}
+
+func parseRow(t *testing.T, line []byte) (rowID, map[string]float64) {
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("row %q: %v", line, err)
+	}
+	start, err := time.Parse(time.RFC3339, m["window_start"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := time.ParseDuration(m["window_size"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := rowID{m["org"].(string), m["site"].(string), m["zone"].(string), size.Milliseconds(), start.UnixMilli()}
+	vals := map[string]float64{}
+	for k, v := range m {
+		if f, ok := v.(float64); ok {
+			vals[k] = f
+		}
+	}
+	return id, vals
+}
+
+func checkKafka(t *testing.T, ctx context.Context, brokers []string, topic, dlq string, want map[rowID]*refRow, rejected int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic, dlq),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[rowID]int{}
+	dead, flushRows := 0, 0
+	quiet := 0
+	for quiet < 3 {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			quiet++
+			continue
+		}
+		quiet = 0
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Topic == dlq {
+				dead++
+				return
+			}
+			id, vals := parseRow(t, r.Value)
+			if id.org == "flush" {
+				flushRows++
+				return
+			}
+			seen[id]++
+			if w, ok := want[id]; ok && seen[id] == 1 {
+				compare(t, "kafka", id, vals, w)
+			}
+		})
+	}
+	dups, missing := 0, 0
+	for id, c := range seen {
+		if c > 1 {
+			dups++
+		}
+		if _, ok := want[id]; !ok {
+			t.Errorf("kafka: unexpected row %v", id)
+		}
+	}
+	for id := range want {
+		if seen[id] == 0 {
+			missing++
+		}
+	}
+	if dups != 0 || missing != 0 {
+		t.Errorf("kafka (read_committed): %d rows duplicated, %d missing of %d", dups, missing, len(want))
+	}
+	if dead != rejected {
+		t.Errorf("dead-letter topic has %d records, want %d (malformed + late, each once)", dead, rejected)
+	}
+	t.Logf("kafka: %d rows, %d dead letters checked", len(seen), dead)
+}
+
+func checkS3(t *testing.T, ctx context.Context, cl *s3.Client, bucket string, want map[rowID]*refRow) {
+	seen := map[rowID]int{}
+	p := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("rollups/")})
+	objects := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			objects++
+			out, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("%s: %v", *o.Key, err)
+			}
+			sc := bufio.NewScanner(zr)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				id, vals := parseRow(t, sc.Bytes())
+				if id.org == "flush" {
+					continue
+				}
+				seen[id]++
+				if w, ok := want[id]; ok && seen[id] == 1 {
+					compare(t, "s3", id, vals, w)
+				}
+			}
+		}
+	}
+	dups, missing := 0, 0
+	for _, c := range seen {
+		if c > 1 {
+			dups++
+		}
+	}
+	for id := range want {
+		if seen[id] == 0 {
+			missing++
+		}
+	}
+	if dups != 0 || missing != 0 || len(seen) != len(want) {
+		t.Errorf("s3: %d rows duplicated, %d missing, %d seen of %d", dups, missing, len(seen), len(want))
+	}
+	t.Logf("s3: %d objects, %d rows checked", objects, len(seen))
+}

@@ -1,0 +1,381 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/emit"
+	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/state"
+)
+
+// deadLetterer is the outbox writer's extra surface: dead letters and the progress position.
+type deadLetterer interface {
+	DeadLetter(ctx context.Context, in *kgo.Record, reason, detail string) error
+	Position(nextSeq uint64, nextOffset int64)
+}
+
+// owner is the single goroutine that owns one input partition's state: it applies records,
+// hands closed windows to the sinks, and checkpoints. Everything it touches is its own, so
+// nothing on the hot path takes a lock.
+type owner struct {
+	w       *Worker
+	key     checkpoint.Key
+	log     *slog.Logger
+	lease   *checkpoint.Lease
+	store   *state.Store
+	dec     *record.Decoder
+	rec     *record.Record
+	writers []sink.Writer
+	names   []string
+	outbox  deadLetterer
+	fp      uint64
+	snapBuf []byte
+
+	nextOffset int64
+	nextSeq    uint64
+	sinceCkpt  int64
+	lastCkpt   time.Time
+	curOffset  int64 // offset of the record being applied, for emitted windows
+	emitErr    error
+
+	in   chan []*kgo.Record
+	ctl  chan control
+	done chan struct{}
+
+	mu   sync.Mutex // guards stat, read by Status from other goroutines
+	stat PartitionStatus
+}
+
+type control struct {
+	kind  controlKind
+	reply chan error
+}
+
+type controlKind int
+
+const (
+	ctlCheckpoint controlKind = iota // checkpoint now
+	ctlStop                          // checkpoint, close, exit
+	ctlAbandon                       // close without checkpointing (partition lost or fenced)
+	ctlFlushAll                      // close every window (end of a bounded input), checkpoint
+)
+
+// restore claims the partition, loads its newest readable checkpoint (falling back to older
+// ones if a state does not decode) and opens the sinks. It returns the offset to start at, or
+// -1 to start at the beginning of the partition.
+func (o *owner) restore(ctx context.Context) (int64, error) {
+	w := o.w
+	lease, err := w.cfg.Checkpoints.Claim(ctx, o.key, w.cfg.WorkerID)
+	if err != nil {
+		return 0, err
+	}
+	o.lease = lease
+	emitFn := func(sw *state.Window) { o.emitWindow(sw) }
+	var cp checkpoint.Checkpoint
+	for skip := 0; ; skip++ {
+		cp, err = lease.LoadOlder(ctx, skip)
+		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+			o.store = state.New(w.cfg.Spec, w.layout, emitFn)
+			o.nextOffset, o.nextSeq = -1, 0
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		st, rerr := state.Restore(w.cfg.Spec, w.layout, emitFn, cp.State)
+		if rerr == nil {
+			o.store, o.nextOffset, o.nextSeq = st, cp.Offset, cp.EmitSeq
+			break
+		}
+		o.log.Error("checkpoint state does not restore; trying an older one", "offset", cp.Offset, "err", rerr)
+		if errors.Is(rerr, state.ErrMismatch) {
+			return 0, fmt.Errorf("partition %s: %w", o.key, rerr)
+		}
+	}
+	pk := sink.PartitionKey{Spec: o.key.Spec, Topic: o.key.Topic, Partition: o.key.Partition}
+	for _, s := range w.sinks {
+		wr, err := s.Open(ctx, pk, cp.Sinks[s.Name()])
+		if err != nil {
+			o.closeWriters()
+			return 0, fmt.Errorf("partition %s: open %s: %w", o.key, s.Name(), err)
+		}
+		o.writers = append(o.writers, wr)
+		o.names = append(o.names, s.Name())
+		if dl, ok := wr.(deadLetterer); ok {
+			o.outbox = dl
+		}
+	}
+	o.lastCkpt = time.Now()
+	o.setStat(func(s *PartitionStatus) {
+		s.Generation = lease.Generation()
+		s.RestoredFrom = cp.Offset
+		s.NextOffset = o.nextOffset
+	})
+	o.log.Info("partition restored", "generation", lease.Generation(), "offset", o.nextOffset,
+		"emit_seq", o.nextSeq, "series", o.store.Stats().Series)
+	return o.nextOffset, nil
+}
+
+// run is the owner's loop: batches in, controls in, periodic checkpoints.
+func (o *owner) run(ctx context.Context) {
+	defer close(o.done)
+	// Mirror the restored offset at once: the previous owner's last mirror commit may never
+	// have happened (it was killed) or may have been refused (it had left the group).
+	if o.nextOffset >= 0 {
+		o.w.mirrorOffset(o.key.Partition, o.nextOffset)
+	}
+	tick := time.NewTicker(o.w.cfg.CheckpointInterval / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case batch := <-o.in:
+			if err := o.apply(ctx, batch); err != nil {
+				o.fail(err)
+				return
+			}
+			if o.sinceCkpt >= o.w.cfg.CheckpointRecords {
+				if err := o.checkpoint(ctx); err != nil {
+					o.fail(err)
+					return
+				}
+			}
+		case <-tick.C:
+			if o.sinceCkpt > 0 && time.Since(o.lastCkpt) >= o.w.cfg.CheckpointInterval {
+				if err := o.checkpoint(ctx); err != nil {
+					o.fail(err)
+					return
+				}
+			}
+		case c := <-o.ctl:
+			switch c.kind {
+			case ctlCheckpoint:
+				c.reply <- o.checkpoint(ctx)
+			case ctlFlushAll:
+				o.drainInput(ctx)
+				o.store.Flush()
+				err := o.emitErr
+				if err == nil {
+					err = o.checkpoint(ctx)
+				}
+				c.reply <- err
+			case ctlStop:
+				// Finish the batches already handed over, then checkpoint what they did.
+				err := o.drainInput(ctx)
+				if err == nil {
+					err = o.checkpoint(ctx)
+				}
+				o.closeWriters()
+				c.reply <- err
+				return
+			case ctlAbandon:
+				o.closeWriters()
+				c.reply <- nil
+				return
+			}
+		case <-ctx.Done():
+			o.closeWriters()
+			return
+		}
+	}
+}
+
+func (o *owner) drainInput(ctx context.Context) error {
+	for {
+		select {
+		case batch := <-o.in:
+			if err := o.apply(ctx, batch); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// apply runs one fetched batch through decode and state.
+func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
+	start := time.Now()
+	m := o.w.metrics
+	var bad, late int
+	for _, kr := range batch {
+		if kr.Offset < o.nextOffset {
+			continue // before the checkpoint (a fetch that raced the seek)
+		}
+		o.curOffset = kr.Offset
+		if err := o.dec.Decode(kr.Value, kr.Timestamp.UnixMilli(), o.rec); err != nil {
+			reason, detail := record.ReasonOf(err), err.Error()
+			if reason == "" {
+				reason = record.ReasonMalformed
+			}
+			bad++
+			m.deadLettered(string(reason))
+			if err := o.deadLetter(ctx, kr, string(reason), detail); err != nil {
+				return err
+			}
+		} else if !o.store.Apply(o.rec) {
+			late++
+			m.deadLettered(string(record.ReasonLate))
+			if err := o.deadLetter(ctx, kr, string(record.ReasonLate),
+				fmt.Sprintf("event time %d is behind the watermark %d", o.rec.Time, o.store.Watermark())); err != nil {
+				return err
+			}
+		}
+		if o.emitErr != nil {
+			return o.emitErr
+		}
+		o.nextOffset = kr.Offset + 1
+		o.sinceCkpt++
+	}
+	m.recordsIn(o.key.Partition, len(batch), time.Since(start))
+	st := o.store.Stats()
+	o.setStat(func(s *PartitionStatus) {
+		s.NextOffset = o.nextOffset
+		s.Series, s.Slots, s.StateBytes = st.Series, st.Slots, st.Bytes
+		s.Watermark = st.Watermark
+		s.Records += int64(len(batch))
+		s.DeadLettered += int64(bad + late)
+	})
+	m.state(o.key.Partition, st)
+	return nil
+}
+
+func (o *owner) deadLetter(ctx context.Context, kr *kgo.Record, reason, detail string) error {
+	if o.outbox == nil {
+		return nil
+	}
+	return o.outbox.DeadLetter(ctx, kr, reason, detail)
+}
+
+// emitWindow is the state store's callback for a closed window.
+func (o *owner) emitWindow(sw *state.Window) {
+	if o.emitErr != nil {
+		return
+	}
+	win := emit.Copy(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
+	o.nextSeq++
+	ctx := o.w.runCtx
+	for i, wr := range o.writers {
+		if err := wr.Write(ctx, win); err != nil {
+			o.emitErr = fmt.Errorf("partition %s: sink %s: %w", o.key, o.names[i], err)
+			return
+		}
+	}
+	o.w.metrics.windowsEmitted(len(win.Rows))
+	o.setStat(func(s *PartitionStatus) { s.WindowsEmitted++ })
+}
+
+// checkpoint makes everything emitted durable in the sinks, then saves state and offset, then
+// mirrors the offset into the consumer group for lag monitoring.
+func (o *owner) checkpoint(ctx context.Context) error {
+	if o.nextOffset < 0 {
+		return nil // nothing consumed yet: nothing to checkpoint
+	}
+	start := time.Now()
+	if o.outbox != nil {
+		o.outbox.Position(o.nextSeq, o.nextOffset)
+	}
+	progress := map[string]string{}
+	// The Kafka outbox commits last: if an idempotent sink fails first, the transaction still
+	// aborts and the replay redoes both.
+	for i, wr := range o.writers {
+		if _, ok := wr.(deadLetterer); ok {
+			continue
+		}
+		p, err := wr.Flush(ctx)
+		if err != nil {
+			return fmt.Errorf("partition %s: flush %s: %w", o.key, o.names[i], err)
+		}
+		if p != "" {
+			progress[o.names[i]] = p
+		}
+	}
+	for i, wr := range o.writers {
+		if _, ok := wr.(deadLetterer); !ok {
+			continue
+		}
+		p, err := wr.Flush(ctx)
+		if err != nil {
+			return fmt.Errorf("partition %s: commit %s: %w", o.key, o.names[i], err)
+		}
+		if p != "" {
+			progress[o.names[i]] = p
+		}
+	}
+	var err error
+	if o.snapBuf, err = o.store.AppendSnapshot(o.snapBuf[:0], o.fp); err != nil {
+		return fmt.Errorf("partition %s: snapshot: %w", o.key, err)
+	}
+	e, err := o.lease.Save(ctx, checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: o.snapBuf})
+	if err != nil {
+		return err
+	}
+	dur := time.Since(start)
+	o.sinceCkpt, o.lastCkpt = 0, time.Now()
+	o.w.metrics.checkpointed(o.key.Partition, dur, int64(len(o.snapBuf)))
+	o.setStat(func(s *PartitionStatus) {
+		s.LastCheckpoint = e.Created
+		s.LastCheckpointOffset = e.Offset
+		s.LastCheckpointBytes = e.Size
+		s.LastCheckpointSeconds = dur.Seconds()
+		s.Checkpoints++
+	})
+	o.log.Debug("checkpointed", "offset", e.Offset, "emit_seq", e.EmitSeq, "bytes", e.Size, "seconds", dur.Seconds())
+	o.w.mirrorOffset(o.key.Partition, o.nextOffset)
+	// Shrink a snapshot buffer that a burst made huge.
+	if cap(o.snapBuf) > 4*len(o.snapBuf)+(64<<20) {
+		o.snapBuf = nil
+	}
+	return nil
+}
+
+func (o *owner) fail(err error) {
+	o.closeWriters()
+	if errors.Is(err, checkpoint.ErrFenced) {
+		o.log.Warn("partition fenced by a newer owner; dropping it", "err", err)
+		return
+	}
+	o.log.Error("partition failed; the worker stops so it can be restarted from the last checkpoint", "err", err)
+	o.w.fail(err)
+}
+
+func (o *owner) closeWriters() {
+	for _, wr := range o.writers {
+		_ = wr.Close()
+	}
+	o.writers = nil
+}
+
+func (o *owner) setStat(f func(*PartitionStatus)) {
+	o.mu.Lock()
+	f(&o.stat)
+	o.mu.Unlock()
+}
+
+// request sends a control to the owner and waits for its answer.
+func (o *owner) request(ctx context.Context, kind controlKind) error {
+	reply := make(chan error, 1)
+	select {
+	case o.ctl <- control{kind: kind, reply: reply}:
+	case <-o.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-o.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,61 @@
+package worker
+
+import (
+	"slices"
+	"time"
+)
+
+// PartitionStatus is what the admin API reports per owned partition.
+type PartitionStatus struct {
+	Partition             int32     `json:"partition"`
+	Generation            int64     `json:"generation"`
+	RestoredFrom          int64     `json:"restored_from_offset"`
+	NextOffset            int64     `json:"next_offset"`
+	Lag                   int64     `json:"lag"`
+	Records               int64     `json:"records"`
+	DeadLettered          int64     `json:"dead_lettered"`
+	WindowsEmitted        int64     `json:"windows_emitted"`
+	Series                int       `json:"series"`
+	Slots                 int       `json:"slots"`
+	StateBytes            int64     `json:"state_bytes"`
+	Watermark             int64     `json:"watermark_ms"`
+	Checkpoints           int64     `json:"checkpoints"`
+	LastCheckpoint        time.Time `json:"last_checkpoint"`
+	LastCheckpointOffset  int64     `json:"last_checkpoint_offset"`
+	LastCheckpointBytes   int64     `json:"last_checkpoint_bytes"`
+	LastCheckpointSeconds float64   `json:"last_checkpoint_seconds"`
+	OffsetLost            string    `json:"offset_lost,omitempty"`
+}
+
+// Status is the worker's state as the admin API reports it.
+type Status struct {
+	WorkerID   string            `json:"worker_id"`
+	Spec       string            `json:"spec"`
+	Group      string            `json:"group"`
+	Draining   bool              `json:"draining"`
+	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// Status snapshots the worker's partitions.
+func (w *Worker) Status() Status {
+	w.mu.Lock()
+	s := Status{WorkerID: w.cfg.WorkerID, Spec: w.cfg.Spec.Name, Group: w.cfg.Group, Draining: w.draining}
+	owners := make([]*owner, 0, len(w.owners))
+	for _, o := range w.owners {
+		owners = append(owners, o)
+	}
+	lag := map[int32]int64{}
+	for p, l := range w.lag {
+		lag[p] = l
+	}
+	w.mu.Unlock()
+	for _, o := range owners {
+		o.mu.Lock()
+		ps := o.stat
+		o.mu.Unlock()
+		ps.Lag = lag[ps.Partition]
+		s.Partitions = append(s.Partitions, ps)
+	}
+	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int { return int(a.Partition - b.Partition) })
+	return s
+}

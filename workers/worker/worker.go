@@ -1,0 +1,437 @@
+// Package worker is liveagg's spot-instance worker runtime: it joins a Kafka consumer group
+// (cooperative-sticky), owns the state of the partitions assigned to it, applies their
+// records, hands closed windows to the sinks, and checkpoints each partition's state with the
+// offset it reflects.
+//
+// The checkpoint, not the consumer group's committed offset, is the source of truth: when a
+// partition is assigned, the worker claims it in the checkpoint store (fencing any earlier
+// owner), restores the newest readable checkpoint and seeks to its offset; committed offsets
+// only mirror checkpoints so lag can be monitored. On revocation an owner finishes the batch it
+// holds, checkpoints, and lets go. Each partition has one goroutine, its owner; the poll loop
+// only routes batches.
+//
+// A failure the worker cannot repair in place (a sink that keeps failing, an offset lost to
+// retention under the stop policy) ends Run with an error, and the process exits: the
+// supervisor restarts it, and the restart replays from the last checkpoint.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/liveagg/liveagg/workers/agg"
+	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/state"
+)
+
+// Policies for a checkpointed offset that Kafka no longer has (retention passed during an
+// outage): stop the worker, or resume from the earliest offset Kafka still has.
+const (
+	MissingOffsetStop     = "stop"
+	MissingOffsetEarliest = "earliest"
+)
+
+// ErrOffsetLost is returned by Run when a checkpointed offset is gone and the policy is stop.
+var ErrOffsetLost = errors.New("checkpointed offset is no longer in Kafka")
+
+// Config is a worker's wiring. The config package builds it from a file.
+type Config struct {
+	WorkerID string
+	Spec     *spec.Spec
+	// KafkaOpts carry the brokers and their auth; the worker adds its group options.
+	KafkaOpts []kgo.Opt
+	Group     string
+	// Checkpoints is where partition state goes.
+	Checkpoints *checkpoint.Store
+	// CheckpointInterval and CheckpointRecords trigger a partition's checkpoint, whichever
+	// comes first (defaults 30s and 2,000,000 records).
+	CheckpointInterval time.Duration
+	CheckpointRecords  int64
+	// OnMissingOffset is MissingOffsetStop (default) or MissingOffsetEarliest.
+	OnMissingOffset string
+	// Sinks receive closed windows; the Kafka outbox (dead letters, Kafka outputs, progress)
+	// is one of them.
+	Sinks  []sink.Sink
+	Logger *slog.Logger
+	// Metrics, if set, receives the worker's measurements.
+	Metrics *Metrics
+	// MaxPollRecords bounds one poll (default 10,000).
+	MaxPollRecords int
+}
+
+// Worker runs one spec's partitions.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	layout  *agg.Layout
+	fp      uint64
+	sinks   []sink.Sink
+	metrics *Metrics
+
+	cl     *kgo.Client
+	runCtx context.Context
+	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	owners   map[int32]*owner
+	draining bool
+	lag      map[int32]int64
+}
+
+// New validates the configuration and prepares a worker; Run starts it.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Spec == nil || cfg.Checkpoints == nil {
+		return nil, errors.New("worker: a spec and a checkpoint store are required")
+	}
+	if cfg.Spec.Input.Format != spec.FormatJSON {
+		return nil, fmt.Errorf("worker: spec %s reads %s; this worker reads json", cfg.Spec.Name, cfg.Spec.Input.Format)
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = 30 * time.Second
+	}
+	if cfg.CheckpointRecords <= 0 {
+		cfg.CheckpointRecords = 2_000_000
+	}
+	switch cfg.OnMissingOffset {
+	case "":
+		cfg.OnMissingOffset = MissingOffsetStop
+	case MissingOffsetStop, MissingOffsetEarliest:
+	default:
+		return nil, fmt.Errorf("worker: on_missing_offset %q is not stop or earliest", cfg.OnMissingOffset)
+	}
+	if cfg.Group == "" {
+		cfg.Group = "liveagg." + cfg.Spec.Name
+	}
+	if cfg.MaxPollRecords <= 0 {
+		cfg.MaxPollRecords = 10_000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	dec, err := record.NewDecoder(cfg.Spec)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := agg.NewLayout(cfg.Spec, dec)
+	if err != nil {
+		return nil, err
+	}
+	m := cfg.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Worker{
+		cfg: cfg, log: cfg.Logger.With("spec", cfg.Spec.Name, "worker", cfg.WorkerID),
+		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m,
+		owners: map[int32]*owner{}, lag: map[int32]int64{},
+	}, nil
+}
+
+// Run consumes until ctx ends, Drain completes, or a partition fails.
+func (w *Worker) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.runCtx, w.cancel = ctx, cancel
+	topic := w.cfg.Spec.Input.Topic
+	opts := append([]kgo.Opt{}, w.cfg.KafkaOpts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(w.cfg.Group),
+		kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(w.assigned),
+		kgo.AdjustFetchOffsetsFn(w.adjustOffsets),
+		kgo.OnPartitionsRevoked(w.revoked),
+		kgo.OnPartitionsLost(w.lost),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("worker: kafka client: %w", err)
+	}
+	w.cl = cl
+	defer cl.Close()
+	w.log.Info("worker started", "topic", topic, "group", w.cfg.Group, "checkpoints", w.cfg.Checkpoints.Location())
+
+	for {
+		fs := cl.PollRecords(ctx, w.cfg.MaxPollRecords)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			break
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				w.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			w.mu.Lock()
+			o := w.owners[p.Partition]
+			if len(p.Records) > 0 {
+				w.lag[p.Partition] = p.HighWatermark - (p.Records[len(p.Records)-1].Offset + 1)
+			}
+			w.mu.Unlock()
+			if o == nil || len(p.Records) == 0 {
+				return
+			}
+			w.metrics.lag(p.Partition, w.lag[p.Partition])
+			select {
+			case o.in <- p.Records:
+			case <-o.done:
+			case <-ctx.Done():
+			}
+		})
+		cl.AllowRebalance()
+	}
+	err = context.Cause(ctx)
+	if errors.Is(err, context.Canceled) || errors.Is(err, errDrained) {
+		err = nil
+	}
+	// Stop every owner: a cancelled context means shutdown without a final checkpoint; the
+	// last periodic checkpoint plus replay covers what was not saved.
+	w.mu.Lock()
+	owners := w.owners
+	w.owners = map[int32]*owner{}
+	w.mu.Unlock()
+	for _, o := range owners {
+		<-o.done
+	}
+	return err
+}
+
+var errDrained = errors.New("drained")
+
+// fail stops the worker with err.
+func (w *Worker) fail(err error) { w.cancel(err) }
+
+func (w *Worker) newOwner(p int32) (*owner, error) {
+	dec, err := record.NewDecoder(w.cfg.Spec)
+	if err != nil {
+		return nil, err
+	}
+	key := checkpoint.Key{Spec: w.cfg.Spec.Name, Topic: w.cfg.Spec.Input.Topic, Partition: p}
+	return &owner{
+		w: w, key: key, log: w.log.With("partition", p), dec: dec, rec: dec.NewRecord(), fp: w.fp,
+		in: make(chan []*kgo.Record, 2), ctl: make(chan control), done: make(chan struct{}),
+		stat: PartitionStatus{Partition: p},
+	}, nil
+}
+
+func (w *Worker) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	w.log.Info("partitions assigned", "partitions", assigned[w.cfg.Spec.Input.Topic])
+}
+
+// adjustOffsets runs after assignment and before fetching: it restores each newly assigned
+// partition from its checkpoint and returns the checkpoint's offset as where to start.
+func (w *Worker) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	topic := w.cfg.Spec.Input.Topic
+	parts := offsets[topic]
+	if len(parts) == 0 {
+		return offsets, nil
+	}
+	type result struct {
+		p      int32
+		o      *owner
+		offset int64
+		err    error
+	}
+	results := make(chan result, len(parts))
+	for p := range parts {
+		go func() {
+			o, err := w.newOwner(p)
+			if err != nil {
+				results <- result{p: p, err: err}
+				return
+			}
+			start := time.Now()
+			off, err := o.restore(ctx)
+			w.metrics.restored(p, time.Since(start))
+			results <- result{p: p, o: o, offset: off, err: err}
+		}()
+	}
+	restored := map[int32]result{}
+	var firstErr error
+	for range parts {
+		r := <-results
+		if r.err != nil {
+			w.log.Error("restore failed", "partition", r.p, "err", r.err)
+			firstErr = cmpErr(firstErr, r.err)
+			continue
+		}
+		restored[r.p] = r
+	}
+	if firstErr != nil {
+		for _, r := range restored {
+			r.o.closeWriters()
+		}
+		w.fail(fmt.Errorf("worker: restore: %w", firstErr))
+		return offsets, firstErr
+	}
+	// A checkpointed offset below the log start was lost to retention: say so loudly.
+	starts, err := kadm.NewClient(w.cl).ListStartOffsets(ctx, topic)
+	if err != nil {
+		w.fail(fmt.Errorf("worker: list start offsets: %w", err))
+		return offsets, err
+	}
+	out := map[int32]kgo.Offset{}
+	for p, r := range restored {
+		off := r.offset
+		if s, ok := starts.Lookup(topic, p); ok && s.Err == nil && off >= 0 && off < s.Offset {
+			w.metrics.offsetLost(p)
+			r.o.setStat(func(st *PartitionStatus) {
+				st.OffsetLost = fmt.Sprintf("checkpoint at %d, log starts at %d", off, s.Offset)
+			})
+			w.log.Error("CHECKPOINTED OFFSET LOST TO RETENTION: records between the checkpoint and the log start are gone",
+				"partition", p, "checkpoint_offset", off, "log_start", s.Offset, "missing_records", s.Offset-off, "policy", w.cfg.OnMissingOffset)
+			if w.cfg.OnMissingOffset == MissingOffsetStop {
+				for _, r := range restored {
+					r.o.closeWriters()
+				}
+				err := fmt.Errorf("partition %d: %w (checkpoint %d, log start %d)", p, ErrOffsetLost, off, s.Offset)
+				w.fail(err)
+				return offsets, err
+			}
+			off = s.Offset
+			r.o.nextOffset = off
+		}
+		if off < 0 {
+			out[p] = kgo.NewOffset().AtStart()
+		} else {
+			out[p] = kgo.NewOffset().At(off).WithEpoch(-1)
+		}
+	}
+	w.mu.Lock()
+	for p, r := range restored {
+		w.owners[p] = r.o
+		go r.o.run(w.runCtx)
+	}
+	w.mu.Unlock()
+
+	offsets[topic] = out
+	return offsets, nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// revoked checkpoints and releases partitions the group moved elsewhere.
+func (w *Worker) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	w.release(ctx, revoked[w.cfg.Spec.Input.Topic], ctlStop)
+}
+
+// lost drops partitions whose ownership lapsed (session expiry): no checkpoint, since a newer
+// owner may already have claimed them and would fence it anyway.
+func (w *Worker) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	w.release(ctx, lost[w.cfg.Spec.Input.Topic], ctlAbandon)
+}
+
+func (w *Worker) release(ctx context.Context, parts []int32, kind controlKind) {
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		w.mu.Lock()
+		o := w.owners[p]
+		delete(w.owners, p)
+		w.mu.Unlock()
+		if o == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := o.request(context.WithoutCancel(ctx), kind); err != nil {
+				o.log.Error("release checkpoint failed; the next owner replays from the previous checkpoint", "err", err)
+			}
+			<-o.done
+		}()
+	}
+	wg.Wait()
+	if len(parts) > 0 {
+		w.log.Info("partitions released", "partitions", parts, "checkpointed", kind == ctlStop)
+	}
+}
+
+// mirrorOffset commits a checkpointed offset to the consumer group, only so that lag tools
+// see it; the worker never reads it back.
+func (w *Worker) mirrorOffset(p int32, offset int64) {
+	cl := w.cl
+	if cl == nil {
+		return
+	}
+	cl.CommitOffsets(w.runCtx, map[string]map[int32]kgo.EpochOffset{
+		w.cfg.Spec.Input.Topic: {p: {Epoch: -1, Offset: offset}},
+	}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			w.log.Warn("mirror offset commit failed; lag metrics may read high until the next checkpoint", "partition", p, "offset", offset, "err", err)
+		}
+	})
+}
+
+// Checkpoint checkpoints every owned partition now and returns when all are durable.
+func (w *Worker) Checkpoint(ctx context.Context) error {
+	return w.each(ctx, ctlCheckpoint)
+}
+
+// FlushAll closes every open window of every owned partition and checkpoints: the end of a
+// bounded input, where no later record will ever close them.
+func (w *Worker) FlushAll(ctx context.Context) error {
+	return w.each(ctx, ctlFlushAll)
+}
+
+func (w *Worker) each(ctx context.Context, kind controlKind) error {
+	w.mu.Lock()
+	owners := make([]*owner, 0, len(w.owners))
+	for _, o := range w.owners {
+		owners = append(owners, o)
+	}
+	w.mu.Unlock()
+	errs := make(chan error, len(owners))
+	for _, o := range owners {
+		go func() { errs <- o.request(ctx, kind) }()
+	}
+	var all []error
+	for range owners {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// Drain checkpoints every partition, leaves the group so the others take the partitions at
+// once, and stops Run. It is what a spot interruption notice triggers.
+func (w *Worker) Drain(ctx context.Context) error {
+	w.mu.Lock()
+	if w.draining {
+		w.mu.Unlock()
+		return nil
+	}
+	w.draining = true
+	w.mu.Unlock()
+	start := time.Now()
+	w.log.Info("draining")
+	// Leaving the group revokes every partition, and revocation checkpoints each one.
+	if cl := w.cl; cl != nil {
+		if err := cl.LeaveGroupContext(ctx); err != nil {
+			return fmt.Errorf("drain: leave group: %w", err)
+		}
+	}
+	w.log.Info("drained", "seconds", time.Since(start).Seconds())
+	w.cancel(errDrained)
+	return nil
+}
