@@ -14,7 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,8 +27,10 @@ import (
 	"github.com/liveagg/liveagg/workers/admin"
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/config"
+	"github.com/liveagg/liveagg/workers/cwpub"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/spot"
 	"github.com/liveagg/liveagg/workers/worker"
 )
 
@@ -75,7 +81,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		if err != nil {
 			return err
 		}
-		s3c = s3.NewFromConfig(ac, func(o *s3.Options) { o.UsePathStyle = cfg.AWS.Endpoint != "" })
+		s3c = s3.NewFromConfig(ac, func(o *s3.Options) {
+			o.UsePathStyle = cfg.AWS.Endpoint != ""
+			// S3-compatible stores often send no response checksum; that is not worth a log line.
+			o.DisableLogOutputChecksumValidationSkipped = true
+		})
 	}
 	var copts []checkpoint.Option
 	copts = append(copts, checkpoint.WithLogger(log))
@@ -110,7 +120,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		defer stopMetrics()
 	}
 	if cfg.Admin.Listen != "" {
-		token, err := readToken(cfg.Admin.TokenFile)
+		token, err := adminToken(ctx, cfg, loadAWS)
 		if err != nil {
 			return err
 		}
@@ -122,6 +132,19 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	if cfg.Admin.OnEC2 {
+		if err := onEC2(runCtx, cfg, w, loadAWS, log); err != nil {
+			return err
+		}
+	}
+	if cfg.Metrics.CloudWatchInterval > 0 {
+		ac, err := loadAWS(ctx)
+		if err != nil {
+			return err
+		}
+		pub := cwpub.New(cloudwatch.NewFromConfig(ac), s.Name, cfg.Metrics.AutoScalingGroup)
+		go pub.Run(runCtx, cfg.Metrics.CloudWatchInterval, sampler(w), log)
+	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
 	select {
@@ -221,6 +244,73 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 	}
 	sinks = append(sinks, outbox)
 	return sinks, closeAll, nil
+}
+
+// sampler turns the worker's totals and status into per-interval CloudWatch samples.
+func sampler(w *worker.Worker) func() cwpub.Sample {
+	last := w.Totals()
+	return func() cwpub.Sample {
+		t, st := w.Totals(), w.Status()
+		s := cwpub.Sample{RecordsIn: float64(t.Records - last.Records), DeadLettered: float64(t.DeadLettered - last.DeadLettered)}
+		if n := t.Records - last.Records; n > 0 {
+			s.ProcessingSeconds = (t.Busy - last.Busy).Seconds() / float64(n)
+		}
+		for _, p := range st.Partitions {
+			s.ConsumerLag += float64(p.Lag)
+			s.StateBytes += float64(p.StateBytes)
+			s.StateSeries += float64(p.Series)
+			if !p.LastCheckpoint.IsZero() {
+				s.CheckpointAgeSeconds = max(s.CheckpointAgeSeconds, time.Since(p.LastCheckpoint).Seconds())
+			}
+		}
+		last = t
+		return s
+	}
+}
+
+// adminToken reads the admin token from its SSM SecureString parameter or its file.
+func adminToken(ctx context.Context, cfg *config.Config, loadAWS func(context.Context) (aws.Config, error)) (string, error) {
+	if cfg.Admin.TokenSSMParameter != "" {
+		ac, err := loadAWS(ctx)
+		if err != nil {
+			return "", err
+		}
+		return spot.Token(ctx, ssm.NewFromConfig(ac), cfg.Admin.TokenSSMParameter)
+	}
+	return readToken(cfg.Admin.TokenFile)
+}
+
+// onEC2 publishes the admin endpoint as a tag on the worker's own instance, so the control
+// lambdas can find it, and watches instance metadata for a spot interruption notice, draining
+// the worker if no lambda has done so first.
+func onEC2(ctx context.Context, cfg *config.Config, w *worker.Worker, loadAWS func(context.Context) (aws.Config, error), log *slog.Logger) error {
+	md := imds.New(imds.Options{})
+	id, err := spot.InstanceID(ctx, md)
+	if err != nil {
+		return err
+	}
+	endpoint := cfg.Admin.Advertise
+	if endpoint == "" {
+		ip, err := spot.PrivateIP(ctx, md)
+		if err != nil {
+			return err
+		}
+		_, port, err := net.SplitHostPort(cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		endpoint = "http://" + net.JoinHostPort(ip, port)
+	}
+	ac, err := loadAWS(ctx)
+	if err != nil {
+		return err
+	}
+	if err := spot.PublishEndpoint(ctx, ec2.NewFromConfig(ac), id, endpoint); err != nil {
+		return err
+	}
+	log.Info("admin endpoint published", "instance", id, "endpoint", endpoint)
+	go spot.Watch(ctx, md, 5*time.Second, log, func(ctx context.Context, _ spot.Notice) error { return w.Drain(ctx) })
+	return nil
 }
 
 func readToken(path string) (string, error) {

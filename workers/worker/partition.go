@@ -235,7 +235,11 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
 		o.nextOffset = kr.Offset + 1
 		o.sinceCkpt++
 	}
-	m.recordsIn(o.key.Partition, len(batch), time.Since(start))
+	busy := time.Since(start)
+	m.recordsIn(o.key.Partition, len(batch), busy)
+	o.w.totalRecords.Add(int64(len(batch)))
+	o.w.totalDead.Add(int64(bad + late))
+	o.w.busyNanos.Add(int64(busy))
 	st := o.store.Stats()
 	o.setStat(func(s *PartitionStatus) {
 		s.NextOffset = o.nextOffset

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -68,6 +69,9 @@ type Config struct {
 	Metrics *Metrics
 	// MaxPollRecords bounds one poll (default 10,000).
 	MaxPollRecords int
+	// SessionTimeout is how long the group waits for a silent member before moving its
+	// partitions (default 10s: an instance that vanishes without a drain is replaced fast).
+	SessionTimeout time.Duration
 }
 
 // Worker runs one spec's partitions.
@@ -82,6 +86,9 @@ type Worker struct {
 	cl     *kgo.Client
 	runCtx context.Context
 	cancel context.CancelCauseFunc
+
+	// Totals over the worker's life, for the CloudWatch publisher's per-interval deltas.
+	totalRecords, totalDead, busyNanos atomic.Int64
 
 	mu       sync.Mutex
 	owners   map[int32]*owner
@@ -116,6 +123,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 10_000
 	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -149,6 +159,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		kgo.ConsumerGroup(w.cfg.Group),
 		kgo.ConsumeTopics(topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(w.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, w.cfg.SessionTimeout/5)),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -434,4 +446,16 @@ func (w *Worker) Drain(ctx context.Context) error {
 	w.log.Info("drained", "seconds", time.Since(start).Seconds())
 	w.cancel(errDrained)
 	return nil
+}
+
+// Totals are counts over the worker's life: records applied, records dead-lettered, and time
+// spent applying them.
+type Totals struct {
+	Records, DeadLettered int64
+	Busy                  time.Duration
+}
+
+// Totals returns the worker's running totals.
+func (w *Worker) Totals() Totals {
+	return Totals{Records: w.totalRecords.Load(), DeadLettered: w.totalDead.Load(), Busy: time.Duration(w.busyNanos.Load())}
 }
