@@ -132,6 +132,7 @@ type fleet struct {
 	cfgPath string
 	mu      sync.Mutex
 	procs   map[int]*exec.Cmd
+	exited  map[int]chan struct{}
 	logs    string
 	kills   int
 }
@@ -148,20 +149,23 @@ func (f *fleet) start(i int) {
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}
-	go func() { _ = cmd.Wait(); lf.Close() }()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
 	f.mu.Lock()
 	f.procs[i] = cmd
+	if f.exited == nil {
+		f.exited = map[int]chan struct{}{}
+	}
+	f.exited[i] = done
 	f.mu.Unlock()
 }
 
 func (f *fleet) kill9(i int) {
 	f.mu.Lock()
-	cmd := f.procs[i]
+	cmd, done := f.procs[i], f.exited[i]
 	f.mu.Unlock()
 	_ = cmd.Process.Signal(syscall.SIGKILL)
-	for cmd.ProcessState == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	<-done
 	f.kills++
 }
 
@@ -175,6 +179,15 @@ func (f *fleet) dumpStacks() {
 	time.Sleep(time.Second)
 }
 
+// term sends SIGTERM, which drains the worker, and waits for it to exit.
+func (f *fleet) term(i int) {
+	f.mu.Lock()
+	cmd, done := f.procs[i], f.exited[i]
+	f.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	<-done
+}
+
 func (f *fleet) stopAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -183,99 +196,57 @@ func (f *fleet) stopAll() {
 	}
 }
 
-func TestExactlyOnceUnderKill9(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	cassHosts := testenv.CassandraHosts(t)
-	awsEP := testenv.AWSEndpoint(t)
-	ctx := testenv.Context(t, 20*time.Minute)
-	n := 1_000_000
-	if v := os.Getenv("LIVEAGG_EOS_RECORDS"); v != "" {
-		n, _ = strconv.Atoi(v)
+// scenario is one pipeline under test: its topics, bucket, keyspace, produced records and
+// worker fleet. Tests drive it through produce, fleet changes and verify.
+type scenario struct {
+	t          *testing.T
+	ctx        context.Context
+	brokers    []string
+	cassHosts  []string
+	name, ks   string
+	inTopic    string
+	outTopic   string
+	bucket     string
+	partitions int32
+	cl         *kgo.Client
+	adm        *kadm.Client
+	s3c        *s3.Client
+	g          *gen.Generator
+	fleet      *fleet
+	start      time.Time
+}
+
+func newScenario(t *testing.T, total int) *scenario {
+	sc := &scenario{
+		t: t, ctx: testenv.Context(t, 25*time.Minute), brokers: testenv.KafkaBrokers(t), cassHosts: testenv.CassandraHosts(t),
+		name: testenv.Name(t, "eos"), partitions: 4, start: time.Now(),
 	}
 	if v := os.Getenv("LIVEAGG_EOS_TIMEOUT"); v != "" {
 		testTimeout, _ = time.ParseDuration(v)
 	}
-	const partitions = 4
-	name := testenv.Name(t, "eos")
-	ks := strings.ReplaceAll(name, "-", "_")
-	inTopic, outTopic := name+"-raw", name+"-out"
-	bucket := name
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(200_000))
+	awsEP := testenv.AWSEndpoint(t)
+	sc.ks = strings.ReplaceAll(sc.name, "-", "_")
+	sc.inTopic, sc.outTopic, sc.bucket = sc.name+"-raw", sc.name+"-out", sc.name
+	var err error
+	sc.cl, err = kgo.NewClient(kgo.SeedBrokers(sc.brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(200_000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	for _, tp := range []string{inTopic, outTopic} {
-		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, tp); err != nil {
+	t.Cleanup(sc.cl.Close)
+	sc.adm = kadm.NewClient(sc.cl)
+	for _, tp := range []string{sc.inTopic, sc.outTopic} {
+		if _, err := sc.adm.CreateTopic(sc.ctx, sc.partitions, 1, nil, tp); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s3c := s3.NewFromConfig(testenv.AWSConfig(t), func(o *s3.Options) { o.UsePathStyle = true })
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+	sc.s3c = s3.NewFromConfig(testenv.AWSConfig(t), func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := sc.s3c.CreateBucket(sc.ctx, &s3.CreateBucketInput{Bucket: aws.String(sc.bucket)}); err != nil {
 		t.Fatal(err)
 	}
-
-	// Produce: keyed by series so that each (series, window) is computed by one partition.
-	g := gen.New(gen.Config{Seed: 2026, Orgs: 20, SitesPerOrg: 4, StepMs: 7200_000 / float64(n),
+	// Two hours of event time over the whole run, whatever its size.
+	sc.g = gen.New(gen.Config{Seed: 2026, Orgs: 20, SitesPerOrg: 4, StepMs: 7200_000 / float64(total),
 		JitterMs: 5000, LateFraction: 0.01, LateByMs: 120_000, MalformedFraction: 0.005})
-	parts := map[int32][][]byte{}
-	var mu sync.Mutex
-	produced := make([][]byte, 0, n+partitions)
-	start := time.Now()
-	var wg sync.WaitGroup
-	var perr error
-	produce := func(key, val []byte, part int32) {
-		wg.Add(1)
-		r := &kgo.Record{Topic: inTopic, Key: key, Value: val, Partition: part}
-		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-			defer wg.Done()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				perr = err
-			}
-		})
-	}
-	for range n {
-		e := g.Next()
-		val := gen.AppendJSON(nil, e)
-		key := fmt.Appendf(nil, "org-%04d|site-%02d|zone-%03d", e.Org, e.Site, e.Zone)
-		produced = append(produced, val)
-		produce(key, val, -1)
-	}
-	wg.Wait()
-	if perr != nil {
-		t.Fatal(perr)
-	}
-	// One far-future record per partition closes every window of the run.
-	for p := range int32(partitions) {
-		val := fmt.Appendf(nil, `{"org":"flush","site":"flush","zone":"flush","device":"flush","ts":%d,"rssi":-1,"dwell_ms":0}`, g.NowMs()+24*3600_000)
-		r := &kgo.Record{Topic: inTopic, Value: val, Partition: p}
-		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("produced %d records in %v", n, time.Since(start))
 
-	// Read the input back to learn each record's partition and offset order.
-	rd, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(inTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for got := 0; got < n+partitions; {
-		fs := rd.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatal("reading input back timed out")
-		}
-		fs.EachRecord(func(r *kgo.Record) { parts[r.Partition] = append(parts[r.Partition], r.Value); got++ })
-	}
-	rd.Close()
-	want, rejected := reference(parts, []int64{60_000, 900_000}, 30_000)
-	t.Logf("reference: %d (series, window) rows, %d rejected records", len(want), rejected)
-
-	// Workers.
 	dir := t.TempDir()
 	specPath := filepath.Join(dir, "spec.yaml")
 	specDoc := fmt.Sprintf(`
@@ -296,7 +267,7 @@ outputs:
   - {type: cassandra, keyspace: %s, table: rollup}
   - {type: kafka, topic: %s}
   - {type: s3, url: "s3://%s/rollups"}
-`, name, inTopic, ks, outTopic, bucket)
+`, sc.name, sc.inTopic, sc.ks, sc.outTopic, sc.bucket)
 	if err := os.WriteFile(specPath, []byte(specDoc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -308,69 +279,194 @@ checkpoint: {location: "s3://%s/checkpoints", interval: 2s, records: 200000}
 sinks:
   cassandra: {hosts: [%s], timeout: 20s, concurrency: 64}
 aws: {endpoint: %q}
-`, specPath, strings.Join(brokers, ","), bucket, strings.Join(cassHosts, ","), awsEP)
+`, specPath, strings.Join(sc.brokers, ","), sc.bucket, strings.Join(sc.cassHosts, ","), awsEP)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{t: t, cfgPath: cfgPath, procs: map[int]*exec.Cmd{}, logs: dir}
-	t.Cleanup(f.stopAll)
+	sc.fleet = &fleet{t: t, cfgPath: cfgPath, procs: map[int]*exec.Cmd{}, logs: dir}
+	t.Cleanup(sc.fleet.stopAll)
 	t.Cleanup(func() {
 		if t.Failed() {
-			for i := range 3 {
-				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d.log", i)))
+			for i := range 8 {
+				b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d.log", i)))
+				if err != nil {
+					continue
+				}
 				lines := strings.Split(string(b), "\n")
 				t.Logf("w%d log tail:\n%s", i, strings.Join(lines[max(0, len(lines)-25):], "\n"))
 			}
 		}
 	})
-	for i := range 3 {
-		f.start(i)
-	}
-	group := "liveagg." + name
-	ends, err := adm.ListEndOffsets(ctx, inTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caughtUp := func() bool {
-		committed, err := adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return false
-		}
-		done := true
-		ends.Each(func(e kadm.ListedOffset) {
-			c, ok := committed.Lookup(inTopic, e.Partition)
-			if !ok || c.At < e.Offset {
-				done = false
+	return sc
+}
+
+// produce writes n generated records keyed by series, so each (series, window) is computed by
+// one partition.
+func (sc *scenario) produce(n int) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var perr error
+	for range n {
+		e := sc.g.Next()
+		r := &kgo.Record{Topic: sc.inTopic, Key: fmt.Appendf(nil, "org-%04d|site-%02d|zone-%03d", e.Org, e.Site, e.Zone),
+			Value: gen.AppendJSON(nil, e)}
+		wg.Add(1)
+		sc.cl.Produce(sc.ctx, r, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				perr = err
+				mu.Unlock()
 			}
 		})
-		return done
 	}
+	wg.Wait()
+	if perr != nil {
+		sc.t.Fatal(perr)
+	}
+}
 
-	// Kill -9 a random worker at random moments, at least ten times, restarting it each time.
-	rng := rand.New(rand.NewPCG(7, 7))
-	kills := 10
-	if v := os.Getenv("LIVEAGG_EOS_KILLS"); v != "" {
-		kills, _ = strconv.Atoi(v)
+// flush writes one far-future record per partition, which closes every window of the run.
+func (sc *scenario) flush() {
+	for p := range sc.partitions {
+		val := fmt.Appendf(nil, `{"org":"flush","site":"flush","zone":"flush","device":"flush","ts":%d,"rssi":-1,"dwell_ms":0}`, sc.g.NowMs()+24*3600_000)
+		if err := sc.cl.ProduceSync(sc.ctx, &kgo.Record{Topic: sc.inTopic, Value: val, Partition: p}).FirstErr(); err != nil {
+			sc.t.Fatal(err)
+		}
 	}
-	for f.kills < kills || !caughtUp() {
-		if time.Since(start) > testTimeout {
-			f.dumpStacks()
-			t.Fatalf("workers did not catch up (%d kills)", f.kills)
+}
+
+// reference reads the input back (for each record's partition and order) and recomputes.
+func (sc *scenario) reference() (map[rowID]*refRow, int) {
+	ends, err := sc.adm.ListEndOffsets(sc.ctx, sc.inTopic)
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	total := int64(0)
+	ends.Each(func(e kadm.ListedOffset) { total += e.Offset })
+	rd, err := kgo.NewClient(kgo.SeedBrokers(sc.brokers...), kgo.ConsumeTopics(sc.inTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	defer rd.Close()
+	parts := map[int32][][]byte{}
+	for got := int64(0); got < total; {
+		fs := rd.PollFetches(sc.ctx)
+		if sc.ctx.Err() != nil {
+			sc.t.Fatal("reading input back timed out")
+		}
+		fs.EachRecord(func(r *kgo.Record) { parts[r.Partition] = append(parts[r.Partition], r.Value); got++ })
+	}
+	want, rejected := reference(parts, []int64{60_000, 900_000}, 30_000)
+	sc.t.Logf("reference: %d records, %d (series, window) rows, %d rejected", total, len(want), rejected)
+	return want, rejected
+}
+
+// caughtUp reports whether the checkpoints (mirrored as group offsets) cover the whole input.
+func (sc *scenario) caughtUp() bool {
+	ends, err := sc.adm.ListEndOffsets(sc.ctx, sc.inTopic)
+	if err != nil {
+		return false
+	}
+	committed, err := sc.adm.FetchOffsets(sc.ctx, "liveagg."+sc.name)
+	if err != nil {
+		return false
+	}
+	done := true
+	ends.Each(func(e kadm.ListedOffset) {
+		c, ok := committed.Lookup(sc.inTopic, e.Partition)
+		if !ok || c.At < e.Offset {
+			done = false
+		}
+	})
+	return done
+}
+
+func (sc *scenario) waitCaughtUp(what string) {
+	for !sc.caughtUp() {
+		if time.Since(sc.start) > testTimeout {
+			sc.fleet.dumpStacks()
+			sc.t.Fatalf("workers did not catch up: %s", what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	sc.t.Logf("caught up (%s) at %v", what, time.Since(sc.start).Round(time.Millisecond))
+}
+
+func (sc *scenario) verify() {
+	want, rejected := sc.reference()
+	time.Sleep(2 * time.Second)
+	checkCassandra(sc.t, sc.cassHosts, sc.ks, want)
+	checkKafka(sc.t, sc.ctx, sc.brokers, sc.outTopic, sc.name+".dlq", want, rejected)
+	checkS3(sc.t, sc.ctx, sc.s3c, sc.bucket, want)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+// TestExactlyOnceUnderKill9: a million records (Zipf-skewed orgs, late and malformed records),
+// three workers, and a harness that kill -9s a random worker at random moments at least ten
+// times, restarting it each time. Every (series, window) must be in Cassandra, S3 and the
+// read_committed Kafka output exactly once and exactly right, and every bad record must be
+// dead-lettered exactly once.
+func TestExactlyOnceUnderKill9(t *testing.T) {
+	n := envInt("LIVEAGG_EOS_RECORDS", 1_000_000)
+	kills := envInt("LIVEAGG_EOS_KILLS", 10)
+	sc := newScenario(t, n)
+	sc.produce(n)
+	sc.flush()
+	t.Logf("produced %d records in %v", n, time.Since(sc.start).Round(time.Millisecond))
+	for i := range 3 {
+		sc.fleet.start(i)
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for sc.fleet.kills < kills || !sc.caughtUp() {
+		if time.Since(sc.start) > testTimeout {
+			sc.fleet.dumpStacks()
+			t.Fatalf("workers did not catch up (%d kills)", sc.fleet.kills)
 		}
 		time.Sleep(time.Duration(1500+rng.IntN(3000)) * time.Millisecond)
-		if f.kills < kills {
+		if sc.fleet.kills < kills {
 			i := rng.IntN(3)
-			f.kill9(i)
-			f.start(i)
+			sc.fleet.kill9(i)
+			sc.fleet.start(i)
 		}
 	}
-	t.Logf("caught up after %d kill -9s in %v", f.kills, time.Since(start))
-	// Let the final checkpoints' sinks settle: everything committed is already durable.
-	time.Sleep(3 * time.Second)
+	t.Logf("caught up after %d kill -9s in %v", sc.fleet.kills, time.Since(sc.start).Round(time.Millisecond))
+	sc.verify()
+}
 
-	checkCassandra(t, cassHosts, ks, want)
-	checkKafka(t, ctx, brokers, outTopic, name+".dlq", want, rejected)
-	checkS3(t, ctx, s3c, bucket, want)
+// TestRebalanceAndWholeFleetOutage: two workers start, a third joins mid-stream, one drains
+// and leaves (SIGTERM), and then every worker is killed while producers keep writing; a fresh
+// fleet (new processes, new ids, nothing local) restores from the checkpoint store and catches
+// up. State moves with its partitions throughout, and the results are exact.
+func TestRebalanceAndWholeFleetOutage(t *testing.T) {
+	n := envInt("LIVEAGG_REBALANCE_RECORDS", 300_000)
+	sc := newScenario(t, n)
+	sc.produce(n / 3)
+	sc.fleet.start(0)
+	sc.fleet.start(1)
+	time.Sleep(3 * time.Second)
+	sc.produce(n / 3)
+	sc.fleet.start(2) // joins mid-stream: cooperative-sticky moves some partitions to it
+	time.Sleep(4 * time.Second)
+	sc.fleet.term(0) // drains and leaves
+	sc.waitCaughtUp("after join and leave")
+
+	// Whole-fleet outage while the producers go on.
+	sc.fleet.kill9(1)
+	sc.fleet.kill9(2)
+	sc.produce(n - 2*(n/3))
+	sc.flush()
+	time.Sleep(2 * time.Second)
+	sc.fleet.start(5)
+	sc.fleet.start(6)
+	sc.waitCaughtUp("after the outage")
+	sc.verify()
 }
 
 func compare(t *testing.T, where string, id rowID, got map[string]float64, w *refRow) {
