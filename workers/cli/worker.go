@@ -232,7 +232,7 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 	if progress == "" {
 		progress = s.Name + ".progress"
 	}
-	outbox := sink.NewKafka(kopts, kafkaOuts, dlq, progress, sink.WithTransactionTimeout(max(time.Minute, 2*cfg.Checkpoint.Interval)))
+	outbox := sink.NewKafka(kopts, kafkaOuts, dlq, progress, sink.WithTransactionTimeout(min(15*time.Minute, max(time.Minute, 2*cfg.Checkpoint.Interval))))
 	parts, err := inputPartitions(ctx, kopts, s.Input.Topic)
 	if err != nil {
 		closeAll()

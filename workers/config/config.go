@@ -107,6 +107,10 @@ type Metrics struct {
 	AutoScalingGroup string `yaml:"auto_scaling_group"`
 }
 
+// MaxCheckpointInterval keeps a partition's open Kafka transaction under the brokers' default
+// transaction.max.timeout.ms (15 minutes) with room to commit.
+const MaxCheckpointInterval = 7 * time.Minute
+
 // Load reads a config file, applies environment overrides and defaults, and validates.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -218,8 +222,8 @@ func (c *Config) Validate() error {
 	} else if !strings.HasPrefix(c.Checkpoint.Location, "s3://") && !strings.HasPrefix(c.Checkpoint.Location, "file://") {
 		add("checkpoint.location: %q is not s3://bucket/prefix or file:///dir", c.Checkpoint.Location)
 	}
-	if c.Checkpoint.Interval < time.Second {
-		add("checkpoint.interval: %s is under 1s", c.Checkpoint.Interval)
+	if c.Checkpoint.Interval < time.Second || c.Checkpoint.Interval > MaxCheckpointInterval {
+		add("checkpoint.interval: %s is out of range: 1s to %s (the Kafka transaction that carries a partition's output stays open between checkpoints, and brokers cap transactions at 15m by default)", c.Checkpoint.Interval, MaxCheckpointInterval)
 	}
 	if c.Checkpoint.OnMissingOffset != "stop" && c.Checkpoint.OnMissingOffset != "earliest" {
 		add("checkpoint.on_missing_offset: %q is not stop or earliest", c.Checkpoint.OnMissingOffset)

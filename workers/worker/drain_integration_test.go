@@ -23,7 +23,7 @@ import (
 	"github.com/liveagg/liveagg/workers/worker"
 )
 
-// TestDrainAndRecoveryWithLargeState builds about 1 GiB of state in one worker (10M series of
+// TestDrainAndRecoveryWithLargeState builds about 1 GiB of state in one worker (12M series of
 // a scalar spec, LIVEAGG_DRAIN_SERIES to change it), drains it through the admin API as a spot
 // interruption would, and measures: the drain (checkpoint of the whole state to S3 on moto,
 // leave the group) must finish within the two-minute notice; then a fresh worker restores the
@@ -32,7 +32,7 @@ func TestDrainAndRecoveryWithLargeState(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	awsEP := testenv.AWSEndpoint(t)
 	ctx := testenv.Context(t, 20*time.Minute)
-	series := envInt("LIVEAGG_DRAIN_SERIES", 10_000_000)
+	series := envInt("LIVEAGG_DRAIN_SERIES", 12_000_000)
 	name := testenv.Name(t, "drain")
 	topic := name + "-raw"
 
@@ -91,7 +91,7 @@ outputs: [{type: file, path: %q}]
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 spec: %s
 kafka: {brokers: [%s]}
-checkpoint: {location: "s3://%s/checkpoints", interval: 1h, records: 1000000000}
+checkpoint: {location: "s3://%s/checkpoints", interval: 7m, records: 1000000000}
 aws: {endpoint: %q}
 admin: {listen: "127.0.0.1:%d", token_file: %q}
 `, specPath, strings.Join(brokers, ","), name, awsEP, port, tokenPath)), 0o644); err != nil {
@@ -121,8 +121,14 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 		err := c.Status(sctx, &st)
 		return st, err
 	}
+	var exited chan struct{}
 	waitOffset := func(want int64, what string) worker.Status {
 		for {
+			select {
+			case <-exited:
+				t.Fatalf("%s: the worker exited (see its log in %s)", what, dir)
+			default:
+			}
 			st, err := status()
 			if err == nil && len(st.Partitions) == 1 && st.Partitions[0].NextOffset >= want {
 				return st
@@ -136,6 +142,7 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 
 	start = time.Now()
 	_, done1 := run("big")
+	exited = done1
 	st := waitOffset(int64(series), "consume")
 	p := st.Partitions[0]
 	t.Logf("consumed %d records into %d series, state %.2f GiB, in %v", series, p.Series, float64(p.StateBytes)/(1<<30), time.Since(start).Round(time.Millisecond))
@@ -168,7 +175,7 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 
 	// Recovery: a fresh worker restores the checkpoint and resumes with new records.
 	rstart := time.Now()
-	run("fresh")
+	_, exited = run("fresh")
 	produce(series, series+100_000)
 	waitOffset(int64(series)+1, "resume")
 	resumed := time.Since(rstart)
