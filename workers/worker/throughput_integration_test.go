@@ -5,7 +5,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -119,7 +118,7 @@ outputs: [{type: stdout}]
 		}
 		w, err := worker.New(worker.Config{WorkerID: "bench", Spec: s, KafkaOpts: kopts, Checkpoints: store,
 			CheckpointInterval: 2 * time.Second, Sinks: []sink.Sink{fs, outbox},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -128,10 +127,13 @@ outputs: [{type: stdout}]
 		c1, t1 := cpuTime(), time.Now()
 		go func() { done <- w.Run(wctx) }()
 		for w.Totals().Records < int64(n) {
-			if ctx.Err() != nil {
+			select {
+			case err := <-done:
+				b.Fatalf("worker stopped after %d records: %v", w.Totals().Records, err)
+			case <-ctx.Done():
 				b.Fatal("worker did not consume everything")
+			case <-time.After(20 * time.Millisecond):
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 		workerCPU, wall := cpuTime()-c1, time.Since(t1)
 		cancel()

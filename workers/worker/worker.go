@@ -178,9 +178,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cl.Close()
 	w.log.Info("worker started", "topic", topic, "group", w.cfg.Group, "checkpoints", w.cfg.Checkpoints.Location())
 
+	// With BlockRebalanceOnPoll every poll must be followed by AllowRebalance, the last one
+	// too: Close leaves the group, and leaving is a rebalance.
+	defer cl.AllowRebalance()
 	for {
 		fs := cl.PollRecords(ctx, w.cfg.MaxPollRecords)
 		if fs.IsClientClosed() || ctx.Err() != nil {
+			cl.AllowRebalance()
 			break
 		}
 		fs.EachError(func(t string, p int32, err error) {
