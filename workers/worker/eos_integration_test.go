@@ -79,15 +79,16 @@ type event struct {
 
 // reference recomputes the rollups from the produced records, partition by partition in offset
 // order, with encoding/json and maps: independent of the engine's decoder, slots and sketches.
-func reference(parts map[int32][][]byte, sizes []int64, lateness int64) (rows map[rowID]*refRow, rejected int) {
+func reference(parts map[int32][][]byte, logTimes map[int32][]int64, sizes []int64, lateness int64) (rows map[rowID]*refRow, rejected int) {
 	rows = map[rowID]*refRow{}
-	for _, recs := range parts {
+	for p, recs := range parts {
 		wm, maxT := int64(math.MinInt64), int64(math.MinInt64)
 		open := map[rowID]*refRow{}
-		for _, raw := range recs {
+		for i, raw := range recs {
 			var e event
-			if json.Unmarshal(raw, &e) != nil || e.Org == nil || e.Site == nil || e.Zone == nil || e.Device == nil ||
-				e.TS == nil || e.RSSI == nil || e.DwellMs == nil {
+			if len(raw) > 65536 || json.Unmarshal(raw, &e) != nil || e.Org == nil || e.Site == nil || e.Zone == nil || e.Device == nil ||
+				e.TS == nil || e.RSSI == nil || e.DwellMs == nil ||
+				strings.ContainsRune(*e.Org+*e.Site+*e.Zone, '\x1f') || *e.TS > logTimes[p][i]+3600_000 {
 				rejected++
 				continue
 			}
@@ -209,6 +210,7 @@ type scenario struct {
 	bucket     string
 	partitions int32
 	cl         *kgo.Client
+	manual     *kgo.Client // produces to the partition a record names
 	adm        *kadm.Client
 	s3c        *s3.Client
 	g          *gen.Generator
@@ -233,6 +235,11 @@ func newScenario(t *testing.T, total int) *scenario {
 		t.Fatal(err)
 	}
 	t.Cleanup(sc.cl.Close)
+	sc.manual, err = kgo.NewClient(kgo.SeedBrokers(sc.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sc.manual.Close)
 	sc.adm = kadm.NewClient(sc.cl)
 	for _, tp := range []string{sc.inTopic, sc.outTopic} {
 		if _, err := sc.adm.CreateTopic(sc.ctx, sc.partitions, 1, nil, tp); err != nil {
@@ -251,7 +258,7 @@ func newScenario(t *testing.T, total int) *scenario {
 	specPath := filepath.Join(dir, "spec.yaml")
 	specDoc := fmt.Sprintf(`
 name: %s
-input: {topic: %s, time_field: ts, time_unit: ms}
+input: {topic: %s, time_field: ts, time_unit: ms, max_record_bytes: 65536}
 key: [org, site, zone]
 windows: [1m, 15m]
 allowed_lateness: 30s
@@ -326,11 +333,42 @@ func (sc *scenario) produce(n int) {
 	}
 }
 
+// produceBad writes bad records of every kind we can think of, into every partition, among
+// good ones: each must end in the dead-letter topic, once.
+func (sc *scenario) produceBad() {
+	now := sc.g.NowMs()
+	good := func(ts int64) string {
+		return fmt.Sprintf(`{"org":"o","site":"s","zone":"z","device":"d","ts":%d,"rssi":-50,"dwell_ms":10}`, ts)
+	}
+	bad := []string{
+		good(now)[:30], // truncated JSON
+		`{"org":"o","site":"s","zone":"z","device":"d","ts":"yesterday","rssi":-50,"dwell_ms":10}`,              // time of the wrong type
+		`{"site":"s","zone":"z","device":"d","ts":` + strconv.FormatInt(now, 10) + `,"rssi":-50,"dwell_ms":10}`, // missing key field
+		strings.Replace(good(now), `"rssi":-50`, `"rssi":"loud"`, 1),                                            // value of the wrong type
+		strings.Replace(good(now), `"dwell_ms":10`, `"dwell_ms":1e400`, 1),                                      // number out of range
+		strings.Replace(good(now), `"org":"o"`, `"org":"o\u001fx"`, 1),                                          // key with the separator
+		good(time.Now().Add(48 * time.Hour).UnixMilli()),                                                        // far future
+		good(0), // far past: late
+		`{"org":"` + strings.Repeat("x", 100<<10) + `"}`, // huge: over max_record_bytes
+		"\xff\xfe not even utf-8",                      // garbage
+		`[1,2,3]`,                                      // JSON, but not an object
+		``,                                             // empty
+	}
+	for p := range sc.partitions {
+		for _, b := range bad {
+			r := &kgo.Record{Topic: sc.inTopic, Value: []byte(b), Partition: p}
+			if err := sc.manual.ProduceSync(sc.ctx, r).FirstErr(); err != nil {
+				sc.t.Fatal(err)
+			}
+		}
+	}
+}
+
 // flush writes one far-future record per partition, which closes every window of the run.
 func (sc *scenario) flush() {
 	for p := range sc.partitions {
 		val := fmt.Appendf(nil, `{"org":"flush","site":"flush","zone":"flush","device":"flush","ts":%d,"rssi":-1,"dwell_ms":0}`, sc.g.NowMs()+24*3600_000)
-		if err := sc.cl.ProduceSync(sc.ctx, &kgo.Record{Topic: sc.inTopic, Value: val, Partition: p}).FirstErr(); err != nil {
+		if err := sc.manual.ProduceSync(sc.ctx, &kgo.Record{Topic: sc.inTopic, Value: val, Partition: p}).FirstErr(); err != nil {
 			sc.t.Fatal(err)
 		}
 	}
@@ -350,14 +388,19 @@ func (sc *scenario) reference() (map[rowID]*refRow, int) {
 	}
 	defer rd.Close()
 	parts := map[int32][][]byte{}
+	logTimes := map[int32][]int64{}
 	for got := int64(0); got < total; {
 		fs := rd.PollFetches(sc.ctx)
 		if sc.ctx.Err() != nil {
 			sc.t.Fatal("reading input back timed out")
 		}
-		fs.EachRecord(func(r *kgo.Record) { parts[r.Partition] = append(parts[r.Partition], r.Value); got++ })
+		fs.EachRecord(func(r *kgo.Record) {
+			parts[r.Partition] = append(parts[r.Partition], r.Value)
+			logTimes[r.Partition] = append(logTimes[r.Partition], r.Timestamp.UnixMilli())
+			got++
+		})
 	}
-	want, rejected := reference(parts, []int64{60_000, 900_000}, 30_000)
+	want, rejected := reference(parts, logTimes, []int64{60_000, 900_000}, 30_000)
 	sc.t.Logf("reference: %d records, %d (series, window) rows, %d rejected", total, len(want), rejected)
 	return want, rejected
 }
@@ -417,7 +460,9 @@ func TestExactlyOnceUnderKill9(t *testing.T) {
 	n := envInt("LIVEAGG_EOS_RECORDS", 1_000_000)
 	kills := envInt("LIVEAGG_EOS_KILLS", 10)
 	sc := newScenario(t, n)
-	sc.produce(n)
+	sc.produce(n / 2)
+	sc.produceBad()
+	sc.produce(n - n/2)
 	sc.flush()
 	t.Logf("produced %d records in %v", n, time.Since(sc.start).Round(time.Millisecond))
 	for i := range 3 {
