@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -40,7 +39,6 @@ type Cassandra struct {
 	s       *gocql.Session
 	cfg     CassandraConfig
 	insert  string
-	sem     chan struct{}
 	columns []string
 }
 
@@ -69,7 +67,7 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 	if cfg.TTL > 0 {
 		insert += fmt.Sprintf(" USING TTL %d", int(cfg.TTL.Seconds()))
 	}
-	return &Cassandra{s: s, cfg: cfg, insert: insert, sem: make(chan struct{}, cfg.Concurrency), columns: columns}, nil
+	return &Cassandra{s: s, cfg: cfg, insert: insert, columns: columns}, nil
 }
 
 // NewCassandraSession connects with token-aware routing, so each write goes to a replica.
@@ -140,18 +138,16 @@ func (c *Cassandra) Close() error { return nil }
 
 // Open implements Sink.
 func (c *Cassandra) Open(context.Context, PartitionKey, string) (Writer, error) {
-	return &cassandraWriter{c: c}, nil
+	return &cassandraWriter{c: c, f: newInflight(c.cfg.Concurrency)}, nil
 }
 
 type cassandraWriter struct {
-	c   *Cassandra
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	err error
+	c *Cassandra
+	f *inflight
 }
 
 func (w *cassandraWriter) Write(ctx context.Context, win *emit.Window) error {
-	if err := w.firstErr(); err != nil {
+	if err := w.f.firstErr(); err != nil {
 		return err
 	}
 	for i := range win.Rows {
@@ -168,22 +164,9 @@ func (w *cassandraWriter) Write(ctx context.Context, win *emit.Window) error {
 				args = append(args, v)
 			}
 		}
-		select {
-		case w.c.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := w.f.goWrite(ctx, func() error { return w.c.exec(ctx, args) }); err != nil {
+			return err
 		}
-		w.wg.Add(1)
-		go func() {
-			defer func() { <-w.c.sem; w.wg.Done() }()
-			if err := w.c.exec(ctx, args); err != nil {
-				w.mu.Lock()
-				if w.err == nil {
-					w.err = err
-				}
-				w.mu.Unlock()
-			}
-		}()
 	}
 	return nil
 }
@@ -222,18 +205,9 @@ func retryable(err error) bool {
 		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func (w *cassandraWriter) firstErr() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-func (w *cassandraWriter) Flush(context.Context) (string, error) {
-	w.wg.Wait()
-	return "", w.firstErr()
-}
+func (w *cassandraWriter) Flush(context.Context) (string, error) { return "", w.f.wait() }
 
 func (w *cassandraWriter) Close() error {
-	w.wg.Wait()
+	_ = w.f.wait()
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,19 +57,16 @@ func (s *S3) ObjectKey(w *emit.Window) string {
 
 // Open implements Sink.
 func (s *S3) Open(context.Context, PartitionKey, string) (Writer, error) {
-	return &s3Writer{s: s, sem: make(chan struct{}, s.concurrency)}, nil
+	return &s3Writer{s: s, f: newInflight(s.concurrency)}, nil
 }
 
 type s3Writer struct {
-	s   *S3
-	sem chan struct{}
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	err error
+	s *S3
+	f *inflight
 }
 
 func (w *s3Writer) Write(ctx context.Context, win *emit.Window) error {
-	if err := w.firstErr(); err != nil {
+	if err := w.f.firstErr(); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
@@ -88,41 +84,21 @@ func (w *s3Writer) Write(ctx context.Context, win *emit.Window) error {
 		return err
 	}
 	key := w.s.ObjectKey(win)
-	select {
-	case w.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	w.wg.Add(1)
-	go func() {
-		defer func() { <-w.sem; w.wg.Done() }()
+	return w.f.goWrite(ctx, func() error {
 		_, err := w.s.cl.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(w.s.bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes()),
 			ContentType: aws.String("application/x-ndjson"), ContentEncoding: aws.String("gzip"),
 		})
 		if err != nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = fmt.Errorf("s3 sink: put %s: %w", key, err)
-			}
-			w.mu.Unlock()
+			return fmt.Errorf("s3 sink: put %s: %w", key, err)
 		}
-	}()
-	return nil
+		return nil
+	})
 }
 
-func (w *s3Writer) firstErr() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
-func (w *s3Writer) Flush(context.Context) (string, error) {
-	w.wg.Wait()
-	return "", w.firstErr()
-}
+func (w *s3Writer) Flush(context.Context) (string, error) { return "", w.f.wait() }
 
 func (w *s3Writer) Close() error {
-	w.wg.Wait()
+	_ = w.f.wait()
 	return nil
 }

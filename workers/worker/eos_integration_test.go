@@ -350,9 +350,9 @@ func (sc *scenario) produceBad() {
 		good(time.Now().Add(48 * time.Hour).UnixMilli()),                                                        // far future
 		good(0), // far past: late
 		`{"org":"` + strings.Repeat("x", 100<<10) + `"}`, // huge: over max_record_bytes
-		"\xff\xfe not even utf-8",                      // garbage
-		`[1,2,3]`,                                      // JSON, but not an object
-		``,                                             // empty
+		"\xff\xfe not even utf-8",                        // garbage
+		`[1,2,3]`,                                        // JSON, but not an object
+		``,                                               // empty
 	}
 	for p := range sc.partitions {
 		for _, b := range bad {
