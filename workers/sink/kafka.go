@@ -140,7 +140,6 @@ type kafkaWriter struct {
 	dirty        bool
 	mu           sync.Mutex
 	produceErr   error
-	key, val     []byte
 }
 
 // readMarker reads the progress partition of this input partition to its end. Control records
