@@ -30,6 +30,7 @@ import (
 	"github.com/liveagg/liveagg/workers/cwpub"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/specsrc"
 	"github.com/liveagg/liveagg/workers/spot"
 	"github.com/liveagg/liveagg/workers/worker"
 )
@@ -62,37 +63,31 @@ before exiting. See workers/config for the file's fields; LIVEAGG_* variables ov
 // RunWorker wires a worker from its configuration and runs it until ctx ends (then it drains)
 // or it fails.
 func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	s, err := loadSpec(ctx, cfg)
-	if err != nil {
-		return err
-	}
 	loadAWS := func(ctx context.Context) (aws.Config, error) { return cfg.AWS.Load(ctx) }
 	kopts, err := cfg.Kafka.ClientOpts(ctx, loadAWS)
 	if err != nil {
 		return err
 	}
-	var s3c *s3.Client
-	needS3 := strings.HasPrefix(cfg.Checkpoint.Location, "s3://")
-	for _, o := range s.Outputs {
-		needS3 = needS3 || o.Type == spec.OutputS3
+	// One S3 client for the spec source, checkpoints and S3 outputs; built even when nothing
+	// needs it yet (cheap: it connects on first use).
+	ac, err := loadAWS(ctx)
+	if err != nil {
+		return err
 	}
-	if needS3 {
-		ac, err := loadAWS(ctx)
-		if err != nil {
-			return err
-		}
-		s3c = s3.NewFromConfig(ac, func(o *s3.Options) {
-			o.UsePathStyle = cfg.AWS.Endpoint != ""
-			// S3-compatible stores often send no response checksum; that is not worth a log line.
-			o.DisableLogOutputChecksumValidationSkipped = true
-		})
+	s3c := s3.NewFromConfig(ac, func(o *s3.Options) {
+		o.UsePathStyle = cfg.AWS.Endpoint != ""
+		// S3-compatible stores often send no response checksum; that is not worth a log line.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	src, err := specsrc.Open(cfg.Spec, s3c)
+	if err != nil {
+		return err
 	}
-	var copts []checkpoint.Option
-	copts = append(copts, checkpoint.WithLogger(log))
-	if s3c != nil {
-		copts = append(copts, checkpoint.WithS3Client(s3c))
+	s, specTag, err := src.Load(ctx)
+	if err != nil {
+		return err
 	}
-	store, err := checkpoint.Open(cfg.Checkpoint.Location, copts...)
+	store, err := checkpoint.Open(cfg.Checkpoint.Location, checkpoint.WithLogger(log), checkpoint.WithS3Client(s3c))
 	if err != nil {
 		return err
 	}
@@ -147,9 +142,28 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx) }()
+	specChanged := make(chan error, 1)
+	go func() {
+		_, err := src.Watch(runCtx, specTag, cfg.SpecPollInterval, log)
+		specChanged <- err
+	}()
 	select {
 	case err := <-done:
 		return err
+	case err := <-specChanged:
+		if !errors.Is(err, specsrc.ErrChanged) {
+			return <-done
+		}
+		// State is shaped by the spec: checkpoint everything and let the supervisor restart
+		// the worker on the new spec rather than swap it under live state.
+		log.Info("spec changed: draining so the worker restarts on the new spec", "source", cfg.Spec)
+		dctx, dcancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer dcancel()
+		if err := w.Drain(dctx); err != nil {
+			log.Error("drain on spec change failed", "err", err)
+			cancel()
+		}
+		return <-done
 	case <-ctx.Done():
 		// SIGTERM: drain, so the partitions move with fresh checkpoints.
 		dctx, dcancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -160,13 +174,6 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		}
 		return <-done
 	}
-}
-
-func loadSpec(_ context.Context, cfg *config.Config) (*spec.Spec, error) {
-	if strings.HasPrefix(cfg.Spec, "s3://") {
-		return nil, errors.New("spec: s3:// spec sources arrive with the Terraform provider; use a file for now")
-	}
-	return spec.ParseFile(cfg.Spec)
 }
 
 func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []kgoOpt, s3c *s3.Client) ([]sink.Sink, func(), error) {

@@ -20,14 +20,16 @@ import (
 type Config struct {
 	// WorkerID names the worker in checkpoints and logs (default: hostname-pid).
 	WorkerID string `yaml:"worker_id"`
-	// Spec is the aggregation spec: a file path or s3://bucket/key.
-	Spec       string     `yaml:"spec"`
-	Kafka      Kafka      `yaml:"kafka"`
-	Checkpoint Checkpoint `yaml:"checkpoint"`
-	Sinks      Sinks      `yaml:"sinks"`
-	AWS        AWS        `yaml:"aws"`
-	Admin      Admin      `yaml:"admin"`
-	Metrics    Metrics    `yaml:"metrics"`
+	// Spec is the aggregation spec: a file path or s3://bucket/key. It is polled every
+	// SpecPollInterval (default 30s); a valid change drains the worker so it restarts on it.
+	Spec             string        `yaml:"spec"`
+	SpecPollInterval time.Duration `yaml:"spec_poll_interval"`
+	Kafka            Kafka         `yaml:"kafka"`
+	Checkpoint       Checkpoint    `yaml:"checkpoint"`
+	Sinks            Sinks         `yaml:"sinks"`
+	AWS              AWS           `yaml:"aws"`
+	Admin            Admin         `yaml:"admin"`
+	Metrics          Metrics       `yaml:"metrics"`
 }
 
 // Kafka is the broker connection and consumer group.
@@ -177,6 +179,9 @@ func (c *Config) applyDefaults() {
 	if c.WorkerID == "" {
 		h, _ := os.Hostname()
 		c.WorkerID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if c.SpecPollInterval == 0 {
+		c.SpecPollInterval = 30 * time.Second
 	}
 	if c.Checkpoint.Interval == 0 {
 		c.Checkpoint.Interval = 30 * time.Second

@@ -1,0 +1,104 @@
+//go:build integration
+
+package worker_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
+)
+
+// TestSpecChangeDrainsWorker: a worker watching its spec sees a valid edit, checkpoints every
+// partition (drain) and exits 0, so its supervisor restarts it on the new spec; an invalid edit
+// is ignored and the worker keeps running.
+func TestSpecChangeDrainsWorker(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	ctx := testenv.Context(t, 3*time.Minute)
+	name := testenv.Name(t, "specchg")
+	topic := name + "-raw"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "spec.yaml")
+	doc := fmt.Sprintf(`
+name: %s
+input: {topic: %s, time_field: t}
+key: [k]
+windows: [1m]
+allowed_lateness: 10s
+aggregations: [{fn: count}]
+outputs: [{type: file, path: %q}]
+`, name, topic, filepath.Join(dir, "out"))
+	if err := os.WriteFile(specPath, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+spec: %s
+spec_poll_interval: 200ms
+kafka: {brokers: [%s]}
+checkpoint: {location: "file://%s", interval: 1s}
+`, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "w.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(liveaggBin, "worker", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(`{"k":"a","t":1767225600000}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+
+	// An invalid edit: ignored.
+	if err := os.WriteFile(specPath, []byte(strings.Replace(doc, "{fn: count}", "{fn: sum}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		t.Fatal("worker exited on an invalid spec")
+	case <-time.After(2 * time.Second):
+	}
+	// A valid edit: the worker drains and exits 0.
+	if err := os.WriteFile(specPath, []byte(strings.Replace(doc, "10s", "20s", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("worker did not restart on a changed spec")
+	}
+	logText, _ := os.ReadFile(logPath)
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d after a spec change, want 0\n%s", code, logText)
+	}
+	for _, want := range []string{"new spec is invalid; keeping the running spec", "spec changed: draining", `"checkpointed":true`} {
+		if !strings.Contains(string(logText), want) {
+			t.Errorf("log lacks %q:\n%s", want, logText)
+		}
+	}
+}
