@@ -147,6 +147,20 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 	p := st.Partitions[0]
 	t.Logf("consumed %d records into %d series, state %.2f GiB, in %v", series, p.Series, float64(p.StateBytes)/(1<<30), time.Since(start).Round(time.Millisecond))
 
+	// A checkpoint of the whole state: the partition pauses only for the sink flush and the
+	// in-memory snapshot; the upload runs while consumption goes on.
+	if _, err := c.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err = status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = st.Partitions[0]
+	t.Logf("CHECKPOINT: %.2f GiB to moto S3 in %.1f s (%.0f MB/s); consumption paused %.2f s of it",
+		float64(p.LastCheckpointBytes)/(1<<30), p.LastCheckpointSeconds,
+		float64(p.LastCheckpointBytes)/1e6/p.LastCheckpointSeconds, p.LastCheckpointPauseSeconds)
+
 	// The drain a spot interruption triggers: checkpoint everything, leave the group.
 	dstart := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -38,7 +38,12 @@ type owner struct {
 	names   []string
 	outbox  deadLetterer
 	fp      uint64
-	snapBuf []byte
+	// snapBufs are two snapshot buffers, alternated so one can upload while the next fills;
+	// saving is the result of the save in flight (nil when none).
+	snapBufs [2][]byte
+	snapNext int
+	lastSnap int
+	saving   chan error
 
 	nextOffset int64
 	nextSeq    uint64
@@ -143,45 +148,53 @@ func (o *owner) run(ctx context.Context) {
 				return
 			}
 			if o.sinceCkpt >= o.w.cfg.CheckpointRecords {
-				if err := o.checkpoint(ctx); err != nil {
+				if err := o.checkpoint(ctx, false); err != nil {
 					o.fail(err)
 					return
 				}
 			}
 		case <-tick.C:
 			if o.sinceCkpt > 0 && time.Since(o.lastCkpt) >= o.w.cfg.CheckpointInterval {
-				if err := o.checkpoint(ctx); err != nil {
+				if err := o.checkpoint(ctx, false); err != nil {
 					o.fail(err)
 					return
 				}
 			}
+		case err := <-o.saving: // a background save finished
+			o.saving = nil
+			if err != nil {
+				o.fail(err)
+				return
+			}
 		case c := <-o.ctl:
 			switch c.kind {
 			case ctlCheckpoint:
-				c.reply <- o.checkpoint(ctx)
+				c.reply <- o.checkpoint(ctx, true)
 			case ctlFlushAll:
 				o.drainInput(ctx)
 				o.store.Flush()
 				err := o.emitErr
 				if err == nil {
-					err = o.checkpoint(ctx)
+					err = o.checkpoint(ctx, true)
 				}
 				c.reply <- err
 			case ctlStop:
 				// Finish the batches already handed over, then checkpoint what they did.
 				err := o.drainInput(ctx)
 				if err == nil {
-					err = o.checkpoint(ctx)
+					err = o.checkpoint(ctx, true)
 				}
 				o.closeWriters()
 				c.reply <- err
 				return
 			case ctlAbandon:
+				_ = o.waitSave()
 				o.closeWriters()
 				c.reply <- nil
 				return
 			}
 		case <-ctx.Done():
+			_ = o.waitSave()
 			o.closeWriters()
 			return
 		}
@@ -277,9 +290,20 @@ func (o *owner) emitWindow(sw *state.Window) {
 	o.setStat(func(s *PartitionStatus) { s.WindowsEmitted++ })
 }
 
-// checkpoint makes everything emitted durable in the sinks, then saves state and offset, then
-// mirrors the offset into the consumer group for lag monitoring.
-func (o *owner) checkpoint(ctx context.Context) error {
+// checkpoint makes everything emitted durable in the sinks and snapshots the state, then saves
+// snapshot and offset. The save (the upload, the long part for a big state) runs in the
+// background while the partition goes on consuming; only the sink flush and the in-memory
+// snapshot pause it. One save is in flight at a time: the next checkpoint first waits for it.
+// wait makes this call return only once the checkpoint is durable (drain, revoke, admin).
+//
+// Saving in the background is safe because nothing depends on the new checkpoint until it
+// lands: the sinks already hold its output (the Kafka outbox committed it with its marker), so
+// if the save never lands, the next owner restores the previous checkpoint and its replay skips
+// or overwrites what the sinks hold.
+func (o *owner) checkpoint(ctx context.Context, wait bool) error {
+	if err := o.waitSave(); err != nil {
+		return err
+	}
 	if o.nextOffset < 0 {
 		return nil // nothing consumed yet: nothing to checkpoint
 	}
@@ -290,55 +314,82 @@ func (o *owner) checkpoint(ctx context.Context) error {
 	progress := map[string]string{}
 	// The Kafka outbox commits last: if an idempotent sink fails first, the transaction still
 	// aborts and the replay redoes both.
-	for i, wr := range o.writers {
-		if _, ok := wr.(deadLetterer); ok {
-			continue
-		}
-		p, err := wr.Flush(ctx)
-		if err != nil {
-			return fmt.Errorf("partition %s: flush %s: %w", o.key, o.names[i], err)
-		}
-		if p != "" {
-			progress[o.names[i]] = p
+	for _, outbox := range []bool{false, true} {
+		for i, wr := range o.writers {
+			if _, ok := wr.(deadLetterer); ok != outbox {
+				continue
+			}
+			p, err := wr.Flush(ctx)
+			if err != nil {
+				return fmt.Errorf("partition %s: flush %s: %w", o.key, o.names[i], err)
+			}
+			if p != "" {
+				progress[o.names[i]] = p
+			}
 		}
 	}
-	for i, wr := range o.writers {
-		if _, ok := wr.(deadLetterer); !ok {
-			continue
-		}
-		p, err := wr.Flush(ctx)
-		if err != nil {
-			return fmt.Errorf("partition %s: commit %s: %w", o.key, o.names[i], err)
-		}
-		if p != "" {
-			progress[o.names[i]] = p
-		}
+	// Two snapshot buffers: one may still be uploading while the next fills.
+	buf := o.snapBufs[o.snapNext][:0]
+	// Size the buffer once for the whole snapshot: growing a gigabyte by doubling would copy
+	// it again and again while the partition waits.
+	if want := int(float64(max(o.lastSnap, int(o.store.Stats().Bytes)*3/4)) * 1.1); cap(buf) < want {
+		buf = make([]byte, 0, want)
 	}
 	var err error
-	if o.snapBuf, err = o.store.AppendSnapshot(o.snapBuf[:0], o.fp); err != nil {
+	if buf, err = o.store.AppendSnapshot(buf, o.fp); err != nil {
 		return fmt.Errorf("partition %s: snapshot: %w", o.key, err)
 	}
-	e, err := o.lease.Save(ctx, checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: o.snapBuf})
+	o.snapBufs[o.snapNext] = buf
+	o.snapNext ^= 1
+	o.lastSnap = len(buf)
+	pause := time.Since(start)
+	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf}
+	o.sinceCkpt, o.lastCkpt = 0, time.Now()
+	done := make(chan error, 1)
+	o.saving = done
+	go func() { done <- o.save(ctx, cp, start, pause) }()
+	if wait {
+		return o.waitSave()
+	}
+	return nil
+}
+
+// save uploads a checkpoint and, once it is durable, records it and mirrors its offset.
+func (o *owner) save(ctx context.Context, cp checkpoint.Checkpoint, start time.Time, pause time.Duration) error {
+	e, err := o.lease.Save(ctx, cp)
 	if err != nil {
 		return err
 	}
 	dur := time.Since(start)
-	o.sinceCkpt, o.lastCkpt = 0, time.Now()
-	o.w.metrics.checkpointed(o.key.Partition, dur, int64(len(o.snapBuf)))
+	o.w.metrics.checkpointed(o.key.Partition, dur, e.Size)
 	o.setStat(func(s *PartitionStatus) {
 		s.LastCheckpoint = e.Created
 		s.LastCheckpointOffset = e.Offset
 		s.LastCheckpointBytes = e.Size
 		s.LastCheckpointSeconds = dur.Seconds()
+		s.LastCheckpointPauseSeconds = pause.Seconds()
 		s.Checkpoints++
 	})
-	o.log.Debug("checkpointed", "offset", e.Offset, "emit_seq", e.EmitSeq, "bytes", e.Size, "seconds", dur.Seconds())
-	o.w.mirrorOffset(o.key.Partition, o.nextOffset)
-	// Shrink a snapshot buffer that a burst made huge.
-	if cap(o.snapBuf) > 4*len(o.snapBuf)+(64<<20) {
-		o.snapBuf = nil
-	}
+	o.log.Debug("checkpointed", "offset", e.Offset, "emit_seq", e.EmitSeq, "bytes", e.Size,
+		"seconds", dur.Seconds(), "pause_seconds", pause.Seconds())
+	o.w.mirrorOffset(o.key.Partition, cp.Offset)
 	return nil
+}
+
+// waitSave waits for the save in flight, if any, and returns its error.
+func (o *owner) waitSave() error {
+	if o.saving == nil {
+		return nil
+	}
+	err := <-o.saving
+	o.saving = nil
+	// Shrink snapshot buffers that a burst made huge.
+	for i, b := range o.snapBufs {
+		if cap(b) > 4*len(b)+(64<<20) {
+			o.snapBufs[i] = nil
+		}
+	}
+	return err
 }
 
 func (o *owner) fail(err error) {

@@ -24,7 +24,10 @@ type PartitionStatus struct {
 	LastCheckpointOffset  int64     `json:"last_checkpoint_offset"`
 	LastCheckpointBytes   int64     `json:"last_checkpoint_bytes"`
 	LastCheckpointSeconds float64   `json:"last_checkpoint_seconds"`
-	OffsetLost            string    `json:"offset_lost,omitempty"`
+	// LastCheckpointPauseSeconds is how long the checkpoint stopped consumption (sink flush
+	// and snapshot); the upload runs in the background.
+	LastCheckpointPauseSeconds float64 `json:"last_checkpoint_pause_seconds"`
+	OffsetLost                 string  `json:"offset_lost,omitempty"`
 }
 
 // Status is the worker's state as the admin API reports it.
