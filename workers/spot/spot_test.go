@@ -3,57 +3,22 @@ package spot
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
 )
 
-// fakeIMDS speaks IMDSv2: a session token from PUT /latest/api/token, required on every GET.
-// The real metadata service only exists on an instance, so this is the honest stand-in.
-func fakeIMDS(t *testing.T, notice *atomic.Value) *imds.Client {
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds") == "" {
-			http.Error(w, "missing ttl", http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "21600")
-		_, _ = w.Write([]byte("tok"))
-	})
-	check := func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Header.Get("X-Aws-Ec2-Metadata-Token") != "tok" {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return false
-		}
-		return true
-	}
-	mux.HandleFunc("GET /latest/meta-data/instance-id", func(w http.ResponseWriter, r *http.Request) {
-		if check(w, r) {
-			_, _ = w.Write([]byte("i-0123456789abcdef0"))
-		}
-	})
-	mux.HandleFunc("GET /latest/meta-data/spot/instance-action", func(w http.ResponseWriter, r *http.Request) {
-		if !check(w, r) {
-			return
-		}
-		if n, _ := notice.Load().(string); n != "" {
-			_, _ = w.Write([]byte(n))
-			return
-		}
-		http.NotFound(w, r)
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return imds.New(imds.Options{Endpoint: srv.URL, ClientEnableState: imds.ClientEnabled})
+func fakeIMDS(t *testing.T) (*testenv.IMDS, *imds.Client) {
+	md := testenv.NewIMDS(t, map[string]string{"instance-id": "i-0123456789abcdef0"})
+	return md, imds.New(imds.Options{Endpoint: md.URL, ClientEnableState: imds.ClientEnabled})
 }
 
 func TestInstanceIDAndNotice(t *testing.T) {
-	var notice atomic.Value
-	md := fakeIMDS(t, &notice)
+	fake, md := fakeIMDS(t)
 	ctx := context.Background()
 	id, err := InstanceID(ctx, md)
 	if err != nil || id != "i-0123456789abcdef0" {
@@ -62,7 +27,7 @@ func TestInstanceIDAndNotice(t *testing.T) {
 	if n, err := PendingNotice(ctx, md); err != nil || n != nil {
 		t.Fatalf("no notice yet: %+v, %v", n, err)
 	}
-	notice.Store(`{"action": "terminate", "time": "2026-11-26T12:02:00Z"}`)
+	fake.Set("spot/instance-action", `{"action": "terminate", "time": "2026-11-26T12:02:00Z"}`)
 	n, err := PendingNotice(ctx, md)
 	if err != nil || n == nil || n.Action != "terminate" || !n.Time.Equal(time.Date(2026, 11, 26, 12, 2, 0, 0, time.UTC)) {
 		t.Fatalf("notice = %+v, %v", n, err)
@@ -70,8 +35,7 @@ func TestInstanceIDAndNotice(t *testing.T) {
 }
 
 func TestWatchDrainsOnceOnNotice(t *testing.T) {
-	var notice atomic.Value
-	md := fakeIMDS(t, &notice)
+	fake, md := fakeIMDS(t)
 	var drains atomic.Int32
 	done := make(chan struct{})
 	go func() {
@@ -88,7 +52,7 @@ func TestWatchDrainsOnceOnNotice(t *testing.T) {
 	if drains.Load() != 0 {
 		t.Fatal("drained without a notice")
 	}
-	notice.Store(`{"action": "stop", "time": "` + time.Now().Add(2*time.Minute).UTC().Format(time.RFC3339) + `"}`)
+	fake.Set("spot/instance-action", `{"action": "stop", "time": "`+time.Now().Add(2*time.Minute).UTC().Format(time.RFC3339)+`"}`)
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
