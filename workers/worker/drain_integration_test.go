@@ -5,8 +5,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -71,48 +69,23 @@ func TestDrainAndRecoveryWithLargeState(t *testing.T) {
 	t.Logf("produced %d records in %v", series, time.Since(start).Round(time.Millisecond))
 
 	dir := t.TempDir()
-	specPath := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(specPath, []byte(fmt.Sprintf(`
+	specPath := writeFile(t, dir, "spec.yaml", `
 name: %s
 input: {topic: %s, time_field: t}
 key: [k]
 windows: [1h]
 aggregations: [{fn: count}, {fn: sum, field: v}, {fn: min, field: v}, {fn: max, field: v}, {fn: last, field: v}]
 outputs: [{type: file, path: %q}]
-`, name, topic, filepath.Join(dir, "out"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tokenPath := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenPath, []byte("drain-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, name, topic, filepath.Join(dir, "out"))
+	tokenPath := writeFile(t, dir, "token", "drain-token\n")
 	port := testenv.FreePort(t)
-	cfgPath := filepath.Join(dir, "worker.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+	cfgPath := writeFile(t, dir, "worker.yaml", `
 spec: %s
 kafka: {brokers: [%s]}
 checkpoint: {location: "s3://%s/checkpoints", interval: 7m, records: 1000000000}
 aws: {endpoint: %q}
 admin: {listen: "127.0.0.1:%d", token_file: %q}
-`, specPath, strings.Join(brokers, ","), name, awsEP, port, tokenPath)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(id string) (*exec.Cmd, chan struct{}) {
-		cmd := exec.Command(liveaggBin, "worker", "--config", cfgPath)
-		cmd.Env = append(os.Environ(), "LIVEAGG_WORKER_ID="+id)
-		lf, err := os.Create(filepath.Join(dir, id+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = lf, lf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-		return cmd, done
-	}
+`, specPath, strings.Join(brokers, ","), name, awsEP, port, tokenPath)
 	c := admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "drain-token", nil)
 	status := func() (worker.Status, error) {
 		var st worker.Status
@@ -141,8 +114,8 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 	}
 
 	start = time.Now()
-	_, done1 := run("big")
-	exited = done1
+	big := startWorker(t, dir, cfgPath, "big")
+	exited = big.done
 	st := waitOffset(int64(series), "consume")
 	p := st.Partitions[0]
 	t.Logf("consumed %d records into %d series, state %.2f GiB, in %v", series, p.Series, float64(p.StateBytes)/(1<<30), time.Since(start).Round(time.Millisecond))
@@ -170,7 +143,7 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 	if err != nil || !res.Done {
 		t.Fatalf("drain: %+v, %v", res, err)
 	}
-	<-done1
+	<-big.done
 	m, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(name), Prefix: aws.String("checkpoints/")})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +162,7 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 
 	// Recovery: a fresh worker restores the checkpoint and resumes with new records.
 	rstart := time.Now()
-	_, exited = run("fresh")
+	exited = startWorker(t, dir, cfgPath, "fresh").done
 	produce(series, series+100_000)
 	waitOffset(int64(series)+1, "resume")
 	resumed := time.Since(rstart)

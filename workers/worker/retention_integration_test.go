@@ -5,8 +5,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,50 +45,23 @@ func TestCheckpointedOffsetLostToRetention(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	specPath := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(specPath, []byte(fmt.Sprintf(`
+	specPath := writeFile(t, dir, "spec.yaml", `
 name: %s
 input: {topic: %s, time_field: t}
 key: [k]
 windows: [1m]
 aggregations: [{fn: count}]
 outputs: [{type: file, path: %q}]
-`, name, topic, filepath.Join(dir, "out"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tokenPath := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenPath, []byte("tok"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, name, topic, filepath.Join(dir, "out"))
+	tokenPath := writeFile(t, dir, "token", "tok")
 	port := testenv.FreePort(t)
 	writeCfg := func(policy string) string {
-		p := filepath.Join(dir, policy+".yaml")
-		if err := os.WriteFile(p, []byte(fmt.Sprintf(`
+		return writeFile(t, dir, policy+".yaml", `
 spec: %s
 kafka: {brokers: [%s]}
 checkpoint: {location: "file://%s", interval: 1s, on_missing_offset: %s}
 admin: {listen: "127.0.0.1:%d", token_file: %q}
-`, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"), policy, port, tokenPath)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	start := func(cfg, id string) (*exec.Cmd, chan struct{}, string) {
-		logPath := filepath.Join(dir, id+".log")
-		lf, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(liveaggBin, "worker", "--config", cfg)
-		cmd.Env = append(os.Environ(), "LIVEAGG_WORKER_ID="+id)
-		cmd.Stdout, cmd.Stderr = lf, lf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-		return cmd, done, logPath
+`, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"), policy, port, tokenPath)
 	}
 	c := admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "tok", nil)
 	waitStatus := func(done chan struct{}, ok func(worker.PartitionStatus) bool) worker.PartitionStatus {
@@ -113,12 +84,12 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 	}
 
 	produce(0, 1000)
-	_, done, _ := start(writeCfg("stop"), "first")
-	waitStatus(done, func(p worker.PartitionStatus) bool { return p.LastCheckpointOffset >= 1000 })
+	first := startWorker(t, dir, writeCfg("stop"), "first")
+	waitStatus(first.done, func(p worker.PartitionStatus) bool { return p.LastCheckpointOffset >= 1000 })
 	if _, err := c.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	<-done
+	<-first.done
 
 	// The fleet is down; records arrive and retention deletes past the checkpoint.
 	produce(1000, 2000)
@@ -126,24 +97,23 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 		t.Fatal(err)
 	}
 
-	cmd, done, logPath := start(writeCfg("stop"), "stopper")
+	stopper := startWorker(t, dir, writeCfg("stop"), "stopper")
 	select {
-	case <-done:
+	case <-stopper.done:
 	case <-time.After(60 * time.Second):
 		t.Fatal("worker with policy stop kept running over lost offsets")
 	}
-	if cmd.ProcessState.ExitCode() == 0 {
+	if stopper.cmd.ProcessState.ExitCode() == 0 {
 		t.Error("worker with policy stop exited 0")
 	}
-	logText, _ := os.ReadFile(logPath)
 	for _, want := range []string{"CHECKPOINTED OFFSET LOST TO RETENTION", `"missing_records":500`, "checkpointed offset is no longer in Kafka"} {
-		if !strings.Contains(string(logText), want) {
-			t.Errorf("stop-policy log lacks %q:\n%s", want, logText)
+		if !strings.Contains(stopper.log(), want) {
+			t.Errorf("stop-policy log lacks %q:\n%s", want, stopper.log())
 		}
 	}
 
-	_, done, _ = start(writeCfg("earliest"), "resumer")
-	p := waitStatus(done, func(p worker.PartitionStatus) bool { return p.NextOffset >= 2000 })
+	resumer := startWorker(t, dir, writeCfg("earliest"), "resumer")
+	p := waitStatus(resumer.done, func(p worker.PartitionStatus) bool { return p.NextOffset >= 2000 })
 	if !strings.Contains(p.OffsetLost, "checkpoint at 1000, log starts at 1500") {
 		t.Errorf("earliest-policy status offset_lost = %q", p.OffsetLost)
 	}

@@ -5,7 +5,6 @@ package worker_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,28 +46,14 @@ outputs: [{type: file, path: %q}]
 	if err := os.WriteFile(specPath, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, "worker.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+	cfgPath := writeFile(t, dir, "worker.yaml", `
 spec: %s
 spec_poll_interval: 200ms
 kafka: {brokers: [%s]}
 checkpoint: {location: "file://%s", interval: 1s}
-`, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "w.log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(liveaggBin, "worker", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+`, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"))
+	w := startWorker(t, dir, cfgPath, "w")
+	done := w.done
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(`{"k":"a","t":1767225600000}`)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +77,12 @@ checkpoint: {location: "file://%s", interval: 1s}
 	case <-time.After(60 * time.Second):
 		t.Fatal("worker did not restart on a changed spec")
 	}
-	logText, _ := os.ReadFile(logPath)
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	logText := w.log()
+	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit %d after a spec change, want 0\n%s", code, logText)
 	}
 	for _, want := range []string{"new spec is invalid; keeping the running spec", "spec changed: draining", `"checkpointed":true`} {
-		if !strings.Contains(string(logText), want) {
+		if !strings.Contains(logText, want) {
 			t.Errorf("log lacks %q:\n%s", want, logText)
 		}
 	}

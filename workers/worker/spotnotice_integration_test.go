@@ -4,8 +4,6 @@ package worker_test
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,46 +56,25 @@ func TestSpotNoticeDrainsWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	specPath := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(specPath, []byte(fmt.Sprintf(`
+	specPath := writeFile(t, dir, "spec.yaml", `
 name: %s
 input: {topic: %s, time_field: t}
 key: [k]
 windows: [1m]
 aggregations: [{fn: count}]
 outputs: [{type: file, path: %q}]
-`, name, topic, filepath.Join(dir, "out"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tokenPath := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenPath, []byte("tok"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, name, topic, filepath.Join(dir, "out"))
+	tokenPath := writeFile(t, dir, "token", "tok")
 	port := testenv.FreePort(t)
-	cfgPath := filepath.Join(dir, "worker.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+	cfgPath := writeFile(t, dir, "worker.yaml", `
 spec: %s
 kafka: {brokers: [%s]}
 checkpoint: {location: "file://%s", interval: 1s}
 aws: {endpoint: %q}
 admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
-`, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"), awsEP, port, tokenPath)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "w.log")
-	lf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(liveaggBin, "worker", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+md.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+`, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"), awsEP, port, tokenPath)
+	w := startWorker(t, dir, cfgPath, "w", "AWS_EC2_METADATA_SERVICE_ENDPOINT="+md.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
+	done := w.done
 
 	// The worker publishes its endpoint on its instance.
 	want := fmt.Sprintf("http://10.1.2.3:%d", port)
@@ -109,8 +86,7 @@ admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 		}
 		select {
 		case <-done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("worker exited before tagging its instance:\n%s", b)
+			t.Fatalf("worker exited before tagging its instance:\n%s", w.log())
 		case <-ctx.Done():
 			t.Fatalf("instance never tagged with %s (last %+v, %v)", want, out, err)
 		case <-time.After(200 * time.Millisecond):
@@ -126,13 +102,12 @@ admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 	case <-time.After(60 * time.Second):
 		t.Fatal("worker did not drain on the spot notice")
 	}
-	logText, _ := os.ReadFile(logPath)
-	for _, w := range []string{"spot interruption notice: draining", `"checkpointed":true`, "drained"} {
-		if !strings.Contains(string(logText), w) {
-			t.Errorf("log lacks %q:\n%s", w, logText)
+	for _, want := range []string{"spot interruption notice: draining", `"checkpointed":true`, "drained"} {
+		if !strings.Contains(w.log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, w.log())
 		}
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 {
+	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("exit %d after a drain, want 0", code)
 	}
 	t.Logf("drained and exited %.1f s after the notice appeared", time.Since(start).Seconds())
