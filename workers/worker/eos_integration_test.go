@@ -44,7 +44,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	liveaggBin = filepath.Join(dir, "liveagg")
-	out, err := exec.Command("go", "build", "-o", liveaggBin, "../cmd/liveagg").CombinedOutput()
+	args := []string{"build", "-o", liveaggBin}
+	if os.Getenv("LIVEAGG_RACE") != "" {
+		// Workers built with the race detector: any race exits them with status 66.
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "../cmd/liveagg")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build liveagg: %v\n%s", err, out)
 		os.Exit(1)
@@ -134,6 +139,7 @@ type fleet struct {
 	mu      sync.Mutex
 	procs   map[int]*exec.Cmd
 	exited  map[int]chan struct{}
+	crashes []string
 	logs    string
 	kills   int
 }
@@ -151,7 +157,18 @@ func (f *fleet) start(i int) {
 		f.t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
+	go func() {
+		_ = cmd.Wait()
+		lf.Close()
+		// A worker must only ever stop because the test stopped it: a kill (signal) or a
+		// drain (exit 0). Anything else, a crash or a race report, fails the test.
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && !ws.Signaled() && ws.ExitStatus() != 0 {
+			f.mu.Lock()
+			f.crashes = append(f.crashes, fmt.Sprintf("w%d exited with status %d", i, ws.ExitStatus()))
+			f.mu.Unlock()
+		}
+		close(done)
+	}()
 	f.mu.Lock()
 	f.procs[i] = cmd
 	if f.exited == nil {
@@ -437,6 +454,12 @@ func (sc *scenario) waitCaughtUp(what string) {
 }
 
 func (sc *scenario) verify() {
+	sc.fleet.mu.Lock()
+	crashes := sc.fleet.crashes
+	sc.fleet.mu.Unlock()
+	if len(crashes) > 0 {
+		sc.t.Errorf("workers stopped on their own: %v", crashes)
+	}
 	want, rejected := sc.reference()
 	time.Sleep(2 * time.Second)
 	checkCassandra(sc.t, sc.cassHosts, sc.ks, want)
