@@ -129,35 +129,12 @@ func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
 func chunkUsed(b *bucket, ci int) int { return min(chunkSlots, b.n-ci*chunkSlots) }
 
 func (st *Store) appendSketches(dst []byte, b *bucket) ([]byte, error) {
-	// Each sketch is encoded into one reused scratch buffer, then length-prefixed: no
-	// allocation per sketch.
-	scratch := st.scratch[:0]
+	var err error
 	for pos := range uint32(b.n) {
-		s := st.slot(b, pos)
-		for _, sk := range s.HLL {
-			if sk == nil {
-				dst = binary.AppendUvarint(dst, 0)
-				continue
-			}
-			var err error
-			if scratch, err = sk.AppendBinary(scratch[:0]); err != nil {
-				return nil, fmt.Errorf("snapshot hyperloglog: %w", err)
-			}
-			dst = binary.AppendUvarint(dst, uint64(len(scratch)))
-			dst = append(dst, scratch...)
-		}
-		for _, sk := range s.DDS {
-			if sk == nil {
-				dst = binary.AppendUvarint(dst, 0)
-				continue
-			}
-			scratch = scratch[:0]
-			sk.Encode(&scratch, true)
-			dst = binary.AppendUvarint(dst, uint64(len(scratch)))
-			dst = append(dst, scratch...)
+		if dst, st.scratch, err = st.layout.AppendSketches(dst, st.scratch, st.slot(b, pos)); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 	}
-	st.scratch = scratch
 	return dst, nil
 }
 
@@ -356,23 +333,11 @@ func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) e
 		return nil
 	}
 	for pos := range uint32(n) {
-		s := st.slot(b, pos)
-		for i := range l.Funcs {
-			f := &l.Funcs[i]
-			if f.Kind != agg.Distinct && f.Kind != agg.Quantiles {
-				continue
-			}
-			enc := r.bytes(r.uvarint())
-			if r.err != nil {
-				return r.err
-			}
-			if len(enc) == 0 {
-				continue
-			}
-			if err := st.pool.DecodeSketch(f, s, enc); err != nil {
-				return fmt.Errorf("%w: %v", ErrCorrupt, err)
-			}
+		rest, err := l.DecodeSketches(r.b, st.slot(b, pos), st.pool)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
+		r.b = rest
 	}
 	return nil
 }
