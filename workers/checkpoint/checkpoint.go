@@ -121,6 +121,7 @@ type blobs interface {
 // Store is a checkpoint store at one location.
 type Store struct {
 	b      blobs
+	s3     S3API
 	log    *slog.Logger
 	onFall func(Key, error)
 }
@@ -137,17 +138,13 @@ func WithFallbackHook(f func(Key, error)) Option { return func(s *Store) { s.onF
 
 // WithS3Client makes s3:// locations use this client (default: one built from the AWS default
 // configuration by the caller; Open fails for s3:// without it).
-func WithS3Client(c S3API) Option { return func(s *Store) { s.b = &s3Blobs{cl: c} } }
+func WithS3Client(c S3API) Option { return func(s *Store) { s.s3 = c } }
 
 // Open returns the store at a location: s3://bucket/prefix or file:///dir (or a plain path).
 func Open(location string, opts ...Option) (*Store, error) {
 	s := &Store{log: slog.Default()}
-	var s3c S3API
 	for _, o := range opts {
 		o(s)
-	}
-	if sb, ok := s.b.(*s3Blobs); ok {
-		s3c = sb.cl
 	}
 	u, err := url.Parse(location)
 	if err != nil {
@@ -155,13 +152,13 @@ func Open(location string, opts ...Option) (*Store, error) {
 	}
 	switch u.Scheme {
 	case "s3":
-		if s3c == nil {
+		if s.s3 == nil {
 			return nil, fmt.Errorf("checkpoint location %s: no S3 client configured", location)
 		}
 		if u.Host == "" {
 			return nil, fmt.Errorf("checkpoint location %q: no bucket", location)
 		}
-		s.b = &s3Blobs{cl: s3c, bucket: u.Host, prefix: strings.Trim(u.Path, "/")}
+		s.b = &s3Blobs{cl: s.s3, bucket: u.Host, prefix: strings.Trim(u.Path, "/")}
 	case "file", "":
 		dir := u.Path
 		if u.Scheme == "" {

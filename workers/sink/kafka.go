@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/workers/emit"
@@ -85,8 +87,7 @@ func (k *Kafka) EnsureTopics(ctx context.Context, inputPartitions int32) error {
 		if t.name == "" {
 			continue
 		}
-		resp, err := adm.CreateTopic(ctx, t.parts, -1, t.configs, t.name)
-		if err != nil && !errors.Is(resp.Err, kerrTopicExists) && !isTopicExists(err) {
+		if _, err := adm.CreateTopic(ctx, t.parts, -1, t.configs, t.name); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("create topic %s: %w", t.name, err)
 		}
 	}
@@ -331,16 +332,7 @@ func (w *kafkaWriter) Close() error {
 	return nil
 }
 
-func rowKey(w *emit.Window, i int) string {
-	k := ""
-	for j, v := range w.Rows[i].Key {
-		if j > 0 {
-			k += "|"
-		}
-		k += v
-	}
-	return k
-}
+func rowKey(w *emit.Window, i int) string { return strings.Join(w.Rows[i].Key, "|") }
 
 // outboxPartitioner places progress markers and dead letters on the partition the record names,
 // and output rows by a hash of their key (Kafka's murmur2, as the Java client does), so one

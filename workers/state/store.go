@@ -14,7 +14,7 @@
 package state
 
 import (
-	"fmt"
+	"cmp"
 	"slices"
 
 	"github.com/liveagg/liveagg/workers/agg"
@@ -125,9 +125,6 @@ func (st *Store) Layout() *agg.Layout { return st.layout }
 // are late, and every window ending at or before it has been emitted.
 func (st *Store) Watermark() int64 { return st.watermark }
 
-// IsLate reports whether a record with event time t would be rejected as late.
-func (st *Store) IsLate(t int64) bool { return t < st.watermark }
-
 // Apply adds one decoded record to every window it falls in, and emits the windows its event
 // time closes. It returns false, and changes nothing but the late counter, for a late record:
 // one older than the watermark. A record is thus either in all its windows or in none, so the
@@ -211,7 +208,7 @@ func (st *Store) bucketFor(sz *sizeState, start int64) *bucket {
 	b := &bucket{seq: sz.nextSeq, start: start}
 	sz.nextSeq++
 	// Keep open sorted by start so closing takes a prefix.
-	i, _ := slices.BinarySearchFunc(sz.open, start, func(b *bucket, s int64) int { return cmp64(b.start, s) })
+	i, _ := slices.BinarySearchFunc(sz.open, start, func(b *bucket, s int64) int { return cmp.Compare(b.start, s) })
 	sz.open = slices.Insert(sz.open, i, b)
 	if end := start + sz.size; end < st.nextClose {
 		st.nextClose = end
@@ -293,20 +290,4 @@ func mod(t, size int64) int64 {
 		m += size
 	}
 	return m
-}
-
-func cmp64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// String describes the store for logs.
-func (st *Store) String() string {
-	s := st.Stats()
-	return fmt.Sprintf("state{series=%d slots=%d open=%d bytes=%d watermark=%d}", s.Series, s.Slots, s.OpenWindows, s.Bytes, s.Watermark)
 }

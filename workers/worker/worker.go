@@ -283,7 +283,9 @@ func (w *Worker) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 		r := <-results
 		if r.err != nil {
 			w.log.Error("restore failed", "partition", r.p, "err", r.err)
-			firstErr = cmpErr(firstErr, r.err)
+			if firstErr == nil {
+				firstErr = r.err
+			}
 			continue
 		}
 		restored[r.p] = r
@@ -337,13 +339,6 @@ func (w *Worker) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 
 	offsets[topic] = out
 	return offsets, nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // revoked checkpoints and releases partitions the group moved elsewhere.
