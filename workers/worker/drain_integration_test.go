@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,32 +22,51 @@ import (
 	"github.com/liveagg/liveagg/workers/worker"
 )
 
-// TestDrainAndRecoveryWithLargeState builds about 1 GiB of state in one worker (12M series of
-// a scalar spec, LIVEAGG_DRAIN_SERIES to change it), drains it through the admin API as a spot
-// interruption would, and measures: the drain (checkpoint of the whole state to S3 on moto,
-// leave the group) must finish within the two-minute notice; then a fresh worker restores the
-// checkpoint and resumes consumption, and the time to its first new record is reported.
-func TestDrainAndRecoveryWithLargeState(t *testing.T) {
-	brokers := testenv.KafkaBrokers(t)
-	awsEP := testenv.AWSEndpoint(t)
-	ctx := testenv.Context(t, 20*time.Minute)
-	series := envInt("LIVEAGG_DRAIN_SERIES", 12_000_000)
-	name := testenv.Name(t, "drain")
+// TestDrainAndRecovery runs the spot life cycle of one worker on a small state and checks what
+// must hold at any size: a checkpoint through the admin API, a kill -9 and a fresh worker that
+// restores that checkpoint and replays past it, a drain, and a second fresh worker that starts
+// exactly where the drain left off. BenchmarkDrainAndRecovery measures the same at 1 GiB.
+func TestDrainAndRecovery(t *testing.T) {
+	drainAndRecover(t, 300_000)
+}
+
+// BenchmarkDrainAndRecovery measures, with about 1 GiB of state in one worker (12M series of a
+// scalar spec; LIVEAGG_DRAIN_SERIES changes it): a full checkpoint into moto S3 (MB/s, and how
+// long consumption pauses for it), recovery after kill -9 (restore from S3 plus replay, until
+// the worker has consumed everything again; target 20 s), and a drain through the admin API
+// (target: within the 120 s of a spot notice).
+//
+//	go test -tags integration -run XXX -bench DrainAndRecovery -benchtime 1x ./workers/worker/
+func BenchmarkDrainAndRecovery(b *testing.B) {
+	for b.Loop() {
+		m := drainAndRecover(b, envInt("LIVEAGG_DRAIN_SERIES", 12_000_000))
+		for k, v := range m {
+			b.ReportMetric(v, k)
+		}
+	}
+}
+
+func drainAndRecover(tb testing.TB, series int) map[string]float64 {
+	brokers := testenv.KafkaBrokers(tb)
+	awsEP := testenv.AWSEndpoint(tb)
+	ctx := testenv.Context(tb, 20*time.Minute)
+	name := testenv.Name(tb, "drain")
 	topic := name + "-raw"
+	const extra = 100_000
+	m := map[string]float64{}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(10*time.Millisecond), kgo.MaxBufferedRecords(500_000),
 		kgo.ProducerBatchMaxBytes(1<<20))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		tb.Fatal(err)
 	}
-	s3c := s3.NewFromConfig(testenv.AWSConfig(t), func(o *s3.Options) { o.UsePathStyle = true })
+	s3c := s3.NewFromConfig(testenv.AWSConfig(tb), func(o *s3.Options) { o.UsePathStyle = true })
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	base := int64(1767225600000)
 	produce := func(from, to int) {
@@ -57,7 +77,7 @@ func TestDrainAndRecoveryWithLargeState(t *testing.T) {
 			wg.Add(1)
 			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, func(_ *kgo.Record, err error) {
 				if err != nil {
-					t.Error(err)
+					tb.Error(err)
 				}
 				wg.Done()
 			})
@@ -66,10 +86,10 @@ func TestDrainAndRecoveryWithLargeState(t *testing.T) {
 	}
 	start := time.Now()
 	produce(0, series)
-	t.Logf("produced %d records in %v", series, time.Since(start).Round(time.Millisecond))
+	tb.Logf("produced %d records in %v", series, time.Since(start).Round(time.Millisecond))
 
-	dir := t.TempDir()
-	specPath := writeFile(t, dir, "spec.yaml", `
+	dir := tb.TempDir()
+	specPath := writeFile(tb, dir, "spec.yaml", `
 name: %s
 input: {topic: %s, time_field: t}
 key: [k]
@@ -77,9 +97,9 @@ windows: [1h]
 aggregations: [{fn: count}, {fn: sum, field: v}, {fn: min, field: v}, {fn: max, field: v}, {fn: last, field: v}]
 outputs: [{type: file, path: %q}]
 `, name, topic, filepath.Join(dir, "out"))
-	tokenPath := writeFile(t, dir, "token", "drain-token\n")
-	port := testenv.FreePort(t)
-	cfgPath := writeFile(t, dir, "worker.yaml", `
+	tokenPath := writeFile(tb, dir, "token", "drain-token\n")
+	port := testenv.FreePort(tb)
+	cfgPath := writeFile(tb, dir, "worker.yaml", `
 spec: %s
 kafka: {brokers: [%s]}
 checkpoint: {location: "s3://%s/checkpoints", interval: 7m, records: 1000000000}
@@ -87,52 +107,61 @@ aws: {endpoint: %q}
 admin: {listen: "127.0.0.1:%d", token_file: %q}
 `, specPath, strings.Join(brokers, ","), name, awsEP, port, tokenPath)
 	c := admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "drain-token", nil)
-	status := func() (worker.Status, error) {
-		var st worker.Status
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		err := c.Status(sctx, &st)
-		return st, err
-	}
-	var exited chan struct{}
-	waitOffset := func(want int64, what string) worker.Status {
+	var cur *proc
+	waitOffset := func(want int64, what string) worker.PartitionStatus {
 		for {
-			select {
-			case <-exited:
-				t.Fatalf("%s: the worker exited (see its log in %s)", what, dir)
-			default:
-			}
-			st, err := status()
+			var st worker.Status
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := c.Status(sctx, &st)
+			cancel()
 			if err == nil && len(st.Partitions) == 1 && st.Partitions[0].NextOffset >= want {
-				return st
+				return st.Partitions[0]
 			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: timed out (last status %+v, %v)", what, st, err)
+			select {
+			case <-cur.done:
+				tb.Fatalf("%s: the worker exited:\n%s", what, cur.log())
+			case <-ctx.Done():
+				tb.Fatalf("%s: timed out (last status %+v, %v)", what, st, err)
+			case <-time.After(100 * time.Millisecond):
 			}
-			time.Sleep(200 * time.Millisecond)
 		}
 	}
 
 	start = time.Now()
-	big := startWorker(t, dir, cfgPath, "big")
-	exited = big.done
-	st := waitOffset(int64(series), "consume")
-	p := st.Partitions[0]
-	t.Logf("consumed %d records into %d series, state %.2f GiB, in %v", series, p.Series, float64(p.StateBytes)/(1<<30), time.Since(start).Round(time.Millisecond))
+	cur = startWorker(tb, dir, cfgPath, "big")
+	p := waitOffset(int64(series), "consume")
+	tb.Logf("consumed %d records into %d series, state %.2f GiB, in %v", series, p.Series, float64(p.StateBytes)/(1<<30), time.Since(start).Round(time.Millisecond))
+	m["state-GiB"] = float64(p.StateBytes) / (1 << 30)
 
 	// A checkpoint of the whole state: the partition pauses only for the sink flush and the
 	// in-memory snapshot; the upload runs while consumption goes on.
 	if _, err := c.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	st, err = status()
-	if err != nil {
-		t.Fatal(err)
+	p = waitOffset(int64(series), "status")
+	m["checkpoint-s"] = p.LastCheckpointSeconds
+	m["checkpoint-MB/s"] = float64(p.LastCheckpointBytes) / 1e6 / p.LastCheckpointSeconds
+	m["checkpoint-pause-s"] = p.LastCheckpointPauseSeconds
+	tb.Logf("CHECKPOINT: %.2f GiB to moto S3 in %.1f s (%.0f MB/s); consumption paused %.2f s of it",
+		float64(p.LastCheckpointBytes)/(1<<30), p.LastCheckpointSeconds, m["checkpoint-MB/s"], p.LastCheckpointPauseSeconds)
+	if p.LastCheckpointOffset != int64(series) {
+		tb.Errorf("checkpoint at offset %d, want %d", p.LastCheckpointOffset, series)
 	}
-	p = st.Partitions[0]
-	t.Logf("CHECKPOINT: %.2f GiB to moto S3 in %.1f s (%.0f MB/s); consumption paused %.2f s of it",
-		float64(p.LastCheckpointBytes)/(1<<30), p.LastCheckpointSeconds,
-		float64(p.LastCheckpointBytes)/1e6/p.LastCheckpointSeconds, p.LastCheckpointPauseSeconds)
+
+	// Records past the checkpoint, then kill -9: the next worker restores and replays them.
+	produce(series, series+extra)
+	waitOffset(int64(series+extra), "consume past the checkpoint")
+	_ = cur.cmd.Process.Signal(syscall.SIGKILL)
+	<-cur.done
+	rstart := time.Now()
+	cur = startWorker(tb, dir, cfgPath, "after-kill")
+	p = waitOffset(int64(series+extra), "recover after kill -9")
+	m["recovery-after-kill-s"] = time.Since(rstart).Seconds()
+	tb.Logf("RECOVERY after kill -9: consumed everything again %.1f s after start (restore of %d series from S3 and replay of %d records)",
+		m["recovery-after-kill-s"], p.Series, extra)
+	if p.RestoredFrom != int64(series) {
+		tb.Errorf("worker after kill restored from offset %d, want the checkpoint's %d", p.RestoredFrom, series)
+	}
 
 	// The drain a spot interruption triggers: checkpoint everything, leave the group.
 	dstart := time.Now()
@@ -141,35 +170,24 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 	cancel()
 	drain := time.Since(dstart)
 	if err != nil || !res.Done {
-		t.Fatalf("drain: %+v, %v", res, err)
+		tb.Fatalf("drain: %+v, %v", res, err)
 	}
-	<-big.done
-	m, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(name), Prefix: aws.String("checkpoints/")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ckptBytes int64
-	for _, o := range m.Contents {
-		if strings.HasSuffix(aws.ToString(o.Key), ".state") {
-			ckptBytes = max(ckptBytes, aws.ToInt64(o.Size))
-		}
-	}
-	t.Logf("DRAIN: %.1f s for a %.2f GiB checkpoint (%.0f MB/s to moto S3), within the 120 s notice",
-		drain.Seconds(), float64(ckptBytes)/(1<<30), float64(ckptBytes)/1e6/drain.Seconds())
+	<-cur.done
+	m["drain-s"] = drain.Seconds()
+	tb.Logf("DRAIN: %.1f s with %d series", drain.Seconds(), p.Series)
 	if drain > 2*time.Minute {
-		t.Errorf("drain took %v, longer than a spot notice", drain)
+		tb.Errorf("drain took %v, longer than a spot notice", drain)
 	}
 
-	// Recovery: a fresh worker restores the checkpoint and resumes with new records.
-	rstart := time.Now()
-	exited = startWorker(t, dir, cfgPath, "fresh").done
-	produce(series, series+100_000)
-	waitOffset(int64(series)+1, "resume")
-	resumed := time.Since(rstart)
-	st = waitOffset(int64(series)+100_000, "catch up")
-	t.Logf("RECOVERY: fresh worker consuming again %.1f s after start (restore of %d series from S3 included); 100k new records done at %.1f s",
-		resumed.Seconds(), st.Partitions[0].Series, time.Since(rstart).Seconds())
-	if st.Partitions[0].RestoredFrom != int64(series) {
-		t.Errorf("fresh worker restored from offset %d, want %d", st.Partitions[0].RestoredFrom, series)
+	// A fresh worker starts exactly where the drain left off.
+	rstart = time.Now()
+	cur = startWorker(tb, dir, cfgPath, "after-drain")
+	produce(series+extra, series+extra+1)
+	p = waitOffset(int64(series+extra+1), "resume after drain")
+	m["recovery-after-drain-s"] = time.Since(rstart).Seconds()
+	tb.Logf("RECOVERY after drain: consuming again %.1f s after start", m["recovery-after-drain-s"])
+	if p.RestoredFrom != int64(series+extra) {
+		tb.Errorf("worker after drain restored from offset %d, want %d", p.RestoredFrom, series+extra)
 	}
+	return m
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // writeFile writes a formatted file into dir and returns its path.
-func writeFile(t *testing.T, dir, name, format string, args ...any) string {
+func writeFile(t testing.TB, dir, name, format string, args ...any) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, fmt.Appendf(nil, format, args...), 0o600); err != nil {
@@ -29,7 +29,7 @@ type proc struct {
 
 // startWorker runs `liveagg worker --config cfg` with LIVEAGG_WORKER_ID=id and extra
 // environment, logging to <dir>/<id>.log; the process is killed when the test ends.
-func startWorker(t *testing.T, dir, cfg, id string, env ...string) *proc {
+func startWorker(t testing.TB, dir, cfg, id string, env ...string) *proc {
 	t.Helper()
 	p := &proc{logPath: filepath.Join(dir, id+".log"), done: make(chan struct{})}
 	lf, err := os.Create(p.logPath)
