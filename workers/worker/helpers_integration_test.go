@@ -3,11 +3,15 @@
 package worker_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // writeFile writes a formatted file into dir and returns its path.
@@ -51,4 +55,31 @@ func startWorker(t testing.TB, dir, cfg, id string, env ...string) *proc {
 func (p *proc) log() string {
 	b, _ := os.ReadFile(p.logPath)
 	return string(b)
+}
+
+// newTopic creates a topic on the local Kafka and returns a client for producing to it.
+func newTopic(t testing.TB, brokers []string, topic string, partitions int32) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), partitions, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// countSpec writes the smallest useful spec, a per-minute count by field k of records timed by
+// field t, with a file output under dir, and returns its path.
+func countSpec(t testing.TB, dir, name, topic string) string {
+	return writeFile(t, dir, "spec.yaml", `
+name: %s
+input: {topic: %s, time_field: t}
+key: [k]
+windows: [1m]
+aggregations: [{fn: count}]
+outputs: [{type: file, path: %q}]
+`, name, topic, filepath.Join(dir, "out"))
 }

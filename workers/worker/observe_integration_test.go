@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
@@ -29,14 +28,7 @@ func TestWorkerExportsMetrics(t *testing.T) {
 	ctx := testenv.Context(t, 2*time.Minute)
 	name := testenv.Name(t, "obs")
 	topic := name + "-raw"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
+	cl := newTopic(t, brokers, topic, 1)
 	var recs []*kgo.Record
 	for i := range 500 {
 		recs = append(recs, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%5, 1767225600000+int64(i))})
@@ -46,14 +38,7 @@ func TestWorkerExportsMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	specPath := writeFile(t, dir, "spec.yaml", `
-name: %s
-input: {topic: %s, time_field: t}
-key: [k]
-windows: [1m]
-aggregations: [{fn: count}]
-outputs: [{type: file, path: %q}]
-`, name, topic, filepath.Join(dir, "out"))
+	specPath := countSpec(t, dir, name, topic)
 	port := testenv.FreePort(t)
 	cfgPath := writeFile(t, dir, "worker.yaml", `
 spec: %s

@@ -26,15 +26,8 @@ func TestCheckpointedOffsetLostToRetention(t *testing.T) {
 	ctx := testenv.Context(t, 5*time.Minute)
 	name := testenv.Name(t, "ret")
 	topic := name + "-raw"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := newTopic(t, brokers, topic, 1)
 	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
 	produce := func(from, to int) {
 		var recs []*kgo.Record
 		for i := from; i < to; i++ {
@@ -45,14 +38,7 @@ func TestCheckpointedOffsetLostToRetention(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	specPath := writeFile(t, dir, "spec.yaml", `
-name: %s
-input: {topic: %s, time_field: t}
-key: [k]
-windows: [1m]
-aggregations: [{fn: count}]
-outputs: [{type: file, path: %q}]
-`, name, topic, filepath.Join(dir, "out"))
+	specPath := countSpec(t, dir, name, topic)
 	tokenPath := writeFile(t, dir, "token", "tok")
 	port := testenv.FreePort(t)
 	writeCfg := func(policy string) string {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
@@ -24,14 +23,7 @@ func TestSpecChangeDrainsWorker(t *testing.T) {
 	ctx := testenv.Context(t, 3*time.Minute)
 	name := testenv.Name(t, "specchg")
 	topic := name + "-raw"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
+	cl := newTopic(t, brokers, topic, 1)
 	dir := t.TempDir()
 	specPath := filepath.Join(dir, "spec.yaml")
 	doc := fmt.Sprintf(`

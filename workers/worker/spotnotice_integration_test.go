@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
@@ -44,26 +43,12 @@ func TestSpotNoticeDrainsWorker(t *testing.T) {
 	// The private address is what the worker would advertise; nothing here connects to it.
 	md := testenv.NewIMDS(t, map[string]string{"instance-id": id, "local-ipv4": "10.1.2.3"})
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
+	cl := newTopic(t, brokers, topic, 2)
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(`{"k":"a","t":1767225600000}`)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	specPath := writeFile(t, dir, "spec.yaml", `
-name: %s
-input: {topic: %s, time_field: t}
-key: [k]
-windows: [1m]
-aggregations: [{fn: count}]
-outputs: [{type: file, path: %q}]
-`, name, topic, filepath.Join(dir, "out"))
+	specPath := countSpec(t, dir, name, topic)
 	tokenPath := writeFile(t, dir, "token", "tok")
 	port := testenv.FreePort(t)
 	cfgPath := writeFile(t, dir, "worker.yaml", `
