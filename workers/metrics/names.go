@@ -34,7 +34,8 @@ var (
 	CheckpointBytes    = Metric{"liveagg_worker_checkpoint_bytes", "CheckpointBytes", "Bytes", "Size of the last checkpoint, per partition."}
 	RestoreSeconds     = Metric{"liveagg_worker_restore_seconds", "RestoreSeconds", "Seconds", "Time to claim, load and restore a partition."}
 	SinkWrites         = Metric{"liveagg_worker_sink_rows_total", "SinkRows", "Count", "Rows handed to sinks."}
-	SinkErrors         = Metric{"liveagg_worker_sink_errors_total", "SinkErrors", "Count", "Sink flushes that failed."}
+	SinkErrors         = Metric{"liveagg_worker_sink_errors_total", "SinkErrors", "Count", "Sink writes and flushes that failed, retries included."}
+	SinkBlocked        = Metric{"liveagg_worker_sink_blocked", "SinkBlocked", "Count", "1 while a sink is unreachable and its writes are held and retried (consumption pauses)."}
 	SinkLatency        = Metric{"liveagg_worker_sink_flush_seconds", "SinkFlushSeconds", "Seconds", "Time for a sink to make a checkpoint's rows durable."}
 	DeadLettered       = Metric{"liveagg_worker_dead_lettered_total", "DeadLettered", "Count", "Records routed to the dead-letter topic, by reason (late is one)."}
 	WindowsEmitted     = Metric{"liveagg_worker_windows_emitted_total", "WindowsEmitted", "Count", "Closed (series, window) rows emitted."}
@@ -48,5 +49,5 @@ var (
 
 // All lists every metric, for the dashboard and tests that check names stay unique.
 var All = []Metric{RecordsIn, ConsumerLag, ProcessingSeconds, StateSeries, StateBytes, CheckpointAge,
-	CheckpointDuration, CheckpointBytes, RestoreSeconds, SinkWrites, SinkErrors, SinkLatency, DeadLettered,
+	CheckpointDuration, CheckpointBytes, RestoreSeconds, SinkWrites, SinkErrors, SinkBlocked, SinkLatency, DeadLettered,
 	WindowsEmitted, OffsetLost, CPUUtilization, MemoryUtilization, SpotInterruptions, DrainSeconds, AutoscalerDesired}

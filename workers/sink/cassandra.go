@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -24,9 +27,10 @@ type CassandraConfig struct {
 	// Concurrency bounds the writes in flight per sink (default 128): beyond it Write blocks,
 	// which is the backpressure that pauses consumption.
 	Concurrency int
-	// Retries is how many times a timed-out or overloaded write is retried, with exponential
-	// backoff from 50 ms (default 8).
-	Retries int
+	// MaxBackoff caps the wait between retries of a write that failed for a passing reason
+	// (timeout, overload, no replica reachable): such writes are retried until Cassandra
+	// takes them, with backoff doubling from 50 ms up to this (default 5s).
+	MaxBackoff time.Duration
 }
 
 // Cassandra writes one row per (series, window) with prepared upserts, so a replayed window
@@ -40,6 +44,7 @@ type Cassandra struct {
 	cfg     CassandraConfig
 	insert  string
 	columns []string
+	obs     Observer
 }
 
 // NewCassandra creates the keyspace and table if needed and prepares the upsert. The session
@@ -48,8 +53,8 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 128
 	}
-	if cfg.Retries <= 0 {
-		cfg.Retries = 8
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
 	}
 	if len(cfg.Replication) == 0 {
 		cfg.Replication = map[string]string{"class": "SimpleStrategy", "replication_factor": "1"}
@@ -67,7 +72,7 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 	if cfg.TTL > 0 {
 		insert += fmt.Sprintf(" USING TTL %d", int(cfg.TTL.Seconds()))
 	}
-	return &Cassandra{s: s, cfg: cfg, insert: insert, columns: columns}, nil
+	return &Cassandra{s: s, cfg: cfg, insert: insert, columns: columns, obs: nopObserver{}}, nil
 }
 
 // NewCassandraSession connects with token-aware routing, so each write goes to a replica.
@@ -136,9 +141,13 @@ func (c *Cassandra) Name() string { return "cassandra:" + c.cfg.Keyspace + "." +
 // Close implements Sink (the session belongs to the caller).
 func (c *Cassandra) Close() error { return nil }
 
+// Observe implements Observable.
+func (c *Cassandra) Observe(o Observer) { c.obs = o }
+
 // Open implements Sink.
 func (c *Cassandra) Open(context.Context, PartitionKey, string) (Writer, error) {
-	return &cassandraWriter{c: c, f: newInflight(c.cfg.Concurrency)}, nil
+	retry := &retryPolicy{name: c.Name(), transient: retryable, obs: c.obs, min: 50 * time.Millisecond, max: c.cfg.MaxBackoff}
+	return &cassandraWriter{c: c, f: newInflight(c.cfg.Concurrency, retry)}, nil
 }
 
 type cassandraWriter struct {
@@ -172,22 +181,10 @@ func (w *cassandraWriter) Write(ctx context.Context, win *emit.Window) error {
 }
 
 func (c *Cassandra) exec(ctx context.Context, args []any) error {
-	backoff := 50 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		err := c.s.Query(c.insert, args...).WithContext(ctx).Idempotent(true).Exec()
-		if err == nil || attempt >= c.cfg.Retries || !retryable(err) {
-			if err != nil {
-				return fmt.Errorf("cassandra sink %s.%s: %w", c.cfg.Keyspace, c.cfg.Table, err)
-			}
-			return nil
-		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	if err := c.s.Query(c.insert, args...).WithContext(ctx).Idempotent(true).Exec(); err != nil {
+		return fmt.Errorf("cassandra sink %s.%s: %w", c.cfg.Keyspace, c.cfg.Table, err)
 	}
+	return nil
 }
 
 // retryable says whether a write failed for reasons that pass: timeouts, unavailable replicas,
@@ -201,8 +198,11 @@ func retryable(err error) bool {
 		}
 		return false
 	}
+	var ne net.Error
 	return errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrNoConnections) ||
-		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, gocql.ErrNoStreams) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne)
 }
 
 func (w *cassandraWriter) Flush(context.Context) (string, error) { return "", w.f.wait() }

@@ -3,20 +3,53 @@ package sink
 import (
 	"context"
 	"sync"
+	"time"
 )
 
-// inflight runs a writer's asynchronous writes with bounded concurrency and remembers the first
-// error: the Cassandra and S3 writers issue writes as windows arrive and wait for all of them at
-// Flush. A full semaphore blocks Write, which is how a slow sink pauses consumption.
-type inflight struct {
-	sem chan struct{}
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	err error
+// Observer hears about a sink that is failing and retrying, so the worker can say why
+// consumption paused (metrics, status, logs).
+type Observer interface {
+	// Retrying reports a transient write failure that will be retried.
+	Retrying(sink string, err error)
+	// Recovered reports that a sink that was retrying wrote again.
+	Recovered(sink string)
 }
 
-func newInflight(concurrency int) *inflight {
-	return &inflight{sem: make(chan struct{}, concurrency)}
+// Observable sinks accept an Observer; the worker sets one on every sink that has it.
+type Observable interface {
+	Observe(Observer)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Retrying(string, error) {}
+func (nopObserver) Recovered(string)       {}
+
+// retryPolicy decides which write errors pass (a sink down, a timeout, throttling). Writes
+// that fail with them are retried until they succeed or the worker stops: a sink that is down
+// holds its writes, the full semaphore blocks Write, the partition stops consuming, and
+// nothing is dropped.
+type retryPolicy struct {
+	name      string
+	transient func(error) bool
+	obs       Observer
+	min, max  time.Duration
+}
+
+// inflight runs a writer's asynchronous writes with bounded concurrency and remembers the first
+// error that is not transient: the Cassandra and S3 writers issue writes as windows arrive and
+// wait for all of them at Flush. A full semaphore blocks Write, which is how a slow or absent
+// sink pauses consumption.
+type inflight struct {
+	sem   chan struct{}
+	retry *retryPolicy
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error
+}
+
+func newInflight(concurrency int, retry *retryPolicy) *inflight {
+	return &inflight{sem: make(chan struct{}, concurrency), retry: retry}
 }
 
 // goWrite runs write once a slot is free, or returns ctx's error while waiting for one.
@@ -29,7 +62,7 @@ func (f *inflight) goWrite(ctx context.Context, write func() error) error {
 	f.wg.Add(1)
 	go func() {
 		defer func() { <-f.sem; f.wg.Done() }()
-		if err := write(); err != nil {
+		if err := f.run(ctx, write); err != nil {
 			f.mu.Lock()
 			if f.err == nil {
 				f.err = err
@@ -38,6 +71,33 @@ func (f *inflight) goWrite(ctx context.Context, write func() error) error {
 		}
 	}()
 	return nil
+}
+
+// run calls write until it succeeds, fails for good, or ctx ends.
+func (f *inflight) run(ctx context.Context, write func() error) error {
+	r := f.retry
+	backoff := r.min
+	failed := false
+	for {
+		err := write()
+		if err == nil {
+			if failed {
+				r.obs.Recovered(r.name)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || !r.transient(err) {
+			return err
+		}
+		failed = true
+		r.obs.Retrying(r.name, err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return err
+		}
+		backoff = min(2*backoff, r.max)
+	}
 }
 
 // firstErr is the first failed write's error, if any.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/liveagg/liveagg/workers/emit"
@@ -31,6 +32,7 @@ type S3 struct {
 	bucket      string
 	prefix      string
 	concurrency int
+	obs         Observer
 }
 
 // NewS3 returns an S3 sink for s3://bucket/prefix.
@@ -39,7 +41,7 @@ func NewS3(cl S3API, location string) (*S3, error) {
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return nil, fmt.Errorf("s3 sink: %q is not s3://bucket/prefix", location)
 	}
-	return &S3{cl: cl, bucket: u.Host, prefix: strings.Trim(u.Path, "/"), concurrency: 8}, nil
+	return &S3{cl: cl, bucket: u.Host, prefix: strings.Trim(u.Path, "/"), concurrency: 8, obs: nopObserver{}}, nil
 }
 
 // Name implements Sink.
@@ -55,9 +57,19 @@ func (s *S3) ObjectKey(w *emit.Window) string {
 	return path.Join(s.prefix, w.Spec, "size="+size, "start="+start, fmt.Sprintf("%s-p%d.jsonl.gz", w.Topic, w.Partition))
 }
 
+// Observe implements Observable.
+func (s *S3) Observe(o Observer) { s.obs = o }
+
 // Open implements Sink.
 func (s *S3) Open(context.Context, PartitionKey, string) (Writer, error) {
-	return &s3Writer{s: s, f: newInflight(s.concurrency)}, nil
+	retry := &retryPolicy{name: s.Name(), transient: s3Transient, obs: s.obs, min: 100 * time.Millisecond, max: 10 * time.Second}
+	return &s3Writer{s: s, f: newInflight(s.concurrency, retry)}, nil
+}
+
+// s3Transient says whether a put failed for a reason that passes: the SDK's own list
+// (throttling, 5xx, connection errors), after its own attempts ran out.
+func s3Transient(err error) bool {
+	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
 
 type s3Writer struct {

@@ -25,6 +25,10 @@ type Metrics struct {
 	dead        *prometheus.CounterVec
 	windows     prometheus.Counter
 	lost        prometheus.Counter
+	sinkRows    *prometheus.CounterVec
+	sinkErrs    *prometheus.CounterVec
+	sinkFlush   *prometheus.HistogramVec
+	sinkBlocked *prometheus.GaugeVec
 }
 
 // NewMetrics registers the worker's collectors with reg (nil: a private registry, for tests).
@@ -47,6 +51,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		dead:        f.NewCounterVec(prometheus.CounterOpts{Name: metrics.DeadLettered.Prom, Help: metrics.DeadLettered.Help}, []string{"reason"}),
 		windows:     f.NewCounter(prometheus.CounterOpts{Name: metrics.WindowsEmitted.Prom, Help: metrics.WindowsEmitted.Help}),
 		lost:        f.NewCounter(prometheus.CounterOpts{Name: metrics.OffsetLost.Prom, Help: metrics.OffsetLost.Help}),
+		sinkRows:    f.NewCounterVec(prometheus.CounterOpts{Name: metrics.SinkWrites.Prom, Help: metrics.SinkWrites.Help}, []string{"sink"}),
+		sinkErrs:    f.NewCounterVec(prometheus.CounterOpts{Name: metrics.SinkErrors.Prom, Help: metrics.SinkErrors.Help}, []string{"sink"}),
+		sinkFlush:   f.NewHistogramVec(prometheus.HistogramOpts{Name: metrics.SinkLatency.Prom, Help: metrics.SinkLatency.Help, Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, []string{"sink"}),
+		sinkBlocked: f.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.SinkBlocked.Prom, Help: metrics.SinkBlocked.Help}, []string{"sink"}),
 	}
 }
 
@@ -76,3 +84,14 @@ func (m *Metrics) restored(_ int32, d time.Duration) { m.restore.Observe(d.Secon
 func (m *Metrics) deadLettered(reason string)        { m.dead.WithLabelValues(reason).Inc() }
 func (m *Metrics) windowsEmitted(n int)              { m.windows.Add(float64(n)) }
 func (m *Metrics) offsetLost(int32)                  { m.lost.Inc() }
+
+func (m *Metrics) sinkRowsOut(sink string, n int) { m.sinkRows.WithLabelValues(sink).Add(float64(n)) }
+func (m *Metrics) sinkRetry(sink string) {
+	m.sinkErrs.WithLabelValues(sink).Inc()
+	m.sinkBlocked.WithLabelValues(sink).Set(1)
+}
+func (m *Metrics) sinkRecovered(sink string) { m.sinkBlocked.WithLabelValues(sink).Set(0) }
+func (m *Metrics) sinkFailed(sink string)    { m.sinkErrs.WithLabelValues(sink).Inc() }
+func (m *Metrics) sinkFlushed(sink string, d time.Duration) {
+	m.sinkFlush.WithLabelValues(sink).Observe(d.Seconds())
+}

@@ -282,9 +282,11 @@ func (o *owner) emitWindow(sw *state.Window) {
 	ctx := o.w.runCtx
 	for i, wr := range o.writers {
 		if err := wr.Write(ctx, win); err != nil {
+			o.w.metrics.sinkFailed(o.names[i])
 			o.emitErr = fmt.Errorf("partition %s: sink %s: %w", o.key, o.names[i], err)
 			return
 		}
+		o.w.metrics.sinkRowsOut(o.names[i], len(win.Rows))
 	}
 	o.w.metrics.windowsEmitted(len(win.Rows))
 	o.setStat(func(s *PartitionStatus) { s.WindowsEmitted++ })
@@ -319,10 +321,13 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 			if _, ok := wr.(deadLetterer); ok != outbox {
 				continue
 			}
+			fstart := time.Now()
 			p, err := wr.Flush(ctx)
 			if err != nil {
+				o.w.metrics.sinkFailed(o.names[i])
 				return fmt.Errorf("partition %s: flush %s: %w", o.key, o.names[i], err)
 			}
+			o.w.metrics.sinkFlushed(o.names[i], time.Since(fstart))
 			if p != "" {
 				progress[o.names[i]] = p
 			}

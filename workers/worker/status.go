@@ -2,6 +2,7 @@ package worker
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,9 @@ type Status struct {
 	Group      string            `json:"group"`
 	Draining   bool              `json:"draining"`
 	Partitions []PartitionStatus `json:"partitions"`
+	// Sinks lists sinks that have failed a write since the worker started, and whether they
+	// are holding consumption back now.
+	Sinks []SinkStatus `json:"sinks,omitempty"`
 }
 
 // Status snapshots the worker's partitions.
@@ -60,5 +64,7 @@ func (w *Worker) Status() Status {
 		s.Partitions = append(s.Partitions, ps)
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int { return int(a.Partition - b.Partition) })
+	s.Sinks = w.health.status()
+	slices.SortFunc(s.Sinks, func(a, b SinkStatus) int { return strings.Compare(a.Name, b.Name) })
 	return s
 }

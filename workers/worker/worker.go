@@ -82,6 +82,7 @@ type Worker struct {
 	fp      uint64
 	sinks   []sink.Sink
 	metrics *Metrics
+	health  *sinkHealth
 
 	cl     *kgo.Client
 	runCtx context.Context
@@ -141,9 +142,16 @@ func New(cfg Config) (*Worker, error) {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
+	log := cfg.Logger.With("spec", cfg.Spec.Name, "worker", cfg.WorkerID)
+	health := newSinkHealth(log, m)
+	for _, s := range cfg.Sinks {
+		if o, ok := s.(sink.Observable); ok {
+			o.Observe(health)
+		}
+	}
 	return &Worker{
-		cfg: cfg, log: cfg.Logger.With("spec", cfg.Spec.Name, "worker", cfg.WorkerID),
-		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m,
+		cfg: cfg, log: log,
+		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m, health: health,
 		owners: map[int32]*owner{}, lag: map[int32]int64{},
 	}, nil
 }
