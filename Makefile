@@ -14,10 +14,13 @@ STATICCHECK_VERSION := v0.8.2
 # a 2-core machine responsive without serialising everything.
 INTEGRATION_FLAGS ?= -tags integration -count=1 -p 2 -timeout 75m
 
-.PHONY: help build test test-all lint bench bench-scale bench-worker bench-drain services-up services-down services-status tools
+.PHONY: help demo build test test-all lint bench bench-scale bench-worker bench-drain services-up services-down services-status tools
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: ## The whole job on an in-process Kafka: generate, aggregate, crash, restore, verify (Go only).
+	$(GO) run ./workers/cmd/liveagg demo $(DEMO_FLAGS)
 
 build: ## Compile every package and the liveagg binary into bin/.
 	$(GO) build ./...

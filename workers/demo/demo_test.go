@@ -1,0 +1,86 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	snaps  int
+	events []string
+}
+
+func (r *recorder) Update(Snapshot)  { r.snaps++ }
+func (r *recorder) Event(msg string) { r.events = append(r.events, msg) }
+
+// TestDemoVerifiesAndRepeats runs the demo headless twice with the same seed, each run with its
+// half-way crash and restore: both must verify, and the sorted rollup files must be the same
+// bytes however the crash fell.
+func TestDemoVerifiesAndRepeats(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var files [2][]byte
+	for i := range 2 {
+		out := t.TempDir()
+		rec := &recorder{}
+		// Different rates move the crash to a different place in the stream.
+		res, err := Run(ctx, Options{Records: 60_000, Rate: []int{-1, 40_000}[i], Out: out, Seed: 7}, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Fatalf("run %d not verified: %d lost, %d duplicated, %d wrong, %d unexpected: %v; dead letters %v, want %v",
+				i, res.Lost, res.Duplicated, res.Wrong, res.Unexpected, res.Differences, res.DeadLetters, res.ExpectedDead)
+		}
+		if res.Windows == 0 || res.Records != 60_000 || res.DeadLetters["late"] == 0 || res.DeadLetters["malformed"] == 0 {
+			t.Fatalf("run %d: %d windows from %d records, dead letters %v: the run did not exercise what it should", i, res.Windows, res.Records, res.DeadLetters)
+		}
+		if res.Killed == "" || !strings.Contains(strings.Join(rec.events, "\n"), "CRASH") {
+			t.Fatalf("run %d: no crash and restore happened; events %q", i, rec.events)
+		}
+		if rec.snaps == 0 {
+			t.Fatalf("run %d: no progress reported", i)
+		}
+		data, err := os.ReadFile(filepath.Join(out, "indoor-l1.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(data, []byte("\n")); n < res.Windows {
+			t.Fatalf("run %d: sorted file has %d rows, want %d", i, n, res.Windows)
+		}
+		files[i] = data
+		var buf bytes.Buffer
+		WriteSummary(&buf, res)
+		if !strings.Contains(buf.String(), "verified: ") || !strings.Contains(buf.String(), " 0 lost, 0 duplicated") {
+			t.Fatalf("summary lacks the verification line:\n%s", buf.String())
+		}
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Fatal("the same seed and size gave different rollup files")
+	}
+}
+
+// TestDemoTimedRun checks the --duration mode ends on time and verifies.
+func TestDemoTimedRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, Options{Duration: 3 * time.Second, Rate: 10_000, Out: t.TempDir()}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("not verified: %v", res.Differences)
+	}
+	if res.Records < 20_000 || res.Records > 35_000 {
+		t.Fatalf("3 s at 10,000/s produced %d records", res.Records)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("a 3 s run took %v", d)
+	}
+}
