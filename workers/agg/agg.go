@@ -95,6 +95,11 @@ type FieldIndex interface {
 	StrIndex(field string) int
 }
 
+type noFields struct{}
+
+func (noFields) NumIndex(string) int { return -1 }
+func (noFields) StrIndex(string) int { return -1 }
+
 // Layout is the slot layout of one spec: which floats, offsets and sketches each function uses.
 // It is immutable and shared by every partition of a worker.
 type Layout struct {
@@ -111,7 +116,14 @@ type Layout struct {
 }
 
 // NewLayout resolves a spec's aggregations against the fields of a decoder.
+//
+// fields may be nil for a layout that only merges (a spec reading partials): its states arrive
+// aggregated, so no function reads a record field.
 func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
+	mergeOnly := fields == nil
+	if mergeOnly {
+		fields = noFields{}
+	}
 	l := &Layout{Stride: 1}
 	sumOff := map[string]int{}
 	for i, a := range s.Aggregations {
@@ -166,7 +178,7 @@ func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
 			f.Off = l.Stride
 			l.Stride++
 		}
-		if (f.Kind == Distinct && f.Str < 0) || (f.Kind != Count && f.Kind != Distinct && f.Num < 0) {
+		if !mergeOnly && ((f.Kind == Distinct && f.Str < 0) || (f.Kind != Count && f.Kind != Distinct && f.Num < 0)) {
 			return nil, fmt.Errorf("aggregations[%d]: field %q is not decoded", i, a.Field)
 		}
 		l.Funcs = append(l.Funcs, f)

@@ -184,7 +184,6 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 			c()
 		}
 	}
-	var kafkaOuts []sink.KafkaOutput
 	for i, o := range s.Outputs {
 		switch o.Type {
 		case spec.OutputCassandra:
@@ -221,15 +220,14 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 				return nil, nil, err
 			}
 			sinks = append(sinks, fs)
-		case spec.OutputKafka:
-			if o.Partial {
-				closeAll()
-				return nil, nil, fmt.Errorf("outputs[%d]: partial outputs arrive with multilevel aggregation", i)
-			}
-			kafkaOuts = append(kafkaOuts, sink.KafkaOutput{Topic: o.Topic})
 		case spec.OutputStdout:
 			sinks = append(sinks, sink.NewStdout(os.Stdout))
 		}
+	}
+	kafkaOuts, err := worker.KafkaOutputs(s)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
 	}
 	dlq := cfg.Sinks.DeadLetterTopic
 	if dlq == "" {

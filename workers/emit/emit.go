@@ -4,6 +4,7 @@
 package emit
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ type Window struct {
 	KeyFields   []string
 	Columns     []string
 	Rows        []Row
+	// States holds each row's encoded aggregation state, for partial outputs; nil unless
+	// AttachStates was called.
+	States [][]byte
 }
 
 // Row is one series of a window.
@@ -55,6 +59,28 @@ func Copy(sw *state.Window, spec, topic string, partition int32, keyFields []str
 		}
 	}
 	return w
+}
+
+// AttachStates encodes the state of every row of sw (the window w was copied from) for
+// partial outputs.
+func (w *Window) AttachStates(sw *state.Window) error {
+	l := sw.Layout()
+	var buf []byte
+	ends := make([]int, sw.Len())
+	for i := range sw.Len() {
+		var err error
+		if buf, err = l.AppendSlot(buf, sw.Slot(i)); err != nil {
+			return fmt.Errorf("encode partial state: %w", err)
+		}
+		ends[i] = len(buf)
+	}
+	w.States = make([][]byte, len(ends))
+	prev := 0
+	for i, e := range ends {
+		w.States[i] = buf[prev:e:e]
+		prev = e
+	}
+	return nil
 }
 
 // AppendJSON appends row i as one JSON object: spec, window, key fields, then values. Counts

@@ -42,6 +42,9 @@ type KafkaOutput struct {
 	// Render appends row i of w as a record key and value. Nil renders the row as JSON keyed by
 	// its series key.
 	Render func(w *emit.Window, i int, key, value []byte) ([]byte, []byte)
+	// WindowSize, if set, sends only windows of this size (ms): a partial output carries one
+	// size, so a next level never merges the same records twice through two window sizes.
+	WindowSize int64
 }
 
 // KafkaOption configures the Kafka sink.
@@ -244,6 +247,9 @@ func (w *kafkaWriter) Write(ctx context.Context, win *emit.Window) error {
 		return err
 	}
 	for _, out := range w.k.outputs {
+		if out.WindowSize != 0 && out.WindowSize != win.Size {
+			continue
+		}
 		for i := range win.Rows {
 			var key, val []byte
 			if out.Render != nil {

@@ -134,7 +134,7 @@ var (
 	TimeUnits    = []string{UnitSeconds, UnitMillis, UnitMicros, UnitNanos, UnitRFC3339}
 	Functions    = []string{FnCount, FnSum, FnMin, FnMax, FnAvg, FnLast, FnDistinct, FnQuantiles}
 	OutputTypes  = []string{OutputCassandra, OutputS3, OutputKafka, OutputFile, OutputStdout}
-	PartialTypes = []string{OutputKafka, OutputFile}
+	PartialTypes = []string{OutputKafka}
 )
 
 // Defaults applied by Parse to fields left empty.

@@ -105,7 +105,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"cassandra needs table", [2]string{"{type: stdout}", "{type: cassandra, keyspace: k}"}, "", []string{"outputs[0].table: required for cassandra"}},
 		{"s3 url", [2]string{"{type: stdout}", "{type: s3, url: 'http://x'}"}, "", []string{`outputs[0].url: "http://x" is not s3://bucket/prefix`}},
 		{"partial key subset", [2]string{"{type: stdout}", "{type: kafka, topic: p, partial: true, key: [site]}"}, "", []string{`outputs[0].key[0]: "site" is not in the spec's key`}},
-		{"partial needs kafka or file", [2]string{"{type: stdout}", "{type: stdout, partial: true, key: [org]}"}, "", []string{"outputs[0].partial: partial states go through one of kafka, file outputs only"}},
+		{"partial needs kafka", [2]string{"{type: stdout}", "{type: stdout, partial: true, key: [org]}"}, "", []string{"outputs[0].partial: partial states go through kafka outputs only"}},
 		{"key only for partial", [2]string{"{type: stdout}", "{type: kafka, topic: p, key: [org]}"}, "", []string{"outputs[0].key: only for partial outputs"}},
 		{"output to input topic", [2]string{"{type: stdout}", "{type: kafka, topic: raw}"}, "", []string{`outputs[0].topic: "raw" is the input topic`}},
 		{"field for wrong output type", [2]string{"{type: stdout}", "{type: stdout, table: t}"}, "", []string{"outputs[0].table: not allowed for stdout"}},

@@ -287,7 +287,7 @@ func (s *Spec) validateOutputs(errs *Errors) {
 		}
 		if o.Partial {
 			if !slices.Contains(PartialTypes, o.Type) {
-				errs.add(p+".partial", "partial states go through %s outputs only", oneOf(PartialTypes))
+				errs.add(p+".partial", "partial states go through kafka outputs only (a next level reads them with read_committed)")
 			}
 			validateKey(errs, p+".key", o.Key, true)
 			for j, k := range o.Key {

@@ -91,7 +91,8 @@ type Store struct {
 	emit       EmitFunc
 	freeChunks []*chunk
 	keyBuf     []byte
-	scratch    []byte // snapshot encoding of one sketch
+	scratch    []byte   // snapshot encoding of one sketch
+	partial    agg.Slot // decoding space for ApplyPartial
 	slots      int
 	// counters
 	late, records, emitted int64

@@ -12,6 +12,7 @@ import (
 
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/emit"
+	"github.com/liveagg/liveagg/workers/partial"
 	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/state"
@@ -32,8 +33,11 @@ type owner struct {
 	log     *slog.Logger
 	lease   *checkpoint.Lease
 	store   *state.Store
-	dec     *record.Decoder
+	dec     *record.Decoder // nil for a spec reading partials
 	rec     *record.Record
+	proj    *partial.Projection // for a spec reading partials
+	part    partial.Partial
+	parts   [][]byte
 	writers []sink.Writer
 	names   []string
 	outbox  deadLetterer
@@ -51,6 +55,7 @@ type owner struct {
 	lastCkpt   time.Time
 	curOffset  int64 // offset of the record being applied, for emitted windows
 	emitErr    error
+	badLogged  time.Time
 
 	in   chan []*kgo.Record
 	ctl  chan control
@@ -224,7 +229,20 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
 			continue // before the checkpoint (a fetch that raced the seek)
 		}
 		o.curOffset = kr.Offset
-		if err := o.dec.Decode(kr.Value, kr.Timestamp.UnixMilli(), o.rec); err != nil {
+		if o.proj != nil {
+			reason, detail := o.applyPartial(kr.Value)
+			if reason != "" {
+				if reason == record.ReasonLate {
+					late++
+				} else {
+					bad++
+				}
+				m.deadLettered(string(reason))
+				if err := o.deadLetter(ctx, kr, string(reason), detail); err != nil {
+					return err
+				}
+			}
+		} else if err := o.dec.Decode(kr.Value, kr.Timestamp.UnixMilli(), o.rec); err != nil {
 			reason, detail := record.ReasonOf(err), err.Error()
 			if reason == "" {
 				reason = record.ReasonMalformed
@@ -265,6 +283,44 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
 	return nil
 }
 
+// applyPartial merges one partial record; it returns why the record is dead-lettered, if it is.
+func (o *owner) applyPartial(v []byte) (record.Reason, string) {
+	p := &o.part
+	if err := partial.Parse(v, p); err != nil {
+		return record.ReasonBadState, err.Error()
+	}
+	if err := partial.CheckLayout(p, o.w.layout); err != nil {
+		o.logBadPartial(err)
+		return record.ReasonBadState, err.Error()
+	}
+	var err error
+	if o.parts, err = o.proj.Key(p, o.parts[:0]); err != nil {
+		o.logBadPartial(err)
+		return record.ReasonBadState, err.Error()
+	}
+	ok, err := o.store.ApplyPartial(o.parts, p.Start, p.Size, p.State)
+	switch {
+	case err != nil:
+		if errors.Is(err, state.ErrPartialShape) {
+			o.logBadPartial(err)
+		}
+		return record.ReasonBadState, err.Error()
+	case !ok:
+		return record.ReasonLate, fmt.Sprintf("partial window start %d is behind the watermark %d", p.Start, o.store.Watermark())
+	}
+	return "", ""
+}
+
+// logBadPartial says loudly, once a minute, that partials do not fit this spec: that is a
+// pipeline wiring mistake (specs of two levels that disagree), not a stray bad record.
+func (o *owner) logBadPartial(err error) {
+	if time.Since(o.badLogged) < time.Minute {
+		return
+	}
+	o.badLogged = time.Now()
+	o.log.Error("partials do not fit this spec; they go to the dead-letter topic", "err", err)
+}
+
 func (o *owner) deadLetter(ctx context.Context, kr *kgo.Record, reason, detail string) error {
 	if o.outbox == nil {
 		return nil
@@ -278,6 +334,12 @@ func (o *owner) emitWindow(sw *state.Window) {
 		return
 	}
 	win := emit.Copy(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
+	if o.w.states {
+		if err := win.AttachStates(sw); err != nil {
+			o.emitErr = fmt.Errorf("partition %s: %w", o.key, err)
+			return
+		}
+	}
 	o.nextSeq++
 	ctx := o.w.runCtx
 	for i, wr := range o.writers {

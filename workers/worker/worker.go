@@ -30,6 +30,7 @@ import (
 
 	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/partial"
 	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
@@ -83,6 +84,8 @@ type Worker struct {
 	sinks   []sink.Sink
 	metrics *Metrics
 	health  *sinkHealth
+	// states says whether emitted windows carry encoded states (the spec has partial outputs).
+	states bool
 
 	cl     *kgo.Client
 	runCtx context.Context
@@ -101,9 +104,6 @@ type Worker struct {
 func New(cfg Config) (*Worker, error) {
 	if cfg.Spec == nil || cfg.Checkpoints == nil {
 		return nil, errors.New("worker: a spec and a checkpoint store are required")
-	}
-	if cfg.Spec.Input.Format != spec.FormatJSON {
-		return nil, fmt.Errorf("worker: spec %s reads %s; this worker reads json", cfg.Spec.Name, cfg.Spec.Input.Format)
 	}
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = 30 * time.Second
@@ -130,11 +130,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	dec, err := record.NewDecoder(cfg.Spec)
-	if err != nil {
-		return nil, err
-	}
-	layout, err := agg.NewLayout(cfg.Spec, dec)
+	layout, err := Layout(cfg.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +145,12 @@ func New(cfg Config) (*Worker, error) {
 			o.Observe(health)
 		}
 	}
+	states := false
+	for _, o := range cfg.Spec.Outputs {
+		states = states || o.Partial
+	}
 	return &Worker{
-		cfg: cfg, log: log,
+		cfg: cfg, log: log, states: states,
 		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m, health: health,
 		owners: map[int32]*owner{}, lag: map[int32]int64{},
 	}, nil
@@ -237,20 +237,39 @@ func (w *Worker) Run(ctx context.Context) error {
 
 var errDrained = errors.New("drained")
 
+// Layout builds a spec's slot layout: from its record decoder for a spec reading JSON, from its
+// aggregations alone for one reading partials (whose states arrive already aggregated).
+func Layout(s *spec.Spec) (*agg.Layout, error) {
+	if s.Input.Format == spec.FormatPartials {
+		return agg.NewLayout(s, nil)
+	}
+	dec, err := record.NewDecoder(s)
+	if err != nil {
+		return nil, err
+	}
+	return agg.NewLayout(s, dec)
+}
+
 // fail stops the worker with err.
 func (w *Worker) fail(err error) { w.cancel(err) }
 
 func (w *Worker) newOwner(p int32) (*owner, error) {
+	key := checkpoint.Key{Spec: w.cfg.Spec.Name, Topic: w.cfg.Spec.Input.Topic, Partition: p}
+	o := &owner{
+		w: w, key: key, log: w.log.With("partition", p), fp: w.fp,
+		in: make(chan []*kgo.Record, 2), ctl: make(chan control), done: make(chan struct{}),
+		stat: PartitionStatus{Partition: p},
+	}
+	if w.cfg.Spec.Input.Format == spec.FormatPartials {
+		o.proj = partial.NewProjection(w.cfg.Spec.Key)
+		return o, nil
+	}
 	dec, err := record.NewDecoder(w.cfg.Spec)
 	if err != nil {
 		return nil, err
 	}
-	key := checkpoint.Key{Spec: w.cfg.Spec.Name, Topic: w.cfg.Spec.Input.Topic, Partition: p}
-	return &owner{
-		w: w, key: key, log: w.log.With("partition", p), dec: dec, rec: dec.NewRecord(), fp: w.fp,
-		in: make(chan []*kgo.Record, 2), ctl: make(chan control), done: make(chan struct{}),
-		stat: PartitionStatus{Partition: p},
-	}, nil
+	o.dec, o.rec = dec, dec.NewRecord()
+	return o, nil
 }
 
 func (w *Worker) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -465,4 +484,37 @@ type Totals struct {
 // Totals returns the worker's running totals.
 func (w *Worker) Totals() Totals {
 	return Totals{Records: w.totalRecords.Load(), DeadLettered: w.totalDead.Load(), Busy: time.Duration(w.busyNanos.Load())}
+}
+
+// KafkaOutputs turns a spec's kafka outputs into the outbox's outputs: final rows as JSON, or,
+// for partial outputs, the mergeable states of the spec's smallest window, keyed by the
+// output's key for a next level.
+func KafkaOutputs(s *spec.Spec) ([]sink.KafkaOutput, error) {
+	var outs []sink.KafkaOutput
+	var layout *agg.Layout
+	for _, o := range s.Outputs {
+		if o.Type != spec.OutputKafka {
+			continue
+		}
+		if !o.Partial {
+			outs = append(outs, sink.KafkaOutput{Topic: o.Topic})
+			continue
+		}
+		if layout == nil {
+			var err error
+			if layout, err = Layout(s); err != nil {
+				return nil, err
+			}
+		}
+		keyedBy := o.Key
+		if len(keyedBy) == 0 {
+			keyedBy = s.Key
+		}
+		smallest := s.Windows[0].Millis()
+		for _, w := range s.Windows {
+			smallest = min(smallest, w.Millis())
+		}
+		outs = append(outs, sink.KafkaOutput{Topic: o.Topic, Render: partial.Renderer(layout.Fingerprint(), keyedBy), WindowSize: smallest})
+	}
+	return outs, nil
 }

@@ -1,0 +1,85 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/liveagg/liveagg/workers/agg"
+)
+
+// ErrPartialShape is wrapped by ApplyPartial's errors about a partial that does not fit this
+// store's windows.
+var ErrPartialShape = errors.New("partial does not fit the spec's windows")
+
+// ApplyPartial merges a lower level's partial state, for the window [start, start+size) of the
+// series key, into every window of this store that contains it: a spatial rollup when key is
+// coarser than the partial's, a temporal one when the store's windows are larger (1m partials
+// into 15m and 1h windows). state is the slot's encoding (agg.Layout.AppendSlot).
+//
+// Event time for a partial is its window start: the watermark follows the newest partial start
+// minus the allowed lateness, and a partial whose window starts before the watermark is late
+// (false, nothing changed) since the windows it belongs to may already be emitted.
+func (st *Store) ApplyPartial(key [][]byte, start, size int64, state []byte) (bool, error) {
+	for i := range st.sizes {
+		if sz := st.sizes[i].size; sz%size != 0 {
+			return false, fmt.Errorf("%w: a %s window cannot hold %s partials (it must be a multiple)",
+				ErrPartialShape, msDur(sz), msDur(size))
+		}
+	}
+	if start%size != 0 {
+		return false, fmt.Errorf("%w: window start %d is not aligned to its size %s", ErrPartialShape, start, msDur(size))
+	}
+	if start < st.watermark {
+		st.late++
+		return false, nil
+	}
+	if st.partial.Vals == nil {
+		st.partial = st.layout.NewSlot(start)
+	}
+	src := st.partial
+	src.Start = start
+	st.layout.Init(src)
+	rest, err := st.layout.DecodeSlot(state, src, st.pool)
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("%w: %d bytes after the slot", agg.ErrCorrupt, len(rest))
+	}
+	if err != nil {
+		st.pool.Release(src)
+		return false, err
+	}
+	id := st.seriesID(key)
+	for si := range st.sizes {
+		sz := &st.sizes[si]
+		b := st.bucketFor(sz, start-mod(start, sz.size))
+		pos := st.findSlot(si, b, id)
+		if err := st.layout.Merge(st.slot(b, pos), src, st.pool); err != nil {
+			// The slot may hold part of the merge; a partial that passed decoding and the
+			// shape checks cannot fail here, so this is a bug, not bad input.
+			st.pool.Release(src)
+			return false, fmt.Errorf("merge partial: %w", err)
+		}
+	}
+	st.pool.Release(src)
+	st.records++
+	if start > st.maxTime {
+		st.maxTime = start
+		if wm := start - st.lateness; wm > st.watermark {
+			st.watermark = wm
+			if wm >= st.nextClose {
+				st.closeUpTo(wm)
+			}
+		}
+	}
+	return true, nil
+}
+
+func msDur(ms int64) string {
+	s := fmt.Sprint(ms/1000) + "s"
+	switch {
+	case ms%3_600_000 == 0:
+		s = fmt.Sprint(ms/3_600_000) + "h"
+	case ms%60_000 == 0:
+		s = fmt.Sprint(ms/60_000) + "m"
+	}
+	return s
+}
