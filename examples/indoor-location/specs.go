@@ -4,7 +4,19 @@ package indoorlocation
 
 import _ "embed"
 
-// Level1 is level1.yaml: raw events keyed by device in, rollups per (org, site, zone) out.
-//
-//go:embed level1.yaml
-var Level1 []byte
+// The pipeline's specs, level by level (see README.md).
+var (
+	//go:embed level1.yaml
+	Level1 []byte
+	//go:embed level2-zone.yaml
+	Level2Zone []byte
+	//go:embed level2-floor.yaml
+	Level2Floor []byte
+	//go:embed level2-site.yaml
+	Level2Site []byte
+	//go:embed level3-org.yaml
+	Level3Org []byte
+)
+
+// Specs lists every spec of the pipeline, lower levels first.
+func Specs() [][]byte { return [][]byte{Level1, Level2Zone, Level2Floor, Level2Site, Level3Org} }

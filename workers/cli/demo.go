@@ -23,12 +23,13 @@ func newDemoCmd() *cobra.Command {
 		Long: `demo runs liveagg end to end in one process, with nothing to install: an in-process Kafka
 broker, a file:// checkpoint store, a generator of indoor-location events (Zipf-skewed orgs,
 devices moving between zones, event-time jitter, a few late and malformed records) and the
-real worker runtime running examples/indoor-location/level1.yaml.
+real worker runtime running the three levels of examples/indoor-location: raw events into
+partial states (level 1), zone, floor and site rollups (level 2), org rollups (level 3).
 
-Half-way it kills a worker without letting it save anything, as a lost spot instance would;
-a replacement restores the partitions from their checkpoints and replays. At the end every
-rollup is checked against an independent recomputation from the generated events, and the
-dead-letter topic against the records that should be in it.
+Half-way it kills a level-1 worker without letting it save anything, as a lost spot instance
+would, and later a level-2 worker; replacements restore the partitions from their checkpoints
+and replay. At the end every rollup is checked against a single-pass recomputation from the
+generated events, and the dead-letter topic against the records that should be in it.
 
 Rollups land in --out as newline-delimited JSON: partitions/*.jsonl as the workers wrote them,
 and <spec>.jsonl sorted, which is byte-identical for the same --seed and --records.`,
@@ -90,7 +91,7 @@ and <spec>.jsonl sorted, which is byte-identical for the same --seed and --recor
 	f.Int64Var(&seed, "seed", 1, "random seed: the same seed and --records give byte-identical rollups")
 	f.IntVar(&o.Partitions, "partitions", 4, "partitions of the raw topic")
 	f.IntVar(&o.Workers, "workers", 2, "workers sharing the partitions")
-	f.BoolVar(&o.NoKill, "no-crash", false, "skip the half-way crash and restore")
+	f.BoolVar(&o.NoKill, "no-crash", false, "skip the crashes and restores")
 	f.StringVar(&o.Checkpoints, "checkpoints", "", "folder for checkpoints (default: a temporary folder, removed after)")
 	return cmd
 }

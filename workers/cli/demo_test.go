@@ -19,7 +19,7 @@ func TestDemoCommandHeadless(t *testing.T) {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	text := stdout.String()
-	for _, want := range []string{"CRASH: killed worker-1", "restore", "verified: ", "0 lost, 0 duplicated", "top rollups"} {
+	for _, want := range []string{"CRASH: killed l1-w", "(indoor-l1)", "(indoor-l2-site)", "restore", "verified: ", "0 lost, 0 duplicated", "top org rollups"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
@@ -27,7 +27,7 @@ func TestDemoCommandHeadless(t *testing.T) {
 	if strings.Contains(text, "\x1b[") {
 		t.Error("escape codes in output that is not a terminal")
 	}
-	for _, f := range []string{"indoor-l1.jsonl", "demo.log", "partitions/indoor-l1-location-raw-p0.jsonl"} {
+	for _, f := range []string{"indoor-l2-zone.jsonl", "indoor-l3-org.jsonl", "demo.log", "partitions/indoor-l2-site-location-partials-p0.jsonl"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: missing or empty (%v)", f, err)
 		}

@@ -40,7 +40,7 @@ func TestSpecValidate(t *testing.T) {
 		code        int
 		out, errOut []string
 	}{
-		{"valid", []string{"spec", "validate", good}, 0, []string{"level1.yaml: ok: spec indoor-l1 reads location-raw (json), key org,site,zone, windows 1m,15m, 6 aggregations, 2 outputs"}, nil},
+		{"valid", []string{"spec", "validate", good}, 0, []string{"level1.yaml: ok: spec indoor-l1 reads location-raw (json), key org,site,floor,zone, windows 1m, 6 aggregations, 1 outputs"}, nil},
 		{"invalid", []string{"spec", "validate", bad}, 1, nil, []string{"bad.yaml:9: windowz: unknown field"}},
 		{"invalid after valid", []string{"spec", "validate", good, bad}, 1, []string{"ok"}, []string{"windowz"}},
 		{"missing file", []string{"spec", "validate", filepath.Join(dir, "nope.yaml")}, 2, nil, []string{"no such file"}},

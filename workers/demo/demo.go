@@ -1,44 +1,36 @@
 // Package demo runs liveagg's whole job in one process, on nothing but Go: an in-process Kafka
 // broker (franz-go's kfake), a file:// checkpoint store, the indoor-location event generator,
-// and the real worker runtime running the example's specs. Half-way it kills a worker the way
-// a spot interruption without notice would (its memory is gone, nothing is saved), starts a
-// replacement that restores from the checkpoints and replays, and at the end checks every
-// emitted rollup against a recomputation from the generated events.
+// and the real worker runtime running the example's multilevel pipeline: level 1 on the raw
+// topic writes partial states to an intermediate topic, level 2 merges them into zone, floor
+// and site rollups, level 3 into org rollups. Half-way it kills a level-1 worker the way a spot
+// interruption without notice would (its memory is gone, nothing is saved), starts a
+// replacement that restores from the checkpoints and replays, later does the same to a level-2
+// worker, and at the end checks every rollup against a single-pass recomputation from the
+// generated events.
 //
 // The demo is a user's first contact with liveagg, so it takes no shortcut around the runtime:
-// workers join a consumer group, own partitions, checkpoint, write through the same sinks and
-// the same transactional Kafka outbox as on EC2. Only the broker is in-process.
+// workers join consumer groups, own partitions, checkpoint, and write through the same sinks
+// and the same transactional Kafka outbox as on EC2. Only the broker is in-process, and the
+// rollups go to files instead of Cassandra.
 package demo
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	indoorlocation "github.com/liveagg/liveagg/examples/indoor-location"
 	"github.com/liveagg/liveagg/workers/checkpoint"
-	"github.com/liveagg/liveagg/workers/gen"
-	"github.com/liveagg/liveagg/workers/metrics"
-	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
-	"github.com/liveagg/liveagg/workers/worker"
 )
 
 // Options shape a demo run. Zero fields take the defaults in parentheses.
@@ -55,10 +47,10 @@ type Options struct {
 	Out string
 	// Seed fixes the generated events: the same seed and size give byte-identical rollups.
 	Seed uint64
-	// Partitions of the raw topic (4) and Workers sharing them (2).
+	// Partitions of the raw and the intermediate topic (4), and Workers sharing level 1 (2).
 	Partitions int
 	Workers    int
-	// NoKill skips the half-way crash and restore.
+	// NoKill skips the crashes and restores.
 	NoKill bool
 	// Checkpoints is a folder for the file:// checkpoint store (a temporary one, removed after).
 	Checkpoints string
@@ -99,15 +91,24 @@ type Snapshot struct {
 	Produced      int64
 	Target        int64   // records of a fixed-size run (0 for a timed run)
 	TimeDone      float64 // fraction of a timed run's duration gone
-	Consumed      int64   // records applied, counted once (replays do not count twice)
-	RecordsPerSec float64 // records applied per second, replays included
-	Lag           int64
-	Series        int64
-	StateBytes    int64
-	Windows       int64 // rollup rows emitted, replays included
+	Consumed      int64   // raw records applied by level 1, counted once (replays do not count twice)
+	RecordsPerSec float64 // raw records applied per second, replays included
+	Lag           int64   // raw records waiting for level 1
+	Series        int64   // live series, all levels
+	StateBytes    int64   // aggregation state, all levels
+	Windows       int64   // rollup rows emitted by the levels that write rollups, replays included
 	Checkpoints   int64
 	DeadLettered  int64
-	Workers       []string
+	Levels        []LevelStat
+}
+
+// LevelStat is one spec's line in the live view.
+type LevelStat struct {
+	Spec    string
+	Workers []string
+	Records int64 // records in (raw records or partials), replays included
+	Series  int64
+	Emitted int64 // (series, window) rows emitted, partials included
 }
 
 // Reporter receives the run's progress.
@@ -120,22 +121,26 @@ type Reporter interface {
 type Result struct {
 	Records    int64
 	Elapsed    time.Duration
-	Windows    int // (series, window) rollups the recomputation expects
+	Windows    int // (series, window) rollups the recomputation expects, all specs
 	Lost       int // expected but never emitted
 	Duplicated int // emitted more than once
 	Wrong      int // emitted with values that differ
 	Unexpected int // emitted but not expected at all
+	// PerSpec counts the verified rollups of each spec.
+	PerSpec map[string]int
 	// Differences lists the first differences found, for the report.
 	Differences []string
 	// DeadLetters counts the dead-letter topic's records by reason; ExpectedDead is what the
 	// recomputation says they should be.
 	DeadLetters, ExpectedDead map[string]int64
-	// Files are the sorted rollup files written to Out.
+	// Partials counts the records of the intermediate topics, and their bytes.
+	Partials, PartialBytes int64
+	// Files are the sorted rollup files written to Out, one per rollup spec.
 	Files []string
-	// Top are the biggest rollups of the largest window.
+	// Top are the biggest org rollups of the largest window.
 	Top []TopRow
-	// Killed says what the half-way crash did ("" when there was none).
-	Killed string
+	// Crashes says what each crash did.
+	Crashes []string
 }
 
 // OK says whether every rollup and every dead letter matched the recomputation.
@@ -153,11 +158,11 @@ func (r *Result) OK() bool {
 
 // TopRow is one line of the top-rollups table.
 type TopRow struct {
-	Org, Site, Zone string
-	Window          string
-	Count           int64
-	Devices         float64
-	P50RSSI         float64
+	Key     string
+	Window  string
+	Count   int64
+	Devices float64
+	P50RSSI float64
 }
 
 const (
@@ -166,18 +171,44 @@ const (
 	// Event time advances 10 ms per record: 400,000 records cover about 67 minutes, enough
 	// 1-minute and 15-minute windows to be worth verifying.
 	stepMs = 10
+	// upperLateness replaces the example's 5m allowed lateness above level 1. The demo runs
+	// event time about a thousand times faster than the clock, so a level-1 worker that is
+	// restarting falls minutes of event time behind in a second; on real time the example's
+	// 5 minutes cover the spread between level-1 partitions.
+	upperLateness = 3 * time.Hour
 )
+
+// pipeline is the demo's specs, level by level, with their outputs pointed at local files.
+func pipeline(partsDir string) ([]*spec.Spec, error) {
+	var specs []*spec.Spec
+	for _, y := range indoorlocation.Specs() {
+		s, err := spec.Parse(y)
+		if err != nil {
+			return nil, fmt.Errorf("demo: example spec: %w", err)
+		}
+		if s.Input.Format == spec.FormatPartials {
+			s.AllowedLateness = spec.Duration(upperLateness)
+		}
+		for i, o := range s.Outputs {
+			if o.Type == spec.OutputCassandra {
+				s.Outputs[i] = spec.Output{Type: spec.OutputFile, Path: partsDir}
+			}
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
 
 // Run runs the demo and reports to r; the error is for runs that could not complete, while a
 // completed run with differences returns a Result whose OK is false.
 func Run(ctx context.Context, o Options, r Reporter) (*Result, error) {
 	o.defaults()
 	start := time.Now()
-	s, err := demoSpec(o.Out)
+	partsDir := filepath.Join(o.Out, "partitions")
+	specs, err := pipeline(partsDir)
 	if err != nil {
 		return nil, err
 	}
-	partsDir := filepath.Join(o.Out, "partitions")
 	if err := os.RemoveAll(partsDir); err != nil {
 		return nil, err
 	}
@@ -202,42 +233,63 @@ func Run(ctx context.Context, o Options, r Reporter) (*Result, error) {
 	}
 	defer cluster.Close()
 	kopts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
-	outbox := sink.NewKafka(kopts, nil, dlqTopic, s.Name+".progress")
-	if err := outbox.EnsureTopics(ctx, int32(o.Partitions)); err != nil {
-		return nil, fmt.Errorf("demo: topics: %w", err)
-	}
-	files, err := sink.NewFile(partsDir)
-	if err != nil {
+	if err := createTopics(ctx, kopts, specs, o.Partitions); err != nil {
 		return nil, err
 	}
-	r.Event(fmt.Sprintf("in-process Kafka up; topic %s with %d partitions; checkpoints in %s", rawTopic, o.Partitions, ckptDir))
+	r.Event(fmt.Sprintf("in-process Kafka up: %s and the intermediate topics, %d partitions; checkpoints in %s", rawTopic, o.Partitions, ckptDir))
 
-	reg := prometheus.NewRegistry()
-	fleet := &fleet{o: o, spec: s, kopts: kopts, store: store, sinks: []sink.Sink{files, outbox},
-		metrics: worker.NewMetrics(reg), ctx: ctx, workers: map[string]*running{}}
-	defer fleet.stopAll()
-	for i := range o.Workers {
-		if err := fleet.start(fmt.Sprintf("worker-%d", i+1)); err != nil {
+	var levels []*fleet
+	for i, s := range specs {
+		n := 1
+		if i == 0 {
+			n = o.Workers
+		}
+		f, err := newFleet(ctx, o, s, kopts, store, partsDir)
+		if err != nil {
 			return nil, err
 		}
+		defer f.stopAll()
+		for j := range n {
+			if err := f.start(fmt.Sprintf("%s-w%d", shortName(s.Name), j+1)); err != nil {
+				return nil, err
+			}
+		}
+		levels = append(levels, f)
 	}
-	r.Event(fmt.Sprintf("%d workers joined group liveagg.%s running spec %s", o.Workers, s.Name, s.Name))
+	r.Event(fmt.Sprintf("workers up: %d on level 1 (raw -> partials), 1 each on zone, floor and site rollups (level 2) and org rollups (level 3)", o.Workers))
 
-	sizes := make([]int64, len(s.Windows))
-	for i, w := range s.Windows {
-		sizes[i] = w.Millis()
+	var rollups []rollup
+	for _, s := range specs[1:] {
+		if hasRollupOutput(s) {
+			rollups = append(rollups, rollupOf(s))
+		}
 	}
-	ref := newReference(o.Partitions, sizes, s.AllowedLateness.Millis())
+	ref := newReference(o.Partitions, specs[0].AllowedLateness.Millis(), rollups)
 	prod := &producer{o: o, ref: ref, kopts: kopts, ends: make([]int64, o.Partitions)}
 	prodErr := make(chan error, 1)
 	go func() { prodErr <- prod.run(ctx, start) }()
 
-	// Watch, kill half-way, and wait until every produced record is applied.
-	var killed string
+	// Watch, crash level 1 half-way and level 2 at three quarters, and wait until every
+	// produced record is applied by level 1.
+	var crashes []string
+	crashAt := []struct {
+		frac  float64
+		level int
+	}{{0.5, 0}, {0.75, 3}}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	mon := &monitor{reg: reg, last: time.Now(), next: make([]int64, o.Partitions)}
+	failed := make(chan error, 1)
+	for _, f := range levels {
+		go func() {
+			select {
+			case err := <-f.failed:
+				failed <- err
+			case <-ctx.Done():
+			}
+		}()
+	}
 	producing := true
+	snap := func() Snapshot { return snapshot(levels, prod, o, start) }
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,545 +299,128 @@ func Run(ctx context.Context, o Options, r Reporter) (*Result, error) {
 				return nil, fmt.Errorf("demo: producer: %w", err)
 			}
 			producing = false
-			r.Event(fmt.Sprintf("producer done: %d records (%d late, %d malformed)", prod.produced.Load(), prod.late, prod.malformed))
-		case err := <-fleet.failed:
+			r.Event(fmt.Sprintf("producer done: %d records (%d generated late, %d malformed)", prod.produced.Load(), prod.late, prod.malformed))
+		case err := <-failed:
 			return nil, fmt.Errorf("demo: %w", err)
 		case <-tick.C:
 		}
-		snap := mon.take(fleet, prod, o, start)
-		r.Update(snap)
-		half := o.Records / 2
-		if o.Records <= 0 {
-			half = int64(float64(prod.produced.Load()) * 0.5)
-		}
-		if !o.NoKill && killed == "" && snap.Consumed >= half && half > 0 &&
-			(o.Records > 0 || time.Since(start) >= o.Duration/2) {
-			var lost []int32
-			killed, lost, err = fleet.crashAndReplace(r)
-			if err != nil {
-				return nil, err
+		s := snap()
+		r.Update(s)
+		if !o.NoKill && len(crashAt) > 0 {
+			target := o.Records
+			if target <= 0 {
+				target = int64(float64(o.Rate) * o.Duration.Seconds())
 			}
-			mon.forget(lost)
+			if c := crashAt[0]; s.Consumed >= int64(c.frac*float64(target)) && s.Consumed > 0 {
+				crashAt = crashAt[1:]
+				msg, err := levels[c.level].crashAndReplace(r)
+				if err != nil {
+					return nil, err
+				}
+				crashes = append(crashes, msg)
+			}
 		}
-		if !producing && mon.caughtUp(prod.ends) {
+		if !producing && levels[0].caughtUp(prod.ends) {
 			break
 		}
 	}
 
-	// The input is bounded: close every window that is still open and checkpoint.
-	if err := fleet.flushAll(ctx); err != nil {
-		return nil, fmt.Errorf("demo: final flush: %w", err)
+	// The input is bounded: close every open window, level by level. Each level first
+	// consumes everything the level below committed, then flushes.
+	if err := levels[0].flushAll(ctx); err != nil {
+		return nil, fmt.Errorf("demo: level 1 final flush: %w", err)
 	}
-	r.Update(mon.take(fleet, prod, o, start))
-	r.Event("input consumed; every open window flushed and checkpointed")
-	fleet.stopAll()
+	r.Event("level 1 consumed every raw record; its open windows flushed as partials")
+	for _, f := range levels[1:] {
+		ends, err := dataEnds(ctx, kopts, f.spec.Input.Topic)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.waitCaughtUp(ctx, ends); err != nil {
+			return nil, fmt.Errorf("demo: %s: %w", f.spec.Name, err)
+		}
+		if err := f.flushAll(ctx); err != nil {
+			return nil, fmt.Errorf("demo: %s final flush: %w", f.spec.Name, err)
+		}
+	}
+	r.Update(snap())
+	r.Event("every level consumed and flushed; verifying")
+	for _, f := range levels {
+		f.stopAll()
+	}
 
-	res, err := verify(ctx, o, s, ref, kopts, partsDir)
+	res, err := verify(ctx, o, specs, ref, kopts, partsDir)
 	if err != nil {
 		return nil, err
 	}
-	res.Records, res.Elapsed, res.Killed = prod.produced.Load(), time.Since(start), killed
+	res.Records, res.Elapsed, res.Crashes = prod.produced.Load(), time.Since(start), crashes
 	return res, nil
 }
 
-// demoSpec is the example's level-1 spec with its outputs pointed at files here: the
-// aggregations, keys and windows are exactly the example's.
-func demoSpec(out string) (*spec.Spec, error) {
-	s, err := spec.Parse(indoorlocation.Level1)
-	if err != nil {
-		return nil, fmt.Errorf("demo: example spec: %w", err)
-	}
-	s.Outputs = []spec.Output{{Type: spec.OutputFile, Path: out}}
-	return s, nil
-}
-
-// fleet is the demo's set of workers, each a worker.Worker with its own consumer-group
-// membership, as separate processes would be.
-type fleet struct {
-	o       Options
-	spec    *spec.Spec
-	kopts   []kgo.Opt
-	store   *checkpoint.Store
-	sinks   []sink.Sink
-	metrics *worker.Metrics
-	ctx     context.Context
-	failed  chan error
-
-	mu      sync.Mutex
-	workers map[string]*running
-	order   []string
-}
-
-type running struct {
-	w      *worker.Worker
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func (f *fleet) start(id string) error {
-	if f.failed == nil {
-		f.failed = make(chan error, 8)
-	}
-	w, err := worker.New(worker.Config{
-		WorkerID: id, Spec: f.spec, KafkaOpts: f.kopts, Checkpoints: f.store, Sinks: f.sinks,
-		CheckpointInterval: 2 * time.Second, CheckpointRecords: 50_000, Metrics: f.metrics,
-		Logger: f.o.Logger, SessionTimeout: 6 * time.Second, MaxPollRecords: 5_000,
-	})
-	if err != nil {
-		return fmt.Errorf("demo: %s: %w", id, err)
-	}
-	ctx, cancel := context.WithCancel(f.ctx)
-	rw := &running{w: w, cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		err := w.Run(ctx)
-		rw.done <- err
-		if err != nil {
-			f.failed <- fmt.Errorf("%s: %w", id, err)
-		}
-	}()
-	f.mu.Lock()
-	f.workers[id] = rw
-	f.order = append(f.order, id)
-	f.mu.Unlock()
-	return nil
-}
-
-func (f *fleet) live() []*running {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []*running
-	for _, id := range f.order {
-		if rw := f.workers[id]; rw != nil {
-			out = append(out, rw)
+func hasRollupOutput(s *spec.Spec) bool {
+	for _, o := range s.Outputs {
+		if o.Type == spec.OutputFile {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
-func (f *fleet) ids() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, id := range f.order {
-		if f.workers[id] != nil {
-			out = append(out, id)
-		}
+func shortName(spec string) string {
+	if len(spec) > 7 && spec[:7] == "indoor-" {
+		return spec[7:]
 	}
-	return out
+	return spec
 }
 
-// crashAndReplace kills the first worker without letting it save anything, the way an
-// instance lost without notice dies, and starts a replacement with empty memory.
-func (f *fleet) crashAndReplace(r Reporter) (string, []int32, error) {
-	ids := f.ids()
-	if len(ids) == 0 {
-		return "", nil, nil
-	}
-	victim := ids[0]
-	f.mu.Lock()
-	rw := f.workers[victim]
-	delete(f.workers, victim)
-	f.mu.Unlock()
-	st := rw.w.Status()
-	var parts []string
-	var lost []int32
-	var series int64
-	for _, p := range st.Partitions {
-		lost = append(lost, p.Partition)
-		parts = append(parts, fmt.Sprintf("p%d@%d", p.Partition, p.NextOffset))
-		series += int64(p.Series)
-	}
-	rw.cancel()
-	<-rw.done
-	msg := fmt.Sprintf("CRASH: killed %s holding %s (%d series in memory, unsaved since its last checkpoint)",
-		victim, strings.Join(parts, " "), series)
-	r.Event(msg)
-	repl := victim + "b"
-	if err := f.start(repl); err != nil {
-		return "", nil, err
-	}
-	r.Event(fmt.Sprintf("%s started with empty memory: the lost partitions restore from their checkpoints and replay from the checkpointed offsets", repl))
-	return msg, lost, nil
-}
-
-func (f *fleet) flushAll(ctx context.Context) error {
-	// A rebalance may still be settling after the crash: flush until every partition is owned
-	// and flushed.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		owned := 0
-		var errs []error
-		for _, rw := range f.live() {
-			owned += len(rw.w.Status().Partitions)
-			if err := rw.w.FlushAll(ctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		if owned == f.o.Partitions {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d partitions owned", owned, f.o.Partitions)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (f *fleet) stopAll() {
-	for _, rw := range f.live() {
-		rw.cancel()
-		<-rw.done
-	}
-	f.mu.Lock()
-	clear(f.workers)
-	f.mu.Unlock()
-}
-
-// producer writes the generated events to the raw topic, keyed by device, at the configured
-// rate, and feeds the recomputation the same events in the same per-partition order.
-type producer struct {
-	o         Options
-	ref       *reference
-	kopts     []kgo.Opt
-	produced  atomic.Int64
-	late      int64
-	malformed int64
-	// ends are the records produced to each partition, read once run has returned.
-	ends []int64
-}
-
-func (p *producer) run(ctx context.Context, start time.Time) error {
-	cl, err := kgo.NewClient(append(p.kopts, kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))...)
+// createTopics makes the intermediate topics the specs write partials to, with the raw topic's
+// partition count (2 for the small org-keyed one), and each spec's progress and dead-letter
+// topics.
+func createTopics(ctx context.Context, kopts []kgo.Opt, specs []*spec.Spec, partitions int) error {
+	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	g := gen.New(gen.Config{Seed: p.o.Seed, Orgs: p.o.Orgs, StepMs: stepMs,
-		LateFraction: 0.002, LateByMs: 5 * 60 * 1000, MalformedFraction: 0.001})
-	var firstErr atomic.Value
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			firstErr.CompareAndSwap(nil, err)
-		}
-	}
-	var n int64
-	for {
-		if p.o.Records > 0 && n >= p.o.Records {
-			break
-		}
-		if p.o.Duration > 0 && time.Since(start) >= p.o.Duration {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		// Pace in steps of 10 ms worth of records.
-		if p.o.Rate > 0 && n%int64(max(1, p.o.Rate/100)) == 0 {
-			if ahead := time.Duration(float64(n)/float64(p.o.Rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
-				time.Sleep(ahead)
+	adm := kadm.NewClient(cl)
+	for _, s := range specs {
+		for _, o := range s.Outputs {
+			if o.Type != spec.OutputKafka {
+				continue
+			}
+			n := int32(partitions)
+			if len(o.Key) == 1 {
+				n = 2
+			}
+			if _, err := adm.CreateTopic(ctx, n, 1, nil, o.Topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("demo: create %s: %w", o.Topic, err)
 			}
 		}
-		e := g.Next()
-		part := int(e.Device % p.o.Partitions)
-		p.ref.add(part, e)
-		p.ends[part]++
-		switch e.Kind {
-		case gen.Late:
-			p.late++
-		case gen.Malformed:
-			p.malformed++
-		}
-		cl.Produce(ctx, &kgo.Record{Topic: rawTopic, Partition: int32(part), Key: gen.Key(nil, e), Value: gen.AppendJSON(nil, e)}, promise)
-		n++
-		if n%1000 == 0 {
-			if err := cl.Flush(ctx); err != nil {
-				return err
-			}
-			p.produced.Store(n)
-		}
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	if err, _ := firstErr.Load().(error); err != nil {
-		return err
-	}
-	p.produced.Store(n)
 	return nil
 }
 
-// monitor turns the workers' Prometheus metrics (the same ones operators scrape) and
-// statuses into snapshots.
-type monitor struct {
-	reg         *prometheus.Registry
-	last        time.Time
-	lastRecords float64
-	rate        float64
-	next        []int64 // each partition's last known next offset (-1: restoring, unknown)
-	owned       map[int32]bool
-}
-
-// forget marks the crashed worker's partitions as unknown until a new owner reports them:
-// their progress since the last checkpoint is gone and will be replayed.
-func (m *monitor) forget(parts []int32) {
-	for _, p := range parts {
-		m.next[p] = -1
-	}
-}
-
-// caughtUp says whether every partition is owned and has applied every produced record.
-func (m *monitor) caughtUp(ends []int64) bool {
-	for p, end := range ends {
-		if !m.owned[int32(p)] || m.next[p] < end {
-			return false
-		}
-	}
-	return true
-}
-
-func (m *monitor) take(f *fleet, p *producer, o Options, start time.Time) Snapshot {
-	s := Snapshot{Elapsed: time.Since(start), Produced: p.produced.Load(), Target: o.Records, Workers: f.ids()}
-	if o.Duration > 0 {
-		s.TimeDone = min(1, float64(s.Elapsed)/float64(o.Duration))
-	}
-	m.owned = map[int32]bool{}
-	for _, rw := range f.live() {
-		for _, ps := range rw.w.Status().Partitions {
-			m.owned[ps.Partition] = true
-			if int(ps.Partition) < len(m.next) && ps.NextOffset >= 0 {
-				m.next[ps.Partition] = ps.NextOffset
-			}
-			s.Lag += ps.Lag
-			s.Series += int64(ps.Series)
-			s.StateBytes += ps.StateBytes
-		}
-	}
-	for _, n := range m.next {
-		s.Consumed += max(n, 0)
-	}
-	fams, _ := m.reg.Gather()
-	var records float64
-	for _, mf := range fams {
-		switch mf.GetName() {
-		case metrics.RecordsIn.Prom:
-			records = sum(mf)
-		case metrics.WindowsEmitted.Prom:
-			s.Windows = int64(sum(mf))
-		case metrics.DeadLettered.Prom:
-			s.DeadLettered = int64(sum(mf))
-		case metrics.CheckpointDuration.Prom:
-			for _, x := range mf.GetMetric() {
-				s.Checkpoints += int64(x.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	if dt := time.Since(m.last).Seconds(); dt >= 0.9 {
-		m.rate = (records - m.lastRecords) / dt
-		m.last, m.lastRecords = time.Now(), records
-	}
-	s.RecordsPerSec = m.rate
-	return s
-}
-
-func sum(mf *dto.MetricFamily) float64 {
-	var t float64
-	for _, m := range mf.GetMetric() {
-		if c := m.GetCounter(); c != nil {
-			t += c.GetValue()
-		} else if g := m.GetGauge(); g != nil {
-			t += g.GetValue()
-		}
-	}
-	return t
-}
-
-// verify reads back every rollup the workers wrote and every dead letter, compares them with
-// the recomputation, and writes the sorted rollup file.
-func verify(ctx context.Context, o Options, s *spec.Spec, ref *reference, kopts []kgo.Opt, partsDir string) (*Result, error) {
-	res := &Result{ExpectedDead: ref.dead, Windows: len(ref.rows)}
-	var quantiles []float64
-	accuracy := 0.01
-	for _, a := range s.Aggregations {
-		if a.Fn == spec.FnQuantiles {
-			quantiles, accuracy = a.Quantiles, a.RelativeAccuracy
-		}
-	}
-	seen := map[rowID]int{}
-	largest := slices.Max(sizesOf(s))
-	emitted := map[rowID]map[string]float64{}
-	var lines [][]byte
-	paths, _ := filepath.Glob(filepath.Join(partsDir, "*.jsonl"))
-	for _, path := range paths {
-		// Files are <spec>-<topic>-p<partition>.jsonl.
-		var part int32
-		if i := strings.LastIndex(path, "-p"); i >= 0 {
-			n, err := strconv.ParseInt(strings.TrimSuffix(path[i+2:], ".jsonl"), 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("demo: rollup file %s: no partition in its name", path)
-			}
-			part = int32(n)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			line := slices.Clone(sc.Bytes())
-			lines = append(lines, line)
-			id, vals, err := parseRow(line, part)
-			if err != nil {
-				return nil, fmt.Errorf("demo: %s: %w", path, err)
-			}
-			seen[id]++
-			if id.Size == largest {
-				emitted[id] = vals
-			}
-			if seen[id] > 1 {
-				res.Duplicated++
-				res.note(fmt.Sprintf("%v emitted %d times", id, seen[id]))
-				continue
-			}
-			want := ref.rows[id]
-			if want == nil {
-				res.Unexpected++
-				res.note(fmt.Sprintf("%v emitted but not expected (count %v)", id, vals["count"]))
-				continue
-			}
-			if d := checkRow(id, vals, want, accuracy, quantiles); len(d) > 0 {
-				res.Wrong++
-				for _, x := range d {
-					res.note(x)
-				}
-			}
-		}
-	}
-	for id := range ref.rows {
-		if seen[id] == 0 {
-			res.Lost++
-			res.note(fmt.Sprintf("%v never emitted", id))
-		}
-	}
-	dead, err := readDeadLetters(ctx, kopts)
-	if err != nil {
-		return nil, err
-	}
-	res.DeadLetters = dead
-
-	// One sorted file of every rollup: the same seed and size always give the same bytes,
-	// whatever the crash interrupted.
-	slices.SortFunc(lines, bytes.Compare)
-	out := filepath.Join(o.Out, s.Name+".jsonl")
-	if err := os.WriteFile(out, append(bytes.Join(lines, []byte("\n")), '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
-	}
-	res.Files = append(res.Files, out)
-	res.Top = top(emitted, 8)
-	return res, nil
-}
-
-func (r *Result) note(d string) {
-	if len(r.Differences) < 10 {
-		r.Differences = append(r.Differences, d)
-	}
-}
-
-func sizesOf(s *spec.Spec) []int64 {
-	var out []int64
-	for _, w := range s.Windows {
-		out = append(out, w.Millis())
-	}
-	return out
-}
-
-// parseRow reads one emitted JSON row with encoding/json, independently of the engine.
-func parseRow(line []byte, part int32) (rowID, map[string]float64, error) {
-	var m map[string]any
-	if err := json.Unmarshal(line, &m); err != nil {
-		return rowID{}, nil, fmt.Errorf("row %q: %w", line, err)
-	}
-	str := func(k string) string { v, _ := m[k].(string); return v }
-	start, err := time.Parse(time.RFC3339, str("window_start"))
-	if err != nil {
-		return rowID{}, nil, fmt.Errorf("row %q: window_start: %w", line, err)
-	}
-	size, err := time.ParseDuration(str("window_size"))
-	if err != nil {
-		return rowID{}, nil, fmt.Errorf("row %q: window_size: %w", line, err)
-	}
-	id := rowID{Part: part, Org: str("org"), Site: str("site"), Zone: str("zone"), Size: size.Milliseconds(), Start: start.UnixMilli()}
-	vals := map[string]float64{}
-	for k, v := range m {
-		if f, ok := v.(float64); ok {
-			vals[k] = f
-		}
-	}
-	return id, vals, nil
-}
-
-// readDeadLetters counts the committed records of the dead-letter topic by their reason
-// header: exactly-once covers dead letters too, so the counts must match exactly.
-func readDeadLetters(ctx context.Context, kopts []kgo.Opt) (map[string]int64, error) {
-	cl, err := kgo.NewClient(append(kopts, kgo.ConsumeTopics(dlqTopic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+// dataEnds reads a topic to its end with read_committed and returns, per partition, the offset
+// after its last committed data record: where a consumer that applied everything stands
+// (transaction markers take offsets too, so the high watermark is not it).
+func dataEnds(ctx context.Context, kopts []kgo.Opt, topic string) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(append(kopts, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	counts := map[string]int64{}
+	ends := map[int32]int64{}
 	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		fs := cl.PollFetches(pctx)
 		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if fs.NumRecords() == 0 {
-			break
+			return ends, nil
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			reason := "unknown"
-			for _, h := range r.Headers {
-				if h.Key == "liveagg-reason" {
-					reason = string(h.Value)
-				}
-			}
-			if reason != "late" {
-				reason = "malformed" // wrong type, missing field, bad JSON: all malformed input
-			}
-			counts[reason]++
-		})
+		fs.EachRecord(func(r *kgo.Record) { ends[r.Partition] = max(ends[r.Partition], r.Offset+1) })
 	}
-	return counts, nil
-}
-
-// top picks the n emitted rollups with the most records.
-func top(rows map[rowID]map[string]float64, n int) []TopRow {
-	ids := make([]rowID, 0, len(rows))
-	for id := range rows {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b rowID) int {
-		if ca, cb := rows[a]["count"], rows[b]["count"]; ca != cb {
-			if ca > cb {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.String(), b.String())
-	})
-	var out []TopRow
-	for _, id := range ids[:min(n, len(ids))] {
-		v := rows[id]
-		out = append(out, TopRow{Org: id.Org, Site: id.Site, Zone: id.Zone, Window: fmtTime(id.Start) + " +" + fmtSize(id.Size),
-			Count: int64(v["count"]), Devices: v["distinct_device"], P50RSSI: v["quantiles_rssi_p50"]})
-	}
-	return out
-}
-
-func fmtTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04") }
-func fmtSize(ms int64) string {
-	return strings.TrimSuffix((time.Duration(ms) * time.Millisecond).String(), "0s")
 }

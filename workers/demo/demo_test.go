@@ -40,20 +40,32 @@ func TestDemoVerifiesAndRepeats(t *testing.T) {
 		if res.Windows == 0 || res.Records != 60_000 || res.DeadLetters["late"] == 0 || res.DeadLetters["malformed"] == 0 {
 			t.Fatalf("run %d: %d windows from %d records, dead letters %v: the run did not exercise what it should", i, res.Windows, res.Records, res.DeadLetters)
 		}
-		if res.Killed == "" || !strings.Contains(strings.Join(rec.events, "\n"), "CRASH") {
+		if len(res.Crashes) != 2 || !strings.Contains(strings.Join(rec.events, "\n"), "CRASH") {
 			t.Fatalf("run %d: no crash and restore happened; events %q", i, rec.events)
 		}
 		if rec.snaps == 0 {
 			t.Fatalf("run %d: no progress reported", i)
 		}
-		data, err := os.ReadFile(filepath.Join(out, "indoor-l1.jsonl"))
-		if err != nil {
-			t.Fatal(err)
+		var all []byte
+		rows := 0
+		for _, name := range []string{"indoor-l2-zone", "indoor-l2-floor", "indoor-l2-site", "indoor-l3-org"} {
+			data, err := os.ReadFile(filepath.Join(out, name+".jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.PerSpec[name] == 0 {
+				t.Fatalf("run %d: no verified rollups of %s", i, name)
+			}
+			rows += bytes.Count(data, []byte("\n"))
+			all = append(all, data...)
 		}
-		if n := bytes.Count(data, []byte("\n")); n < res.Windows {
-			t.Fatalf("run %d: sorted file has %d rows, want %d", i, n, res.Windows)
+		if rows != res.Windows {
+			t.Fatalf("run %d: sorted files hold %d rows, want %d", i, rows, res.Windows)
 		}
-		files[i] = data
+		if res.Partials == 0 || res.PartialBytes == 0 {
+			t.Fatalf("run %d: no partials counted", i)
+		}
+		files[i] = all
 		var buf bytes.Buffer
 		WriteSummary(&buf, res)
 		if !strings.Contains(buf.String(), "verified: ") || !strings.Contains(buf.String(), " 0 lost, 0 duplicated") {

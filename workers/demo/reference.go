@@ -5,21 +5,21 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/liveagg/liveagg/workers/gen"
+	"github.com/liveagg/liveagg/workers/spec"
 )
 
-// rowID names one (input partition, series, window) of the level-1 rollup: level 1 reads a
-// topic keyed by device, so every partition holds some of every zone's events and emits its
-// own row for it (merging them is level 2's job).
+// rowID names one (series, window) of one rollup spec.
 type rowID struct {
-	Part            int32
-	Org, Site, Zone string
-	Size, Start     int64 // ms
+	Spec        string
+	Key         string // the key field values, joined by "/"
+	Size, Start int64  // ms
 }
 
 func (id rowID) String() string {
-	return fmt.Sprintf("p%d %s/%s/%s %s+%s", id.Part, id.Org, id.Site, id.Zone, fmtTime(id.Start), fmtSize(id.Size))
+	return fmt.Sprintf("%s %s %s+%s", id.Spec, id.Key, fmtTime(id.Start), fmtSize(id.Size))
 }
 
 // refRow is a rollup recomputed the plain way: every value kept.
@@ -32,70 +32,85 @@ type refRow struct {
 	rssi    []float64
 }
 
-// reference recomputes the level-1 rollups from the generated events themselves, with maps and
-// sorted slices: it shares nothing with the engine (no decoder, slots or sketches), only the
-// rules every worker applies per partition: a record older than the partition's watermark (its
-// newest event time minus the allowed lateness) is late, and a malformed one is dead-lettered.
-type reference struct {
-	sizes    []int64
-	lateness int64
-	parts    []refPartition
-	rows     map[rowID]*refRow
-	dead     map[string]int64
+// rollup is one spec whose output the demo verifies: its key fields and window sizes.
+type rollup struct {
+	spec  string
+	key   []string
+	sizes []int64
 }
 
-type refPartition struct {
-	wm int64
-}
-
-func newReference(partitions int, sizes []int64, lateness int64) *reference {
-	r := &reference{sizes: sizes, lateness: lateness, parts: make([]refPartition, partitions),
-		rows: map[rowID]*refRow{}, dead: map[string]int64{}}
-	for i := range r.parts {
-		r.parts[i].wm = math.MinInt64
+func rollupOf(s *spec.Spec) rollup {
+	r := rollup{spec: s.Name, key: s.Key}
+	for _, w := range s.Windows {
+		r.sizes = append(r.sizes, w.Millis())
 	}
 	return r
 }
 
-// add accounts for one event produced to partition p, in produce order.
+// reference recomputes every rollup of the pipeline in a single pass over the generated events
+// themselves, with maps and sorted slices: it shares nothing with the engine (no decoder, slots,
+// sketches or partials), only the rule level 1 applies per raw partition: a record older than
+// the partition's watermark (its newest event time minus the allowed lateness) is late, and a
+// malformed one is dead-lettered. Levels above see every accepted record exactly once.
+type reference struct {
+	rollups  []rollup
+	lateness int64
+	wm       []int64 // per raw partition
+	rows     map[rowID]*refRow
+	dead     map[string]int64
+}
+
+func newReference(partitions int, lateness int64, rollups []rollup) *reference {
+	r := &reference{rollups: rollups, lateness: lateness, wm: make([]int64, partitions),
+		rows: map[rowID]*refRow{}, dead: map[string]int64{}}
+	for i := range r.wm {
+		r.wm[i] = math.MinInt64
+	}
+	return r
+}
+
+// add accounts for one event produced to raw partition p, in produce order.
 func (r *reference) add(p int, e gen.Event) {
 	if e.Kind == gen.Malformed {
 		r.dead["malformed"]++ // every malformed rendering fails to decode; the reason may vary
 		return
 	}
-	part := &r.parts[p]
-	if e.TS < part.wm {
+	if e.TS < r.wm[p] {
 		r.dead["late"]++
 		return
 	}
-	org, site, zone := "org-"+pad(e.Org, 4), "site-"+pad(e.Site, 2), "zone-"+pad(e.Zone, 3)
-	for _, size := range r.sizes {
-		id := rowID{int32(p), org, site, zone, size, e.TS - ((e.TS%size)+size)%size}
-		row := r.rows[id]
-		if row == nil {
-			row = &refRow{min: math.Inf(1), max: math.Inf(-1), devices: map[int]struct{}{}}
-			r.rows[id] = row
+	fields := map[string]string{
+		"org": "org-" + pad(e.Org, 4), "site": "site-" + pad(e.Site, 2),
+		"floor": strconv.Itoa(e.Floor), "zone": "zone-" + pad(e.Zone, 3),
+	}
+	for _, ru := range r.rollups {
+		vals := make([]string, len(ru.key))
+		for i, k := range ru.key {
+			vals[i] = fields[k]
 		}
-		row.count++
-		row.sum += float64(e.DwellMs)
-		row.min = math.Min(row.min, float64(e.RSSI))
-		row.max = math.Max(row.max, float64(e.RSSI))
-		row.devices[e.Device] = struct{}{}
-		row.rssi = append(row.rssi, float64(e.RSSI))
+		key := strings.Join(vals, "/")
+		for _, size := range ru.sizes {
+			id := rowID{ru.spec, key, size, e.TS - ((e.TS%size)+size)%size}
+			row := r.rows[id]
+			if row == nil {
+				row = &refRow{min: math.Inf(1), max: math.Inf(-1), devices: map[int]struct{}{}}
+				r.rows[id] = row
+			}
+			row.count++
+			row.sum += float64(e.DwellMs)
+			row.min = math.Min(row.min, float64(e.RSSI))
+			row.max = math.Max(row.max, float64(e.RSSI))
+			row.devices[e.Device] = struct{}{}
+			row.rssi = append(row.rssi, float64(e.RSSI))
+		}
 	}
-	if wm := e.TS - r.lateness; wm > part.wm {
-		part.wm = wm
+	if wm := e.TS - r.lateness; wm > r.wm[p] {
+		r.wm[p] = wm
 	}
-}
-
-// quantile is the exact value at rank q (the lower median and so on), the reference a
-// DDSketch with relative accuracy a must stay within a of.
-func quantile(sorted []float64, q float64) float64 {
-	i := int(q * float64(len(sorted)-1))
-	return sorted[i]
 }
 
 // checkRow compares one emitted row's values with the reference; it returns what differs.
+// Count, sum, min and max are exact; distinct and quantiles within their sketches' accuracy.
 func checkRow(id rowID, got map[string]float64, want *refRow, accuracy float64, quantiles []float64) []string {
 	var diffs []string
 	exact := func(col string, w float64) {
@@ -115,11 +130,11 @@ func checkRow(id rowID, got map[string]float64, want *refRow, accuracy float64, 
 	slices.Sort(sorted)
 	for _, q := range quantiles {
 		col := "quantiles_rssi_p" + strconv.FormatFloat(q*100, 'f', -1, 64)
-		// The sketch's answer must lie within its relative accuracy of some value whose rank is
-		// near q: between the exact values one rank either side.
-		lo, hi := quantile(sorted, q), sorted[min(len(sorted)-1, int(q*float64(len(sorted)-1))+1)]
+		// The sketch's answer must lie within its relative accuracy of the values whose ranks
+		// bracket q.
+		r := q * float64(len(sorted)-1)
+		lo, hi := sorted[int(math.Floor(r))], sorted[int(math.Ceil(r))]
 		g := got[col]
-		lo, hi = math.Min(lo, hi), math.Max(lo, hi)
 		if g < lo-math.Abs(lo)*accuracy*1.01 || g > hi+math.Abs(hi)*accuracy*1.01 {
 			diffs = append(diffs, fmt.Sprintf("%v: %s = %v, want within %v of [%v, %v]", id, col, g, accuracy, lo, hi))
 		}

@@ -3,6 +3,7 @@ package demo
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -92,7 +93,7 @@ var (
 func (m model) View() string {
 	s := m.snap
 	var b strings.Builder
-	b.WriteString(titleStyle.Render("liveagg demo") + labelStyle.Render("  indoor-location level 1 on an in-process Kafka") + "\n\n")
+	b.WriteString(titleStyle.Render("liveagg demo") + labelStyle.Render("  the indoor-location pipeline, three levels, on an in-process Kafka") + "\n\n")
 	frac, label := s.fraction()
 	b.WriteString(m.bar.ViewAs(frac) + "  " + label + "\n\n")
 	cell := func(name, value string) string {
@@ -101,7 +102,7 @@ func (m model) View() string {
 	rows := [][2]string{
 		{"records in/s", count(int64(s.RecordsPerSec))}, {"consumer lag", count(s.Lag)}, {"live series", count(s.Series)},
 		{"state", bytesStr(s.StateBytes)}, {"rollups emitted", count(s.Windows)}, {"checkpoints", count(s.Checkpoints)},
-		{"dead-lettered", count(s.DeadLettered)}, {"produced", count(s.Produced)}, {"workers", strings.Join(s.Workers, " ")},
+		{"dead-lettered", count(s.DeadLettered)}, {"produced", count(s.Produced)},
 	}
 	var grid strings.Builder
 	for i := 0; i < len(rows); i += 3 {
@@ -112,6 +113,10 @@ func (m model) View() string {
 		grid.WriteString(lipgloss.JoinHorizontal(lipgloss.Top, line...) + "\n")
 	}
 	b.WriteString(boxStyle.Render(strings.TrimRight(grid.String(), "\n")) + "\n")
+	b.WriteString(labelStyle.Render(fmt.Sprintf("  %-18s %12s %10s %12s  %s", "spec", "records in", "series", "rows out", "workers")) + "\n")
+	for _, l := range s.Levels {
+		fmt.Fprintf(&b, "  %-18s %12s %10s %12s  %s\n", l.Spec, count(l.Records), count(l.Series), count(l.Emitted), strings.Join(l.Workers, " "))
+	}
 	for _, e := range m.events {
 		text := e.text
 		if strings.HasPrefix(text, "CRASH") {
@@ -205,19 +210,24 @@ func truncate(s string, w int) string {
 // the top rollups.
 func WriteSummary(out io.Writer, r *Result) {
 	fmt.Fprintf(out, "\nrecords: %s in %.1fs\n", count(r.Records), r.Elapsed.Seconds())
-	if r.Killed != "" {
-		fmt.Fprintf(out, "crash:   %s\n", r.Killed)
+	for _, c := range r.Crashes {
+		fmt.Fprintf(out, "%s\n", c)
 	}
-	fmt.Fprintf(out, "dead letters: malformed %d (expected %d), late %d (expected %d)\n",
-		r.DeadLetters["malformed"], r.ExpectedDead["malformed"], r.DeadLetters["late"], r.ExpectedDead["late"])
+	fmt.Fprintf(out, "dead letters: malformed %d (expected %d), late %d (expected %d), bad partials %d\n",
+		r.DeadLetters["malformed"], r.ExpectedDead["malformed"], r.DeadLetters["late"], r.ExpectedDead["late"], r.DeadLetters["bad_partial"])
+	if r.Records > 0 {
+		fmt.Fprintf(out, "intermediate topics: %s partials, %s (%.1f bytes per raw record)\n",
+			count(r.Partials), bytesStr(r.PartialBytes), float64(r.PartialBytes)/float64(r.Records))
+	}
 	for _, f := range r.Files {
-		fmt.Fprintf(out, "rollups: %s\n", f)
+		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
+		fmt.Fprintf(out, "rollups: %-42s %8s verified\n", f, count(int64(r.PerSpec[name])))
 	}
 	if len(r.Top) > 0 {
-		fmt.Fprintf(out, "\ntop rollups of the largest window:\n")
-		fmt.Fprintf(out, "  %-9s %-8s %-9s %-24s %8s %8s %9s\n", "org", "site", "zone", "window", "events", "devices", "p50 rssi")
+		fmt.Fprintf(out, "\ntop org rollups of the largest window:\n")
+		fmt.Fprintf(out, "  %-10s %-20s %9s %8s %9s\n", "org", "window", "events", "devices", "p50 rssi")
 		for _, t := range r.Top {
-			fmt.Fprintf(out, "  %-9s %-8s %-9s %-24s %8d %8.0f %9.1f\n", t.Org, t.Site, t.Zone, t.Window, t.Count, t.Devices, t.P50RSSI)
+			fmt.Fprintf(out, "  %-10s %-20s %9d %8.0f %9.1f\n", t.Key, t.Window, t.Count, t.Devices, t.P50RSSI)
 		}
 	}
 	fmt.Fprintln(out)
