@@ -7,24 +7,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/liveagg/liveagg/workers/agg"
-	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/worker"
 )
 
 type kgoOpt = kgo.Opt
 
 // layoutColumns is the value columns a spec produces, in order.
-func layoutColumns(s *spec.Spec) []string {
-	d, err := record.NewDecoder(s)
+func layoutColumns(s *spec.Spec) ([]string, error) {
+	l, err := worker.Layout(s)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("spec %s: %w", s.Name, err)
 	}
-	l, err := agg.NewLayout(s, d)
-	if err != nil {
-		return nil
-	}
-	return l.Columns()
+	return l.Columns(), nil
 }
 
 // inputPartitions is the partition count of the input topic, which must exist.

@@ -197,10 +197,15 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 				return nil, nil, err
 			}
 			closers = append(closers, sess.Close)
+			columns, err := layoutColumns(s)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
 			cs, err := sink.NewCassandra(ctx, sess, sink.CassandraConfig{
 				Keyspace: o.Keyspace, Table: o.Table, TTL: o.TTL.Std(), Replication: cfg.Sinks.Cassandra.Replication,
 				Concurrency: cfg.Sinks.Cassandra.Concurrency,
-			}, s.Key, layoutColumns(s))
+			}, s.Key, columns)
 			if err != nil {
 				closeAll()
 				return nil, nil, err

@@ -204,3 +204,46 @@ func TestParseRejectsDamage(t *testing.T) {
 		t.Errorf("json: %v", err)
 	}
 }
+
+// TestLevel2LatenessAndShape: a partial older than the level-2 watermark is late (and changes
+// nothing), and partials that no window of the spec can hold are refused.
+func TestLevel2LatenessAndShape(t *testing.T) {
+	l1 := mustSpec(t, "name: l1\ninput: {topic: raw, time_field: ts}\nkey: [org]\nwindows: [1m]\n")
+	l2 := mustSpec(t, "name: l2\ninput: {topic: p, format: partials}\nkey: [org]\nwindows: [15m]\nallowed_lateness: 5m\n")
+	l1Layout, _ := worker.Layout(l1)
+	l2Layout, _ := worker.Layout(l2)
+	emitted := map[string][]float64{}
+	st := state.New(l2, l2Layout, collect(emitted))
+	encode := func(start int64) []byte {
+		slot := l1Layout.NewSlot(start)
+		slot.Vals[0] = 1 // one record
+		enc, err := l1Layout.AppendSlot(nil, slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enc
+	}
+	key := [][]byte{[]byte("o")}
+	apply := func(start, size int64) (bool, error) { return st.ApplyPartial(key, start, size, encode(start)) }
+	const m = 60_000
+	for _, start := range []int64{0, 20 * m, 40 * m} { // watermark ends at 35m
+		if ok, err := apply(start, m); !ok || err != nil {
+			t.Fatalf("partial at %d: %v %v", start, ok, err)
+		}
+	}
+	if ok, err := apply(30*m, m); ok || err != nil {
+		t.Fatalf("a partial behind the watermark: ok %v, err %v; want late", ok, err)
+	}
+	if len(emitted) != 2 {
+		t.Fatalf("windows [0,15m) and [15m,30m) should be emitted once the watermark passed them: %v", emitted)
+	}
+	if _, err := apply(45*m, 7*m); !errors.Is(err, state.ErrPartialShape) {
+		t.Errorf("7m partials into 15m windows: %v", err)
+	}
+	if _, err := apply(45*m+1, m); !errors.Is(err, state.ErrPartialShape) {
+		t.Errorf("unaligned partial: %v", err)
+	}
+	if _, err := st.ApplyPartial(key, 50*m, m, encode(50 * m)[:3]); err == nil {
+		t.Error("truncated state merged")
+	}
+}

@@ -50,6 +50,9 @@ type Cassandra struct {
 // NewCassandra creates the keyspace and table if needed and prepares the upsert. The session
 // should use token-aware routing (see NewCassandraSession).
 func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, keyFields, columns []string) (*Cassandra, error) {
+	if len(keyFields) == 0 || len(columns) == 0 {
+		return nil, fmt.Errorf("cassandra sink %s.%s: a table needs key fields and value columns (got %v and %v)", cfg.Keyspace, cfg.Table, keyFields, columns)
+	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 128
 	}
@@ -158,6 +161,9 @@ type cassandraWriter struct {
 func (w *cassandraWriter) Write(ctx context.Context, win *emit.Window) error {
 	if err := w.f.firstErr(); err != nil {
 		return err
+	}
+	if len(win.Columns) != len(w.c.columns) {
+		return fmt.Errorf("cassandra sink %s.%s: window has columns %v, the table %v", w.c.cfg.Keyspace, w.c.cfg.Table, win.Columns, w.c.columns)
 	}
 	for i := range win.Rows {
 		args := make([]any, 0, len(win.KeyFields)+3+len(win.Columns))
