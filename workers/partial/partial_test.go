@@ -30,7 +30,7 @@ aggregations:
 outputs: [{type: stdout}]
 `
 
-func mustSpec(t *testing.T, y string) *spec.Spec {
+func mustSpec(t testing.TB, y string) *spec.Spec {
 	t.Helper()
 	s, err := spec.Parse([]byte(y + aggs))
 	if err != nil {
@@ -246,4 +246,69 @@ func TestLevel2LatenessAndShape(t *testing.T) {
 	if _, err := st.ApplyPartial(key, 50*m, m, encode(50 * m)[:3]); err == nil {
 		t.Error("truncated state merged")
 	}
+}
+
+// BenchmarkApplyPartial is level 2's hot path: parse a partial, project its key, decode its
+// state (sketches included) and merge it into every window. Baseline in the same run: applying
+// one raw record at level 1 (decode + update), the work a partial stands for many of.
+func BenchmarkApplyPartial(b *testing.B) {
+	l1 := mustSpec(b, "name: l1\ninput: {topic: raw, time_field: ts}\nkey: [org, site, floor, zone]\nwindows: [1m]\nallowed_lateness: 1h\n")
+	l2 := mustSpec(b, "name: l2\ninput: {topic: p, format: partials}\nkey: [org, site, floor, zone]\nwindows: [1m, 15m, 1h]\nallowed_lateness: 1h\n")
+	l1Layout, _ := worker.Layout(l1)
+	l2Layout, _ := worker.Layout(l2)
+	// Realistic partials: zone-minutes of a busy stream, 20 to 200 records each.
+	var vals [][]byte
+	var raws [][]byte
+	render := partial.Renderer(l1Layout.Fingerprint(), []string{"org", "site"})
+	st1 := state.New(l1, l1Layout, func(sw *state.Window) {
+		w := emit.Copy(sw, "l1", "raw", 0, l1.Key, 0, 0)
+		if err := w.AttachStates(sw); err != nil {
+			b.Fatal(err)
+		}
+		for i := range w.Rows {
+			_, v := render(w, i, nil, nil)
+			vals = append(vals, v)
+		}
+	})
+	dec, _ := record.NewDecoder(l1)
+	r := dec.NewRecord()
+	g := gen.New(gen.Config{Seed: 3, Orgs: 10, StepMs: 0.5})
+	for range 400_000 {
+		v := gen.AppendJSON(nil, g.Next())
+		raws = append(raws, v)
+		if dec.Decode(v, 0, r) == nil {
+			st1.Apply(r)
+		}
+	}
+	st1.Flush()
+	b.Logf("%d partials of %d records", len(vals), len(raws))
+
+	b.Run("raw-record", func(b *testing.B) {
+		st := state.New(l1, l1Layout, nil)
+		i := 0
+		for b.Loop() {
+			if dec.Decode(raws[i%len(raws)], 0, r) == nil {
+				st.Apply(r)
+			}
+			i++
+		}
+	})
+	b.Run("partial", func(b *testing.B) {
+		st := state.New(l2, l2Layout, nil)
+		proj := partial.NewProjection(l2.Key)
+		var p partial.Partial
+		var parts [][]byte
+		i := 0
+		for b.Loop() {
+			v := vals[i%len(vals)]
+			i++
+			if err := partial.Parse(v, &p); err != nil {
+				b.Fatal(err)
+			}
+			parts, _ = proj.Key(&p, parts[:0])
+			if _, err := st.ApplyPartial(parts, p.Start, p.Size, p.State); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

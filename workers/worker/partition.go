@@ -277,6 +277,7 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
 		s.Series, s.Slots, s.StateBytes = st.Series, st.Slots, st.Bytes
 		s.Watermark = st.Watermark
 		s.Records += int64(len(batch))
+		s.BusySeconds += busy.Seconds()
 		s.DeadLettered += int64(bad + late)
 	})
 	m.state(o.key.Partition, st)

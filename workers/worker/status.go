@@ -8,12 +8,15 @@ import (
 
 // PartitionStatus is what the admin API reports per owned partition.
 type PartitionStatus struct {
-	Partition             int32     `json:"partition"`
-	Generation            int64     `json:"generation"`
-	RestoredFrom          int64     `json:"restored_from_offset"`
-	NextOffset            int64     `json:"next_offset"`
-	Lag                   int64     `json:"lag"`
-	Records               int64     `json:"records"`
+	Partition    int32 `json:"partition"`
+	Generation   int64 `json:"generation"`
+	RestoredFrom int64 `json:"restored_from_offset"`
+	NextOffset   int64 `json:"next_offset"`
+	Lag          int64 `json:"lag"`
+	Records      int64 `json:"records"`
+	// BusySeconds is the time the partition's owner spent applying records (decode, state,
+	// emitting windows): with Records, the partition's cost per record.
+	BusySeconds           float64   `json:"busy_seconds"`
 	DeadLettered          int64     `json:"dead_lettered"`
 	WindowsEmitted        int64     `json:"windows_emitted"`
 	Series                int       `json:"series"`
