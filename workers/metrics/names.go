@@ -43,11 +43,14 @@ var (
 	CPUUtilization     = Metric{"liveagg_worker_cpu_utilization_ratio", "CPUUtilization", "Percent", "Process CPU use over the machine's cores."}
 	MemoryUtilization  = Metric{"liveagg_worker_memory_utilization_ratio", "MemoryUtilization", "Percent", "Heap in use over the memory limit."}
 	SpotInterruptions  = Metric{"liveagg_spot_interruptions_total", "SpotInterruptionsHandled", "Count", "Spot interruption events handled by the control lambda."}
+	SpotDrainFailures  = Metric{"liveagg_spot_drain_failures_total", "SpotDrainFailures", "Count", "Interruption events whose worker did not drain in time (its partitions move when its session expires)."}
 	DrainSeconds       = Metric{"liveagg_spot_drain_seconds", "DrainSeconds", "Seconds", "Time a drain took, from notice to done."}
 	AutoscalerDesired  = Metric{"liveagg_autoscaler_desired_workers", "DesiredWorkers", "Count", "Workers the autoscaler asked for."}
+	AutoscalerRate     = Metric{"liveagg_autoscaler_forecast_records_per_second", "AutoscalerForecastRate", "Count/Second", "Ingest rate the autoscaler planned for."}
+	AutoscalerNeed     = Metric{"liveagg_autoscaler_needed_workers", "AutoscalerNeededWorkers", "Count", "Workers the latest inputs need, before stabilisation and limits."}
 )
 
 // All lists every metric, for the dashboard and tests that check names stay unique.
 var All = []Metric{RecordsIn, ConsumerLag, ProcessingSeconds, StateSeries, StateBytes, CheckpointAge,
 	CheckpointDuration, CheckpointBytes, RestoreSeconds, SinkWrites, SinkErrors, SinkBlocked, SinkLatency, DeadLettered,
-	WindowsEmitted, OffsetLost, CPUUtilization, MemoryUtilization, SpotInterruptions, DrainSeconds, AutoscalerDesired}
+	WindowsEmitted, OffsetLost, CPUUtilization, MemoryUtilization, SpotInterruptions, SpotDrainFailures, DrainSeconds, AutoscalerDesired, AutoscalerRate, AutoscalerNeed}
