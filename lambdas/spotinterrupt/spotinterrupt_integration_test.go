@@ -82,7 +82,6 @@ func (r *recorder) completed() []url.Values {
 	return append([]url.Values(nil), r.calls...)
 }
 
-
 // TestSpotEventsDrainRealWorkers runs the built bootstrap under the Lambda runtime interface
 // emulator against moto (instances, tags, an Auto Scaling group with a lifecycle hook, SSM,
 // CloudWatch) and real liveagg workers on the real Kafka. A terminate lifecycle action for
