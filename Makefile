@@ -14,7 +14,7 @@ STATICCHECK_VERSION := v0.8.2
 # a 2-core machine responsive without serialising everything.
 INTEGRATION_FLAGS ?= -tags integration -count=1 -p 2 -timeout 75m
 
-.PHONY: help demo build test test-all lint bench bench-scale bench-worker bench-drain bench-skew services-up services-down services-status tools
+.PHONY: help demo build lambdas test test-all lint bench bench-scale bench-worker bench-drain bench-skew services-up services-down services-status tools
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,18 @@ demo: ## The whole job on an in-process Kafka: generate, aggregate, crash, resto
 build: ## Compile every package and the liveagg binary into bin/.
 	$(GO) build ./...
 	$(GO) build -o bin/liveagg ./workers/cmd/liveagg
+
+LAMBDAS := spotinterrupt autoscaler
+LAMBDA_ARCHS := arm64 amd64
+
+lambdas: ## Build each Lambda as a provided.al2023 bootstrap and zip it into lambdas/dist/<name>-<arch>.zip.
+	@mkdir -p lambdas/dist
+	@for fn in $(LAMBDAS); do for arch in $(LAMBDA_ARCHS); do \
+		out=lambdas/dist/build/$$fn-$$arch; mkdir -p $$out; \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags "-s -w" -o $$out/bootstrap ./lambdas/$$fn/bootstrap; \
+		rm -f lambdas/dist/$$fn-$$arch.zip; (cd $$out && python3 -m zipfile -c ../../$$fn-$$arch.zip bootstrap); \
+		echo "lambdas/dist/$$fn-$$arch.zip"; \
+	done; done
 
 test: tools ## Unit and in-process tests: Go alone, no services, under 2 minutes.
 	$(TOOLS)/gotestsum --format pkgname-and-test-fails -- -count=1 -timeout 5m ./...

@@ -1,0 +1,140 @@
+//go:build integration
+
+package autoscaler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/lambdas/autoscaler"
+)
+
+// TestAutoscalerAgainstMoto runs the built bootstrap under the Lambda runtime interface
+// emulator against moto: a group per load shape, fifteen minutes of fleet metrics put into
+// CloudWatch the way three workers publish them, one invocation, and the group's desired
+// capacity read back. A worker is 2 cores at 60 % and records cost 100 µs: 12,000 records/s
+// per worker.
+func TestAutoscalerAgainstMoto(t *testing.T) {
+	ctx := testenv.Context(t, 5*time.Minute)
+	cfg := testenv.AWSConfig(t)
+	bootstrap := testenv.Build(t, "./bootstrap", t.TempDir(), "bootstrap", "lambda.norpc")
+	ec, as, cw := ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
+	imgs, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
+	if err != nil || len(imgs.Images) == 0 {
+		t.Fatalf("describe images: %v", err)
+	}
+	ami := aws.ToString(imgs.Images[0].ImageId)
+
+	ramp := func(from, to float64) func(int) float64 {
+		return func(i int) float64 { return from + (to-from)*float64(i)/14 }
+	}
+	flat := func(v float64) func(int) float64 { return func(int) float64 { return v } }
+	step := func(before, after float64, at int) func(int) float64 {
+		return func(i int) float64 {
+			if i < at {
+				return before
+			}
+			return after
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		rate     func(minute int) float64 // records/s of the fleet
+		current  int32
+		dryRun   bool
+		want     int32
+		applied  bool
+		minCount int32
+	}{
+		{"rising", ramp(20_000, 60_000), 2, false, 5, true, 1},
+		{"flat", flat(30_000), 3, false, 3, false, 1},
+		{"falling, still within the window", step(60_000, 10_000, 10), 5, false, 5, false, 1},
+		{"falling for the whole window", step(60_000, 10_000, 4), 5, false, 1, true, 1},
+		{"beyond max", flat(500_000), 3, false, 6, true, 1},
+		{"below min", flat(100), 4, false, 2, true, 2},
+		{"dry run", ramp(20_000, 60_000), 2, true, 5, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			group := testenv.Name(t, "as")
+			spec := group + "-spec"
+			if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(group),
+				LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(ami), InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+				AutoScalingGroupName: aws.String(group), MinSize: aws.Int32(tc.minCount), MaxSize: aws.Int32(6), DesiredCapacity: aws.Int32(tc.current),
+				AvailabilityZones: []string{testenv.Region + "a"},
+				LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(group), Version: aws.String("$Latest")},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_, _ = as.DeleteAutoScalingGroup(context.Background(), &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String(group), ForceDelete: aws.Bool(true)})
+			})
+			// Three workers each publish a third of the records every minute, and their cost.
+			now := time.Now().Truncate(time.Minute)
+			dims := []cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(spec)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String(group)}}
+			for m := range 15 {
+				at := aws.Time(now.Add(time.Duration(m-15)*time.Minute + 20*time.Second))
+				var data []cwtypes.MetricDatum
+				for range 3 {
+					data = append(data,
+						cwtypes.MetricDatum{MetricName: aws.String("RecordsIn"), Value: aws.Float64(tc.rate(m) * 60 / 3), Timestamp: at, Dimensions: dims, Unit: cwtypes.StandardUnitCount},
+						cwtypes.MetricDatum{MetricName: aws.String("ProcessingSecondsPerRecord"), Value: aws.Float64(100e-6), Timestamp: at, Dimensions: dims, Unit: cwtypes.StandardUnitSeconds},
+						cwtypes.MetricDatum{MetricName: aws.String("ConsumerLag"), Value: aws.Float64(0), Timestamp: at, Dimensions: dims, Unit: cwtypes.StandardUnitCount})
+				}
+				if _, err := cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("liveagg"), MetricData: data}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := []string{"LIVEAGG_ASG=" + group, "LIVEAGG_SPEC=" + spec, "LIVEAGG_PARTITIONS=12", "LIVEAGG_CORES_PER_WORKER=2",
+				"LIVEAGG_TARGET_UTILIZATION=0.6", "AWS_ENDPOINT_URL=" + testenv.AWSEndpoint(t), "AWS_REGION=" + testenv.Region,
+				"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", fmt.Sprintf("LIVEAGG_DRY_RUN=%v", tc.dryRun)}
+			lam := testenv.StartLambda(t, bootstrap, env...)
+			resp, err := lam.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r autoscaler.Result
+			if err := json.Unmarshal(resp, &r); err != nil {
+				t.Fatalf("lambda answered %s", resp)
+			}
+			t.Logf("%+v", r)
+			if r.Desired != tc.want || r.Applied != tc.applied {
+				t.Fatalf("decision %+v, want desired %d applied %v", r, tc.want, tc.applied)
+			}
+			g, err := as.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := aws.ToInt32(g.AutoScalingGroups[0].DesiredCapacity)
+			want := tc.want
+			if tc.dryRun {
+				want = tc.current
+			}
+			if got != want || got < tc.minCount || got > 6 {
+				t.Fatalf("group desired capacity %d, want %d", got, want)
+			}
+			// The decision is in CloudWatch too.
+			res, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(now.Add(-time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)),
+				MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("d"), MetricStat: &cwtypes.MetricStat{Metric: &cwtypes.Metric{
+					Namespace: aws.String("liveagg"), MetricName: aws.String("DesiredWorkers"),
+					Dimensions: []cwtypes.Dimension{{Name: aws.String("AutoScalingGroup"), Value: aws.String(group)}}}, Period: aws.Int32(60), Stat: aws.String("Maximum")}}}})
+			if err != nil || len(res.MetricDataResults) == 0 || len(res.MetricDataResults[0].Values) == 0 || res.MetricDataResults[0].Values[0] != float64(tc.want) {
+				t.Fatalf("DesiredWorkers metric: %+v %v", res, err)
+			}
+		})
+	}
+}
