@@ -33,8 +33,11 @@ type Config struct {
 	Group, Spec string
 	// Partitions of the spec's input topic.
 	Partitions int32
-	// Window is how many minutes of metrics to read (default 15).
+	// Window is how many minutes of metrics to read at one-minute resolution (default 15).
 	Window int
+	// HistoryDays is how much history forecasting policies get, at five-minute resolution
+	// (default 15: two weekly seasons and a day).
+	HistoryDays int
 	// DryRun decides and publishes but does not change the group.
 	DryRun bool
 }
@@ -53,6 +56,9 @@ type Scaler struct {
 func New(cw CloudWatch, asg AutoScaling, policy Policy, cfg Config, log *slog.Logger) *Scaler {
 	if cfg.Window <= 0 {
 		cfg.Window = 15
+	}
+	if cfg.HistoryDays <= 0 {
+		cfg.HistoryDays = 15
 	}
 	return &Scaler{cw: cw, asg: asg, policy: policy, cfg: cfg, log: log, now: time.Now}
 }
@@ -87,6 +93,12 @@ func (s *Scaler) Handle(ctx context.Context) (Result, error) {
 	}
 	in.Current, in.Min, in.Max, in.Partitions = aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MinSize), aws.ToInt32(g.MaxSize), s.cfg.Partitions
 	d := s.policy.Decide(in)
+	// JSON has no NaN: a policy without data says 0.
+	for _, v := range []*float64{&d.Need, &d.Rate} {
+		if math.IsNaN(*v) || math.IsInf(*v, 0) {
+			*v = 0
+		}
+	}
 	out := Result{Group: s.cfg.Group, Current: in.Current, Desired: d.Desired, Need: d.Need, Rate: d.Rate, Reason: d.Reason,
 		DryRun: s.cfg.DryRun, Min: in.Min, Max: in.Max}
 	if d.Desired != in.Current && !s.cfg.DryRun {
@@ -149,10 +161,74 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 		}
 		in.NextToken = out.NextToken
 	}
-	for i, v := range series["rate"] {
-		series["rate"][i] = v / 60 // records per minute to per second
+	// Ingest is what was consumed plus how much the lag grew.
+	rate, lag := series["rate"], series["lag"]
+	for i, v := range rate {
+		rate[i] = v / 60
+		if i > 0 && !math.IsNaN(lag[i]) && !math.IsNaN(lag[i-1]) && !math.IsNaN(v) {
+			rate[i] += (lag[i] - lag[i-1]) / 60
+		}
 	}
-	return Inputs{Rate: series["rate"], Lag: series["lag"], SecondsPerRecord: series["spr"], CPU: series["cpu"], StateBytes: series["state"]}, nil
+	in2 := Inputs{Rate: rate, Lag: lag, SecondsPerRecord: series["spr"], CPU: series["cpu"], StateBytes: series["state"]}
+	if err := s.history(ctx, dims, end, &in2); err != nil {
+		return Inputs{}, err
+	}
+	return in2, nil
+}
+
+// history reads the long, five-minute history forecasting policies learn from, and the spot
+// interruptions of the last hour.
+func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time.Time, in *Inputs) error {
+	const step = 5
+	start := end.Add(-time.Duration(s.cfg.HistoryDays) * 24 * time.Hour)
+	n := int(end.Sub(start) / (step * time.Minute))
+	q := func(id string, m metrics.Metric, stat string, d []cwtypes.Dimension, period int32) cwtypes.MetricDataQuery {
+		return cwtypes.MetricDataQuery{Id: aws.String(id), MetricStat: &cwtypes.MetricStat{Metric: &cwtypes.Metric{
+			Namespace: aws.String(metrics.Namespace), MetricName: aws.String(m.CloudWatch), Dimensions: d}, Period: aws.Int32(period), Stat: aws.String(stat)}}
+	}
+	spotDims := []cwtypes.Dimension{{Name: aws.String("EventType"), Value: aws.String("EC2 Spot Instance Interruption Warning")},
+		{Name: aws.String("AutoScalingGroup"), Value: aws.String(s.cfg.Group)}}
+	req := &cloudwatch.GetMetricDataInput{StartTime: aws.Time(start), EndTime: aws.Time(end), ScanBy: cwtypes.ScanByTimestampAscending,
+		MetricDataQueries: []cwtypes.MetricDataQuery{
+			q("hrate", metrics.RecordsIn, "Sum", dims, step*60),
+			q("hstate", metrics.StateBytes, "Sum", dims, step*60),
+			q("spot", metrics.SpotInterruptions, "Sum", spotDims, 3600),
+		}}
+	rate, state := nanSeries(n), nanSeries(n)
+	for {
+		out, err := s.cw.GetMetricData(ctx, req)
+		if err != nil {
+			return fmt.Errorf("get metric history: %w", err)
+		}
+		for _, r := range out.MetricDataResults {
+			for i, ts := range r.Timestamps {
+				if i >= len(r.Values) {
+					break
+				}
+				k := int(ts.Sub(start) / (step * time.Minute))
+				switch aws.ToString(r.Id) {
+				case "hrate":
+					if k >= 0 && k < n {
+						rate[k] = r.Values[i] / (step * 60)
+					}
+				case "hstate":
+					if k >= 0 && k < n {
+						state[k] = r.Values[i]
+					}
+				case "spot":
+					if end.Sub(ts) <= time.Hour {
+						in.Interruptions += int(r.Values[i])
+					}
+				}
+			}
+		}
+		if out.NextToken == nil {
+			break
+		}
+		req.NextToken = out.NextToken
+	}
+	in.RateHistory, in.StateHistory, in.HistoryStep = rate, state, step
+	return nil
 }
 
 func nanSeries(n int) []float64 {

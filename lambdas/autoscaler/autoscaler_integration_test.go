@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,8 @@ import (
 	"github.com/liveagg/liveagg/lambdas/autoscaler"
 )
 
-// TestAutoscalerAgainstMoto runs the built bootstrap under the Lambda runtime interface
+// TestAutoscalerAgainstMoto runs the reactive capacity policy; TestLearningAllocatesAhead the
+// forecasting one. Both run the built bootstrap under the Lambda runtime interface
 // emulator against moto: a group per load shape, fifteen minutes of fleet metrics put into
 // CloudWatch the way three workers publish them, one invocation, and the group's desired
 // capacity read back. A worker is 2 cores at 60 % and records cost 100 µs: 12,000 records/s
@@ -99,7 +101,7 @@ func TestAutoscalerAgainstMoto(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			env := []string{"LIVEAGG_ASG=" + group, "LIVEAGG_SPEC=" + spec, "LIVEAGG_PARTITIONS=12", "LIVEAGG_CORES_PER_WORKER=2",
+			env := []string{"LIVEAGG_POLICY=capacity", "LIVEAGG_ASG=" + group, "LIVEAGG_SPEC=" + spec, "LIVEAGG_PARTITIONS=12", "LIVEAGG_CORES_PER_WORKER=2",
 				"LIVEAGG_TARGET_UTILIZATION=0.6", "AWS_ENDPOINT_URL=" + testenv.AWSEndpoint(t), "AWS_REGION=" + testenv.Region,
 				"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", fmt.Sprintf("LIVEAGG_DRY_RUN=%v", tc.dryRun)}
 			lam := testenv.StartLambda(t, bootstrap, env...)
@@ -136,5 +138,93 @@ func TestAutoscalerAgainstMoto(t *testing.T) {
 				t.Fatalf("DesiredWorkers metric: %+v %v", res, err)
 			}
 		})
+	}
+}
+
+// TestLearningAllocatesAhead puts two days of fleet metrics in moto with a daily surge (three
+// times the load) that starts three minutes from now each day, and today's quiet minutes. The
+// learning policy, reading the history through the lambda, scales up before the surge; the
+// reactive policy, seeing only the quiet present, does not.
+func TestLearningAllocatesAhead(t *testing.T) {
+	ctx := testenv.Context(t, 5*time.Minute)
+	cfg := testenv.AWSConfig(t)
+	bootstrap := testenv.Build(t, "./bootstrap", t.TempDir(), "bootstrap", "lambda.norpc")
+	ec, as, cw := ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
+	imgs, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
+	if err != nil || len(imgs.Images) == 0 {
+		t.Fatalf("describe images: %v", err)
+	}
+	group := testenv.Name(t, "learn")
+	spec := group + "-spec"
+	if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(group),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: imgs.Images[0].ImageId, InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(group), MinSize: aws.Int32(1), MaxSize: aws.Int32(20), DesiredCapacity: aws.Int32(2),
+		AvailabilityZones: []string{testenv.Region + "a"},
+		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(group), Version: aws.String("$Latest")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = as.DeleteAutoScalingGroup(context.Background(), &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String(group), ForceDelete: aws.Bool(true)})
+	})
+	now := time.Now().Truncate(time.Minute)
+	dims := []cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(spec)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String(group)}}
+	// 20,000 records/s quietly, 60,000 from three minutes past now to an hour later, each day.
+	rate := func(at time.Time) float64 {
+		since := at.Sub(now.Add(3 * time.Minute))
+		for since < 0 {
+			since += 24 * time.Hour
+		}
+		if since%(24*time.Hour) < time.Hour {
+			return 60_000
+		}
+		return 20_000
+	}
+	var data []cwtypes.MetricDatum
+	flush := func() {
+		if len(data) == 0 {
+			return
+		}
+		if _, err := cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("liveagg"), MetricData: data}); err != nil {
+			t.Fatal(err)
+		}
+		data = data[:0]
+	}
+	for at := now.Add(-50 * time.Hour); at.Before(now); at = at.Add(time.Minute) {
+		ts := aws.Time(at.Add(10 * time.Second))
+		data = append(data,
+			cwtypes.MetricDatum{MetricName: aws.String("RecordsIn"), Value: aws.Float64(rate(at) * 60), Timestamp: ts, Dimensions: dims, Unit: cwtypes.StandardUnitCount},
+			cwtypes.MetricDatum{MetricName: aws.String("ProcessingSecondsPerRecord"), Value: aws.Float64(100e-6), Timestamp: ts, Dimensions: dims, Unit: cwtypes.StandardUnitSeconds},
+			cwtypes.MetricDatum{MetricName: aws.String("ConsumerLag"), Value: aws.Float64(0), Timestamp: ts, Dimensions: dims, Unit: cwtypes.StandardUnitCount})
+		if len(data) >= 900 {
+			flush()
+		}
+	}
+	flush()
+	decide := func(policy string) autoscaler.Result {
+		lam := testenv.StartLambda(t, bootstrap, "LIVEAGG_POLICY="+policy, "LIVEAGG_DRY_RUN=true", "LIVEAGG_ASG="+group, "LIVEAGG_SPEC="+spec,
+			"LIVEAGG_PARTITIONS=24", "LIVEAGG_CORES_PER_WORKER=2", "LIVEAGG_TARGET_UTILIZATION=0.75",
+			"AWS_ENDPOINT_URL="+testenv.AWSEndpoint(t), "AWS_REGION="+testenv.Region, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
+		resp, err := lam.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r autoscaler.Result
+		if err := json.Unmarshal(resp, &r); err != nil {
+			t.Fatalf("lambda answered %s", resp)
+		}
+		t.Logf("%s: %+v", policy, r)
+		return r
+	}
+	// 20,000 rec/s at 100 µs on 2 cores at 75 %: 1.33 workers; 60,000: 4.
+	reactive, learning := decide("capacity"), decide("learning")
+	if reactive.Desired != 2 {
+		t.Fatalf("reactive policy: %+v, want to hold 2 for the quiet present", reactive)
+	}
+	if learning.Desired < 4 || !strings.Contains(learning.Reason, "daily") {
+		t.Fatalf("learning policy: %+v, want at least 4 workers ahead of the daily surge", learning)
 	}
 }

@@ -20,7 +20,38 @@ import (
 //	LIVEAGG_CATCH_UP            time to work off lag (10m)
 //	LIVEAGG_SCALE_DOWN_WINDOW   minutes a scale-down must agree with (10m)
 //	LIVEAGG_DRY_RUN             true: decide and publish, change nothing
-func FromEnv(getenv func(string) string) (Config, Capacity, error) {
+//	LIVEAGG_POLICY              learning (forecasts ahead) or capacity (reacts) (learning)
+//	LIVEAGG_LEAD                time from asking for a worker to its consuming (4m)
+func FromEnv(getenv func(string) string) (Config, Policy, error) {
+	cfg, p, err := capacityFromEnv(getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	lead := 4 * time.Minute
+	if v := getenv("LIVEAGG_LEAD"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return cfg, nil, fmt.Errorf("LIVEAGG_LEAD %q is not a duration of a minute or more", v)
+		}
+		lead = d
+	}
+	switch v := getenv("LIVEAGG_POLICY"); v {
+	case "", "learning":
+		target := 0.0
+		if getenv("LIVEAGG_TARGET_UTILIZATION") != "" {
+			target = p.TargetUtilization
+		}
+		return cfg, Learning{TargetUtilization: target, CoresPerWorker: p.CoresPerWorker, LeadMinutes: int(lead.Minutes()),
+			CatchUpSeconds: p.CatchUpSeconds, MemoryPerWorker: p.MemoryPerWorker, StabilizationPoints: p.StabilizationPoints}, nil
+	case "capacity":
+		return cfg, p, nil
+	default:
+		return cfg, nil, fmt.Errorf("LIVEAGG_POLICY %q is not learning or capacity", v)
+	}
+}
+
+// capacityFromEnv reads the settings every policy shares, as a Capacity policy.
+func capacityFromEnv(getenv func(string) string) (Config, Capacity, error) {
 	var errs []error
 	req := func(name string) string {
 		v := getenv(name)

@@ -25,6 +25,12 @@ type Inputs struct {
 	Current, Min, Max int32
 	// Partitions of the input topic: more workers than partitions would idle.
 	Partitions int32
+	// RateHistory and StateHistory are the long history forecasting policies learn from:
+	// one point every HistoryStep minutes, oldest first, ending now.
+	RateHistory, StateHistory []float64
+	HistoryStep               int
+	// Interruptions counts the fleet's spot interruptions in the last hour.
+	Interruptions int
 }
 
 // Decision is a policy's answer with what it was based on, for the metrics and the logs.
@@ -116,6 +122,15 @@ func (c Capacity) Decide(in Inputs) Decision {
 		}
 		return math.NaN()
 	}
+	// The latest minute may not be published yet: the last point with data is "now".
+	latestOf := func(s []float64) float64 {
+		for i := len(s) - 1; i >= 0; i-- {
+			if !math.IsNaN(s[i]) {
+				return s[i]
+			}
+		}
+		return math.NaN()
+	}
 	// The last known processing cost stands in for minutes without one (an idle fleet
 	// processes nothing and reports no cost).
 	spr := math.NaN()
@@ -127,11 +142,11 @@ func (c Capacity) Decide(in Inputs) Decision {
 	if math.IsNaN(spr) {
 		return Decision{Desired: clamp(in.Current, in), Reason: "no processing cost measured yet: keeping the current size"}
 	}
-	rate := at(in.Rate, n-1)
+	rate := latestOf(in.Rate)
 	if c.Forecast != nil {
 		rate = c.Forecast(in.Rate)
 	}
-	latest, reason := c.need(rate, at(in.Lag, n-1), spr, at(in.StateBytes, n-1))
+	latest, reason := c.need(rate, latestOf(in.Lag), spr, latestOf(in.StateBytes))
 	d := Decision{Need: latest, Rate: rate, Reason: reason}
 	want := int32(math.Ceil(latest - 1e-9))
 	if want > in.Current {

@@ -60,14 +60,24 @@ func TestCapacityDecisions(t *testing.T) {
 func TestFromEnv(t *testing.T) {
 	env := map[string]string{"LIVEAGG_ASG": "g", "LIVEAGG_SPEC": "s", "LIVEAGG_PARTITIONS": "12", "LIVEAGG_MEMORY_PER_WORKER": "2GiB",
 		"LIVEAGG_SCALE_DOWN_WINDOW": "20m", "LIVEAGG_DRY_RUN": "true"}
-	cfg, p, err := FromEnv(func(k string) string { return env[k] })
+	cfg, pol, err := FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Group != "g" || cfg.Partitions != 12 || !cfg.DryRun || p.MemoryPerWorker != 2<<30 || p.StabilizationPoints != 20 || cfg.Window != 21 {
-		t.Fatalf("cfg %+v policy %+v", cfg, p)
+	l, ok := pol.(Learning)
+	if !ok || cfg.Group != "g" || cfg.Partitions != 12 || !cfg.DryRun || l.MemoryPerWorker != 2<<30 || l.StabilizationPoints != 20 || cfg.Window != 21 || l.LeadMinutes != 4 {
+		t.Fatalf("cfg %+v policy %+v", cfg, pol)
+	}
+	env["LIVEAGG_POLICY"] = "capacity"
+	if _, pol, err := FromEnv(func(k string) string { return env[k] }); err != nil || pol.(Capacity).MemoryPerWorker != 2<<30 {
+		t.Fatalf("capacity policy: %+v %v", pol, err)
 	}
 	bad := map[string]string{"LIVEAGG_PARTITIONS": "twelve", "LIVEAGG_TARGET_UTILIZATION": "1.5", "LIVEAGG_CATCH_UP": "soon"}
+	if _, _, err := FromEnv(func(k string) string {
+		return map[string]string{"LIVEAGG_ASG": "g", "LIVEAGG_SPEC": "s", "LIVEAGG_PARTITIONS": "1", "LIVEAGG_POLICY": "magic"}[k]
+	}); err == nil || !strings.Contains(err.Error(), "LIVEAGG_POLICY") {
+		t.Errorf("unknown policy: %v", err)
+	}
 	_, _, err = FromEnv(func(k string) string { return bad[k] })
 	for _, want := range []string{"LIVEAGG_ASG is required", "LIVEAGG_SPEC is required", `LIVEAGG_PARTITIONS "twelve"`, "LIVEAGG_TARGET_UTILIZATION 1.5", `LIVEAGG_CATCH_UP "soon"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {

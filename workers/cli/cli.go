@@ -38,7 +38,7 @@ its state and offsets so that a worker lost to a spot interruption loses nothing
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(newDemoCmd(), newSpecCmd(), newWorkerCmd(), newCheckpointCmd(), newVersionCmd())
+	root.AddCommand(newDemoCmd(), newSpecCmd(), newWorkerCmd(), newCheckpointCmd(), newSimulateCmd(), newVersionCmd())
 	return root
 }
 
