@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSimulateAutoscaleCommand(t *testing.T) {
+	png := filepath.Join(t.TempDir(), "plot.png")
+	out, errOut, err := runCLI(t, "simulate", "autoscale", "--days", "2", "--format", "json", "--plot", png)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("%d policies:\n%s", len(lines), out)
+	}
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first["policy"] != "learning" {
+		t.Fatalf("first line %q: %v", lines[0], err)
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() == 0 {
+		t.Fatalf("plot: %v", err)
+	}
+	if !strings.Contains(errOut, "done") {
+		t.Errorf("no progress on stderr: %q", errOut)
+	}
+
+	csv := filepath.Join(t.TempDir(), "rate.csv")
+	var b strings.Builder
+	b.WriteString("time,records_per_second\n")
+	for m := range 600 {
+		b.WriteString("2026-03-02T")
+		b.WriteString(pad2(m/60) + ":" + pad2(m%60) + ":00Z,")
+		b.WriteString([]string{"50000", "90000"}[m/300])
+		b.WriteString("\n")
+	}
+	if err := os.WriteFile(csv, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err = runCLI(t, "simulate", "autoscale", "--trace", csv, "--plot", "")
+	if err != nil || !strings.Contains(out, "learning") || !strings.Contains(errOut, "600 minutes") {
+		t.Fatalf("csv trace: %v\n%s\n%s", err, out, errOut)
+	}
+	if _, _, err := runCLI(t, "simulate", "autoscale", "--format", "xml", "--plot", ""); err == nil {
+		t.Fatal("--format xml accepted")
+	}
+}
+
+func pad2(n int) string {
+	if n < 10 {
+		return "0" + string(rune('0'+n))
+	}
+	return string(rune('0'+n/10)) + string(rune('0'+n%10))
+}
