@@ -46,16 +46,22 @@ func (k Kafka) ClientOpts(ctx context.Context, awsCfg func(context.Context) (aws
 	switch m := k.SASL.Mechanism; m {
 	case "":
 	case "scram-sha-256", "scram-sha-512":
-		pw, err := os.ReadFile(k.SASL.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
+		pass := k.SASL.Password
+		if pass == "" {
+			pw, err := os.ReadFile(k.SASL.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
+			}
+			pass = strings.TrimSpace(string(pw))
 		}
-		a := scram.Auth{User: k.SASL.Username, Pass: strings.TrimSpace(string(pw))}
+		a := scram.Auth{User: k.SASL.Username, Pass: pass}
 		if m == "scram-sha-256" {
 			opts = append(opts, kgo.SASL(a.AsSha256Mechanism()))
 		} else {
 			opts = append(opts, kgo.SASL(a.AsSha512Mechanism()))
 		}
+	default:
+		return nil, fmt.Errorf("kafka.sasl.mechanism %q is not scram-sha-256, scram-sha-512 or aws-msk-iam", m)
 	case "aws-msk-iam":
 		// MSK IAM signs each authentication with the instance's AWS credentials, refreshed.
 		opts = append(opts, kgo.SASL(aws.ManagedStreamingIAM(func(ctx context.Context) (aws.Auth, error) {

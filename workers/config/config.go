@@ -54,6 +54,9 @@ type SASL struct {
 	Mechanism    string `yaml:"mechanism"`
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
+	// Password, for callers that hold it already (the Terraform provider's sensitive
+	// attribute); never read from YAML, so it cannot end up in a config file.
+	Password string `yaml:"-"`
 }
 
 // Checkpoint configures the checkpoint store and triggers.

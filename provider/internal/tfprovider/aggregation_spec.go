@@ -1,0 +1,535 @@
+package tfprovider
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	tfpath "github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/liveagg/liveagg/workers/spec"
+)
+
+type aggregationSpec struct{ c *clients }
+
+func newAggregationSpec() resource.Resource { return &aggregationSpec{} }
+
+type specModel struct {
+	ID              types.String `tfsdk:"id"`
+	Name            types.String `tfsdk:"name"`
+	Key             types.List   `tfsdk:"key"`
+	Windows         types.List   `tfsdk:"windows"`
+	AllowedLateness types.String `tfsdk:"allowed_lateness"`
+	Input           *inputModel  `tfsdk:"input"`
+	Aggregations    []aggModel   `tfsdk:"aggregation"`
+	Outputs         []outModel   `tfsdk:"output"`
+	YAML            types.String `tfsdk:"yaml"`
+	Location        types.String `tfsdk:"location"`
+	Version         types.String `tfsdk:"version"`
+}
+
+type inputModel struct {
+	Topic          types.String `tfsdk:"topic"`
+	Format         types.String `tfsdk:"format"`
+	TimeField      types.String `tfsdk:"time_field"`
+	TimeUnit       types.String `tfsdk:"time_unit"`
+	MaxFutureSkew  types.String `tfsdk:"max_future_skew"`
+	MaxRecordBytes types.Int64  `tfsdk:"max_record_bytes"`
+}
+
+type aggModel struct {
+	Name             types.String  `tfsdk:"name"`
+	Fn               types.String  `tfsdk:"fn"`
+	Field            types.String  `tfsdk:"field"`
+	Precision        types.Int64   `tfsdk:"precision"`
+	RelativeAccuracy types.Float64 `tfsdk:"relative_accuracy"`
+	Quantiles        types.List    `tfsdk:"quantiles"`
+}
+
+type outModel struct {
+	Type     types.String `tfsdk:"type"`
+	Partial  types.Bool   `tfsdk:"partial"`
+	Key      types.List   `tfsdk:"key"`
+	Keyspace types.String `tfsdk:"keyspace"`
+	Table    types.String `tfsdk:"table"`
+	TTL      types.String `tfsdk:"ttl"`
+	URL      types.String `tfsdk:"url"`
+	Topic    types.String `tfsdk:"topic"`
+	Path     types.String `tfsdk:"path"`
+}
+
+func (r *aggregationSpec) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_aggregation_spec"
+}
+
+// stateBreaking forces replacement of what a live spec's checkpointed state depends on.
+func stateBreaking(what string) planmodifier.List {
+	return listplanmodifier.RequiresReplaceIf(func(_ context.Context, req planmodifier.ListRequest, resp *listplanmodifier.RequiresReplaceIfFuncResponse) {
+		resp.RequiresReplace = !req.StateValue.IsNull()
+	}, "Changing "+what+" of an existing spec would make its workers' checkpointed state unreadable (snapshots are fingerprinted by key, windows and aggregations), so the spec is replaced: its workers start it afresh. Give the new spec a new name to keep the old one's rollups running alongside.",
+		"Changing "+what+" of an existing spec would make its workers' checkpointed state unreadable, so the spec is replaced.")
+}
+
+func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	str := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{Optional: true, Description: desc}
+	}
+	computedStr := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{Optional: true, Computed: true, Description: desc,
+			PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}}
+	}
+	resp.Schema = schema.Schema{
+		Description: "An aggregation spec: what a fleet of workers reads, how it keys and windows it, what it computes and where it writes. The spec is checked at plan time by the same code the workers run, with each problem reported on its attribute, and stored as YAML at <spec_registry>/<name>.yaml, where workers load and hot-reload it.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{Computed: true, Description: "The spec name.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"name": schema.StringAttribute{Required: true, Description: "Identifies the spec in checkpoints, consumer groups and metrics (a-z, 0-9, _ and -; 64 at most). Changing it creates a new spec.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
+			"key": schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Record fields whose values identify a series. Changing them replaces the spec.",
+				PlanModifiers: []planmodifier.List{stateBreaking("the key fields")}},
+			"windows": schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Tumbling window sizes computed for every series, such as 1m, 15m, 1h. Changing them replaces the spec.",
+				PlanModifiers: []planmodifier.List{stateBreaking("the window sizes")}},
+			"allowed_lateness": str("How far behind the newest event time a record may be and still count, such as 30s."),
+			"yaml":             schema.StringAttribute{Computed: true, Description: "The spec as stored, with defaults made explicit."},
+			"location": schema.StringAttribute{Computed: true, Description: "Where the spec is stored: the location workers are configured with.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"version": schema.StringAttribute{Computed: true, Description: "The stored object's version (its ETag): changes whenever the stored spec does."},
+		},
+		Blocks: map[string]schema.Block{
+			"input": schema.SingleNestedBlock{
+				Description: "What the spec reads.",
+				Attributes: map[string]schema.Attribute{
+					"topic":           str("The Kafka topic to consume."),
+					"format":          computedStr("json (raw records) or partials (partial states from a lower level); default json."),
+					"time_field":      str("The event-time field of a JSON record (dotted for nested fields); not for partials."),
+					"time_unit":       computedStr("How the time field is written: s, ms, us, ns or rfc3339; default ms."),
+					"max_future_skew": computedStr("How far a record's event time may run ahead of its Kafka timestamp; default 1h."),
+					"max_record_bytes": schema.Int64Attribute{Optional: true, Computed: true, Description: "Larger records are dead-lettered before parsing; default 1 MiB.",
+						PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}},
+				},
+			},
+			"aggregation": schema.ListNestedBlock{
+				Description:   "A function computed per (series, window). Changing the list replaces the spec.",
+				PlanModifiers: []planmodifier.List{stateBreaking("the aggregations")},
+				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
+					"name":  computedStr("Output column; default count or <fn>_<field>."),
+					"fn":    str("count, sum, min, max, avg, last, distinct or quantiles."),
+					"field": str("The record field the function reads (not for count)."),
+					"precision": schema.Int64Attribute{Optional: true, Computed: true, Description: "HyperLogLog precision of distinct, 4-18; default 14 (about 0.8 % error).",
+						PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}},
+					"relative_accuracy": schema.Float64Attribute{Optional: true, Computed: true, Description: "DDSketch relative accuracy of quantiles; default 0.01."},
+					"quantiles":         schema.ListAttribute{ElementType: types.Float64Type, Optional: true, Computed: true, Description: "Ranks quantiles reports; default 0.5, 0.9, 0.99."},
+				}},
+			},
+			"output": schema.ListNestedBlock{
+				Description: "A destination for closed windows.",
+				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
+					"type":     str("cassandra, s3, kafka, file or stdout."),
+					"partial":  schema.BoolAttribute{Optional: true, Description: "Emit mergeable partial states for a next level instead of final values (kafka only)."},
+					"key":      schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "For partial outputs: the subset of the key the partials are partitioned by."},
+					"keyspace": str("Cassandra keyspace (type cassandra)."),
+					"table":    str("Cassandra table (type cassandra)."),
+					"ttl":      str("Expiry of Cassandra rows, such as 720h (type cassandra)."),
+					"url":      str("s3://bucket/prefix (type s3)."),
+					"topic":    str("Kafka topic (type kafka)."),
+					"path":     str("Folder for .jsonl files (type file)."),
+				}},
+			},
+		},
+	}
+}
+
+func (r *aggregationSpec) Configure(_ context.Context, req resource.ConfigureRequest, _ *resource.ConfigureResponse) {
+	if c, ok := req.ProviderData.(*clients); ok {
+		r.c = c
+	}
+}
+
+// document renders the model as a spec document; ok is false while a value is unknown.
+func (m *specModel) document(ctx context.Context) (map[string]any, bool) {
+	known := true
+	s := func(v types.String) any {
+		if v.IsUnknown() {
+			known = false
+		}
+		if v.IsNull() || v.IsUnknown() {
+			return nil
+		}
+		return v.ValueString()
+	}
+	list := func(v types.List) any {
+		if v.IsUnknown() {
+			known = false
+			return nil
+		}
+		if v.IsNull() {
+			return nil
+		}
+		for _, e := range v.Elements() {
+			if e.IsUnknown() {
+				known = false
+			}
+		}
+		var out []any
+		switch v.ElementType(ctx) {
+		case types.Float64Type:
+			var f []float64
+			v.ElementsAs(ctx, &f, false)
+			for _, x := range f {
+				out = append(out, x)
+			}
+		default:
+			var ss []string
+			v.ElementsAs(ctx, &ss, false)
+			for _, x := range ss {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	i64 := func(v types.Int64) any {
+		if v.IsUnknown() {
+			known = false
+		}
+		if v.IsNull() || v.IsUnknown() {
+			return nil
+		}
+		return v.ValueInt64()
+	}
+	doc := map[string]any{"name": s(m.Name), "key": list(m.Key), "windows": list(m.Windows), "allowed_lateness": s(m.AllowedLateness)}
+	if m.Input != nil {
+		doc["input"] = map[string]any{"topic": s(m.Input.Topic), "format": s(m.Input.Format), "time_field": s(m.Input.TimeField),
+			"time_unit": s(m.Input.TimeUnit), "max_future_skew": s(m.Input.MaxFutureSkew), "max_record_bytes": i64(m.Input.MaxRecordBytes)}
+	}
+	var aggs []any
+	for _, a := range m.Aggregations {
+		ra := any(nil)
+		if !a.RelativeAccuracy.IsNull() && !a.RelativeAccuracy.IsUnknown() {
+			ra = a.RelativeAccuracy.ValueFloat64()
+		}
+		aggs = append(aggs, map[string]any{"name": s(a.Name), "fn": s(a.Fn), "field": s(a.Field), "precision": i64(a.Precision),
+			"relative_accuracy": ra, "quantiles": list(a.Quantiles)})
+	}
+	doc["aggregations"] = aggs
+	var outs []any
+	for _, o := range m.Outputs {
+		partial := any(nil)
+		if !o.Partial.IsNull() && !o.Partial.IsUnknown() {
+			partial = o.Partial.ValueBool()
+		}
+		outs = append(outs, map[string]any{"type": s(o.Type), "partial": partial, "key": list(o.Key), "keyspace": s(o.Keyspace),
+			"table": s(o.Table), "ttl": s(o.TTL), "url": s(o.URL), "topic": s(o.Topic), "path": s(o.Path)})
+	}
+	doc["outputs"] = outs
+	prune(doc)
+	return doc, known
+}
+
+// prune drops nil values, so absent attributes are absent keys.
+func prune(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if x == nil {
+				delete(t, k)
+				continue
+			}
+			prune(x)
+		}
+	case []any:
+		for _, x := range t {
+			prune(x)
+		}
+	}
+}
+
+// specPath maps a spec field path to the resource's attribute path.
+func specPath(p string) tfpath.Path {
+	p = strings.Replace(p, "aggregations[", "aggregation[", 1)
+	p = strings.Replace(p, "outputs[", "output[", 1)
+	if p == "aggregations" {
+		p = "aggregation"
+	}
+	if p == "outputs" {
+		p = "output"
+	}
+	return pathOf(p)
+}
+
+// parse checks the model with the spec package; each problem is a diagnostic on its attribute.
+func (m *specModel) parse(ctx context.Context) (*spec.Spec, diag.Diagnostics, bool) {
+	var d diag.Diagnostics
+	doc, known := m.document(ctx)
+	if !known {
+		return nil, d, false
+	}
+	y, err := yamlMarshal(doc)
+	if err != nil {
+		d.AddError("spec", err.Error())
+		return nil, d, true
+	}
+	s, err := spec.Parse(y)
+	var fes spec.Errors
+	if errors.As(err, &fes) {
+		for _, fe := range fes {
+			if fe.Path == "" {
+				d.AddError("invalid aggregation spec", fe.Msg)
+			} else {
+				d.AddAttributeError(specPath(fe.Path), "invalid aggregation spec", fe.Path+": "+fe.Msg)
+			}
+		}
+		return nil, d, true
+	}
+	if err != nil {
+		d.AddError("invalid aggregation spec", err.Error())
+		return nil, d, true
+	}
+	return s, d, true
+}
+
+func (r *aggregationSpec) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var m specModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	_, d, _ := m.parse(ctx)
+	resp.Diagnostics.Append(d...)
+}
+
+// ModifyPlan plans the stored document from the configuration, so a stored spec changed
+// outside Terraform (which Read puts in state) shows as a difference to put right.
+func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var m specModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	s, d, known := m.parse(ctx)
+	resp.Diagnostics.Append(d...)
+	if !known || s == nil {
+		return
+	}
+	y, err := spec.Marshal(s)
+	if err != nil {
+		resp.Diagnostics.AddError("spec", err.Error())
+		return
+	}
+	var prior specModel
+	if !req.State.Raw.IsNull() {
+		resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	}
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("yaml"), string(y))...)
+	if prior.YAML.ValueString() != string(y) {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("version"), types.StringUnknown())...)
+	} else {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("version"), prior.Version)...)
+	}
+}
+
+func (r *aggregationSpec) registry() (bucket, prefix string, err error) {
+	if r.c == nil || r.c.s3 == nil {
+		return "", "", fmt.Errorf("the provider has no spec registry: set spec_registry.location (s3://bucket/prefix) or LIVEAGG_SPEC_REGISTRY")
+	}
+	u, err := url.Parse(r.c.registry)
+	if err != nil {
+		return "", "", err
+	}
+	return u.Host, strings.Trim(u.Path, "/"), nil
+}
+
+func (r *aggregationSpec) objectKey(prefix, name string) string {
+	return path.Join(prefix, name+".yaml")
+}
+
+func (r *aggregationSpec) write(ctx context.Context, m *specModel) diag.Diagnostics {
+	var d diag.Diagnostics
+	s, pd, _ := m.parse(ctx)
+	d.Append(pd...)
+	if d.HasError() || s == nil {
+		return d
+	}
+	bucket, prefix, err := r.registry()
+	if err != nil {
+		d.AddError("spec registry", err.Error())
+		return d
+	}
+	y, err := spec.Marshal(s)
+	if err != nil {
+		d.AddError("spec", err.Error())
+		return d
+	}
+	key := r.objectKey(prefix, s.Name)
+	out, err := r.c.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(y),
+		ContentType: aws.String("application/yaml")})
+	if err != nil {
+		d.AddError("store spec", fmt.Sprintf("s3://%s/%s: %v", bucket, key, err))
+		return d
+	}
+	m.fill(ctx, s, string(y), "s3://"+bucket+"/"+key, strings.Trim(aws.ToString(out.ETag), `"`))
+	return d
+}
+
+// fill sets the model from a stored spec: every field, defaults included, so a spec edited
+// outside Terraform, or imported, reads back completely.
+func (m *specModel) fill(ctx context.Context, s *spec.Spec, y, location, version string) {
+	str := func(v string) types.String {
+		if v == "" {
+			return types.StringNull()
+		}
+		return types.StringValue(v)
+	}
+	dur := func(v spec.Duration) types.String {
+		if v == 0 {
+			return types.StringNull()
+		}
+		return types.StringValue(v.String())
+	}
+	strList := func(v []string) types.List {
+		if len(v) == 0 {
+			return types.ListNull(types.StringType)
+		}
+		l, _ := types.ListValueFrom(ctx, types.StringType, v)
+		return l
+	}
+	m.ID, m.Name = types.StringValue(s.Name), types.StringValue(s.Name)
+	m.Key = strList(s.Key)
+	var ws []string
+	for _, w := range s.Windows {
+		ws = append(ws, w.String())
+	}
+	m.Windows = strList(ws)
+	m.AllowedLateness = dur(s.AllowedLateness)
+	m.Input = &inputModel{Topic: str(s.Input.Topic), Format: str(s.Input.Format), TimeField: str(s.Input.TimeField),
+		TimeUnit: str(s.Input.TimeUnit), MaxFutureSkew: dur(s.Input.MaxFutureSkew), MaxRecordBytes: types.Int64Value(int64(s.Input.MaxRecordBytes))}
+	if s.Input.Format == spec.FormatPartials {
+		m.Input.MaxFutureSkew = types.StringNull()
+	}
+	m.Aggregations = nil
+	for _, a := range s.Aggregations {
+		am := aggModel{Name: str(a.Name), Fn: str(a.Fn), Field: str(a.Field), Precision: types.Int64Null(),
+			RelativeAccuracy: types.Float64Null(), Quantiles: types.ListNull(types.Float64Type)}
+		if a.Fn == spec.FnDistinct {
+			am.Precision = types.Int64Value(int64(a.Precision))
+		}
+		if a.Fn == spec.FnQuantiles {
+			am.RelativeAccuracy = types.Float64Value(a.RelativeAccuracy)
+			am.Quantiles, _ = types.ListValueFrom(ctx, types.Float64Type, a.Quantiles)
+		}
+		m.Aggregations = append(m.Aggregations, am)
+	}
+	m.Outputs = nil
+	for _, o := range s.Outputs {
+		om := outModel{Type: str(o.Type), Partial: types.BoolNull(), Key: strList(o.Key), Keyspace: str(o.Keyspace), Table: str(o.Table),
+			TTL: dur(o.TTL), URL: str(o.URL), Topic: str(o.Topic), Path: str(o.Path)}
+		if o.Partial {
+			om.Partial = types.BoolValue(true)
+		}
+		m.Outputs = append(m.Outputs, om)
+	}
+	m.YAML, m.Location, m.Version = types.StringValue(y), types.StringValue(location), types.StringValue(version)
+}
+
+func (r *aggregationSpec) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var m specModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.write(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *aggregationSpec) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var m specModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.write(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *aggregationSpec) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m specModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	bucket, prefix, err := r.registry()
+	if err != nil {
+		resp.Diagnostics.AddError("spec registry", err.Error())
+		return
+	}
+	name := m.ID.ValueString()
+	key := r.objectKey(prefix, name)
+	out, err := r.c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	var nsk *s3types.NoSuchKey
+	if errors.As(err, &nsk) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("read spec", fmt.Sprintf("s3://%s/%s: %v", bucket, key, err))
+		return
+	}
+	defer out.Body.Close()
+	y, err := io.ReadAll(out.Body)
+	if err != nil {
+		resp.Diagnostics.AddError("read spec", err.Error())
+		return
+	}
+	s, err := spec.Parse(y)
+	if err != nil {
+		// Someone stored something workers would refuse: keep what the state says and show
+		// the stored text, so the plan writes a valid spec back.
+		resp.Diagnostics.AddWarning("stored spec is invalid", fmt.Sprintf("s3://%s/%s: %v; the next apply rewrites it", bucket, key, err))
+		m.YAML = types.StringValue(string(y))
+		resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+		return
+	}
+	m.fill(ctx, s, string(y), "s3://"+bucket+"/"+key, strings.Trim(aws.ToString(out.ETag), `"`))
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *aggregationSpec) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var m specModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	bucket, prefix, err := r.registry()
+	if err != nil {
+		resp.Diagnostics.AddError("spec registry", err.Error())
+		return
+	}
+	if _, err := r.c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(r.objectKey(prefix, m.ID.ValueString()))}); err != nil {
+		resp.Diagnostics.AddError("delete spec", err.Error())
+	}
+}
+
+func (r *aggregationSpec) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, tfpath.Root("id"), req.ID)...)
+}

@@ -1,0 +1,235 @@
+// Package tfprovider is the liveagg Terraform provider: Kafka topics, aggregation specs (checked
+// at plan time by the engine's own spec package and stored in the spec registry workers load
+// them from), Cassandra rollup tables derived from specs, and a fleet plan data source.
+package tfprovider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/gocql/gocql"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	wconfig "github.com/liveagg/liveagg/workers/config"
+)
+
+// New returns the provider factory for providerserver.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider { return &liveaggProvider{version: version} }
+}
+
+type liveaggProvider struct{ version string }
+
+// clients is what resources get from a configured provider. Clients are made on first use, so
+// a plan that touches only specs needs no Kafka, and one that touches only topics no S3.
+type clients struct {
+	brokers   []string
+	kafkaOpts []kgo.Opt
+	registry  string // s3://bucket/prefix
+	s3        *s3.Client
+	cassHosts []string
+	cassUser  string
+	cassPass  string
+}
+
+func (c *clients) cassandra() (*gocql.Session, error) {
+	if len(c.cassHosts) == 0 {
+		return nil, fmt.Errorf("the provider has no cassandra hosts: set cassandra.hosts or LIVEAGG_CASSANDRA_HOSTS")
+	}
+	cl := gocql.NewCluster(c.cassHosts...)
+	cl.Timeout, cl.ConnectTimeout = 30*time.Second, 10*time.Second
+	cl.Consistency = gocql.Quorum
+	if c.cassUser != "" {
+		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.cassUser, Password: c.cassPass}
+	}
+	return cl.CreateSession()
+}
+
+func (c *clients) kafka() (*kgo.Client, error) {
+	if len(c.brokers) == 0 {
+		return nil, fmt.Errorf("the provider has no kafka bootstrap servers: set kafka.bootstrap_servers or LIVEAGG_KAFKA_BROKERS")
+	}
+	return kgo.NewClient(c.kafkaOpts...)
+}
+
+type providerModel struct {
+	Kafka     *kafkaModel     `tfsdk:"kafka"`
+	Registry  *registryModel  `tfsdk:"spec_registry"`
+	Cassandra *cassandraModel `tfsdk:"cassandra"`
+}
+
+type kafkaModel struct {
+	Servers       types.List   `tfsdk:"bootstrap_servers"`
+	TLS           types.Bool   `tfsdk:"tls"`
+	CAFile        types.String `tfsdk:"ca_file"`
+	SASLMechanism types.String `tfsdk:"sasl_mechanism"`
+	SASLUsername  types.String `tfsdk:"sasl_username"`
+	SASLPassword  types.String `tfsdk:"sasl_password"`
+	AWSRegion     types.String `tfsdk:"aws_region"`
+}
+
+type registryModel struct {
+	Location types.String `tfsdk:"location"`
+	Region   types.String `tfsdk:"region"`
+	Endpoint types.String `tfsdk:"endpoint"`
+}
+
+type cassandraModel struct {
+	Hosts    types.List   `tfsdk:"hosts"`
+	Username types.String `tfsdk:"username"`
+	Password types.String `tfsdk:"password"`
+}
+
+func (p *liveaggProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "liveagg"
+	resp.Version = p.version
+}
+
+func (p *liveaggProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "Declares liveagg's own objects: Kafka topics, aggregation specs (validated at plan time by the engine's spec package, stored in the spec registry the workers load from), Cassandra rollup tables derived from specs, and fleet sizing. Every setting can also come from an environment variable.",
+		Blocks: map[string]schema.Block{
+			"kafka": schema.SingleNestedBlock{
+				Description: "Where the Kafka cluster is and how to authenticate.",
+				Attributes: map[string]schema.Attribute{
+					"bootstrap_servers": schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Broker addresses, host:port (env LIVEAGG_KAFKA_BROKERS, comma-separated)."},
+					"tls":               schema.BoolAttribute{Optional: true, Description: "Connect with TLS (env LIVEAGG_KAFKA_TLS)."},
+					"ca_file":           schema.StringAttribute{Optional: true, Description: "PEM file of the CA that signed the brokers' certificates; the system roots when unset."},
+					"sasl_mechanism":    schema.StringAttribute{Optional: true, Description: "SASL mechanism: scram-sha-256, scram-sha-512 or aws-msk-iam (env LIVEAGG_KAFKA_SASL_MECHANISM)."},
+					"sasl_username":     schema.StringAttribute{Optional: true, Description: "SCRAM user (env LIVEAGG_KAFKA_SASL_USERNAME)."},
+					"sasl_password":     schema.StringAttribute{Optional: true, Sensitive: true, Description: "SCRAM password (env LIVEAGG_KAFKA_SASL_PASSWORD)."},
+					"aws_region":        schema.StringAttribute{Optional: true, Description: "Region for AWS MSK IAM authentication."},
+				},
+			},
+			"spec_registry": schema.SingleNestedBlock{
+				Description: "The S3 location specs are stored in, which workers load and watch.",
+				Attributes: map[string]schema.Attribute{
+					"location": schema.StringAttribute{Optional: true, Description: "s3://bucket/prefix (env LIVEAGG_SPEC_REGISTRY)."},
+					"region":   schema.StringAttribute{Optional: true, Description: "The bucket's region (env AWS_REGION)."},
+					"endpoint": schema.StringAttribute{Optional: true, Description: "S3 endpoint override for an S3-compatible store such as moto or MinIO (env LIVEAGG_AWS_ENDPOINT)."},
+				},
+			},
+			"cassandra": schema.SingleNestedBlock{
+				Description: "The Cassandra cluster rollup tables live in.",
+				Attributes: map[string]schema.Attribute{
+					"hosts":    schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Contact points, host or host:port (env LIVEAGG_CASSANDRA_HOSTS, comma-separated)."},
+					"username": schema.StringAttribute{Optional: true, Description: "User for password authentication (env LIVEAGG_CASSANDRA_USERNAME)."},
+					"password": schema.StringAttribute{Optional: true, Sensitive: true, Description: "Password (env LIVEAGG_CASSANDRA_PASSWORD)."},
+				},
+			},
+		},
+	}
+}
+
+func strOr(v types.String, env string) string {
+	if !v.IsNull() && !v.IsUnknown() && v.ValueString() != "" {
+		return v.ValueString()
+	}
+	return os.Getenv(env)
+}
+
+func listOr(ctx context.Context, v types.List, env string) []string {
+	if !v.IsNull() && !v.IsUnknown() {
+		var out []string
+		v.ElementsAs(ctx, &out, false)
+		if len(out) > 0 {
+			return out
+		}
+	}
+	if e := os.Getenv(env); e != "" {
+		return strings.Split(e, ",")
+	}
+	return nil
+}
+
+func (p *liveaggProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var m providerModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if m.Kafka == nil {
+		m.Kafka = &kafkaModel{}
+	}
+	if m.Registry == nil {
+		m.Registry = &registryModel{}
+	}
+	if m.Cassandra == nil {
+		m.Cassandra = &cassandraModel{}
+	}
+	c := &clients{
+		brokers:   listOr(ctx, m.Kafka.Servers, "LIVEAGG_KAFKA_BROKERS"),
+		registry:  strOr(m.Registry.Location, "LIVEAGG_SPEC_REGISTRY"),
+		cassHosts: listOr(ctx, m.Cassandra.Hosts, "LIVEAGG_CASSANDRA_HOSTS"),
+		cassUser:  strOr(m.Cassandra.Username, "LIVEAGG_CASSANDRA_USERNAME"),
+		cassPass:  strOr(m.Cassandra.Password, "LIVEAGG_CASSANDRA_PASSWORD"),
+	}
+	// Kafka auth goes through the worker's own config code, so the provider and the workers
+	// connect the same way.
+	kc := wconfig.Kafka{Brokers: c.brokers, SASL: wconfig.SASL{
+		Mechanism: strOr(m.Kafka.SASLMechanism, "LIVEAGG_KAFKA_SASL_MECHANISM"),
+		Username:  strOr(m.Kafka.SASLUsername, "LIVEAGG_KAFKA_SASL_USERNAME"),
+		Password:  strOr(m.Kafka.SASLPassword, "LIVEAGG_KAFKA_SASL_PASSWORD"),
+	}}
+	if (!m.Kafka.TLS.IsNull() && m.Kafka.TLS.ValueBool()) || os.Getenv("LIVEAGG_KAFKA_TLS") == "true" {
+		kc.TLS = wconfig.TLS{Enabled: true, CAFile: m.Kafka.CAFile.ValueString()}
+	}
+	region := strOr(m.Registry.Region, "AWS_REGION")
+	endpoint := strOr(m.Registry.Endpoint, "LIVEAGG_AWS_ENDPOINT")
+	awsLoad := func(ctx context.Context) (aws.Config, error) {
+		var opts []func(*config.LoadOptions) error
+		if r := region; r != "" {
+			opts = append(opts, config.WithRegion(r))
+		} else if r := m.Kafka.AWSRegion.ValueString(); r != "" {
+			opts = append(opts, config.WithRegion(r))
+		}
+		return config.LoadDefaultConfig(ctx, opts...)
+	}
+	if len(c.brokers) > 0 {
+		opts, err := kc.ClientOpts(ctx, awsLoad)
+		if err != nil {
+			resp.Diagnostics.AddError("kafka configuration", err.Error())
+			return
+		}
+		c.kafkaOpts = opts
+	}
+	if c.registry != "" {
+		if !strings.HasPrefix(c.registry, "s3://") {
+			resp.Diagnostics.AddAttributeError(pathOf("spec_registry.location"), "spec registry", fmt.Sprintf("%q is not s3://bucket/prefix", c.registry))
+			return
+		}
+		ac, err := awsLoad(ctx)
+		if err != nil {
+			resp.Diagnostics.AddError("aws configuration", err.Error())
+			return
+		}
+		c.s3 = s3.NewFromConfig(ac, func(o *s3.Options) {
+			if endpoint != "" {
+				o.BaseEndpoint = aws.String(endpoint)
+				o.UsePathStyle = true
+			}
+			o.DisableLogOutputChecksumValidationSkipped = true
+		})
+	}
+	resp.ResourceData = c
+	resp.DataSourceData = c
+}
+
+func (p *liveaggProvider) Resources(context.Context) []func() resource.Resource {
+	return []func() resource.Resource{newKafkaTopic, newAggregationSpec, newRollupTable}
+}
+
+func (p *liveaggProvider) DataSources(context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{newFleetPlan}
+}

@@ -1,0 +1,346 @@
+package tfprovider
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	tfpath "github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/worker"
+)
+
+type rollupTable struct{ c *clients }
+
+func newRollupTable() resource.Resource { return &rollupTable{} }
+
+type rollupModel struct {
+	ID          types.String `tfsdk:"id"`
+	Spec        types.String `tfsdk:"spec"`
+	Keyspace    types.String `tfsdk:"keyspace"`
+	Table       types.String `tfsdk:"table"`
+	Replication types.Map    `tfsdk:"replication"`
+	TTL         types.String `tfsdk:"ttl"`
+	KeyFields   types.List   `tfsdk:"key_fields"`
+	Columns     types.Map    `tfsdk:"columns"`
+}
+
+func (r *rollupTable) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_rollup_table"
+}
+
+func (r *rollupTable) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		Description: "The Cassandra keyspace and table of a spec's Cassandra output, derived from the spec exactly as the workers' sink creates it: a row per (series, window size, window start), a column per aggregation value. New value columns are added and dropped ones removed in place, replication and TTL change in place; a change of primary key, which Cassandra cannot alter, replaces the table.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{Computed: true, Description: "keyspace.table.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
+			"spec": schema.StringAttribute{Required: true, Description: "The spec document (the yaml attribute of a liveagg_aggregation_spec); the table is the one its cassandra output with this keyspace and table names."},
+			"keyspace": schema.StringAttribute{Required: true, Description: "Keyspace; created if missing. Changing it creates a new table.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
+			"table": schema.StringAttribute{Required: true, Description: "Table. Changing it creates a new table.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
+			"replication": schema.MapAttribute{ElementType: types.StringType, Optional: true, Description: "The keyspace's replication, such as {class = \"NetworkTopologyStrategy\", us-east = \"3\"}; default SimpleStrategy with one replica. Changed in place."},
+			"ttl":         schema.StringAttribute{Optional: true, Description: "Rows expire this long after they are written, such as 2160h (the table's default_time_to_live); unset keeps them. Changed in place."},
+			"key_fields":  schema.ListAttribute{ElementType: types.StringType, Computed: true, Description: "The series key columns, from the spec (with window_size, the partition key; window_start clusters)."},
+			"columns":     schema.MapAttribute{ElementType: types.StringType, Computed: true, Description: "Value columns and their CQL types, from the spec's aggregations."},
+		},
+	}
+}
+
+func (r *rollupTable) Configure(_ context.Context, req resource.ConfigureRequest, _ *resource.ConfigureResponse) {
+	if c, ok := req.ProviderData.(*clients); ok {
+		r.c = c
+	}
+}
+
+// derive finds the spec's output for this table and the key fields and columns it writes.
+func derive(specDoc, keyspace, table string) (keys []string, cols map[string]string, ttl spec.Duration, err error) {
+	s, err := spec.Parse([]byte(specDoc))
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("spec: %w", err)
+	}
+	found := false
+	for _, o := range s.Outputs {
+		if o.Type == spec.OutputCassandra && o.Keyspace == keyspace && o.Table == table {
+			found, ttl = true, o.TTL
+		}
+	}
+	if !found {
+		return nil, nil, 0, fmt.Errorf("spec %s has no cassandra output to %s.%s", s.Name, keyspace, table)
+	}
+	layout, err := worker.Layout(s)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	cols = map[string]string{}
+	for _, c := range layout.Columns() {
+		typ := "double"
+		if c == "count" || strings.HasPrefix(c, "distinct") {
+			typ = "bigint"
+		}
+		cols[strings.ReplaceAll(c, ".", "_")] = typ
+	}
+	for _, k := range s.Key {
+		keys = append(keys, strings.ReplaceAll(k, ".", "_"))
+	}
+	return keys, cols, ttl, nil
+}
+
+func (r *rollupTable) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var plan, state rollupModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if plan.Spec.IsUnknown() || plan.Keyspace.IsUnknown() || plan.Table.IsUnknown() {
+		return
+	}
+	keys, cols, _, err := derive(plan.Spec.ValueString(), plan.Keyspace.ValueString(), plan.Table.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(tfpath.Root("spec"), "rollup table", err.Error())
+		return
+	}
+	kl, d := types.ListValueFrom(ctx, types.StringType, keys)
+	resp.Diagnostics.Append(d...)
+	cm, d := types.MapValueFrom(ctx, types.StringType, cols)
+	resp.Diagnostics.Append(d...)
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("key_fields"), kl)...)
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("columns"), cm)...)
+	if req.State.Raw.IsNull() {
+		return
+	}
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	var oldKeys []string
+	var oldCols map[string]string
+	state.KeyFields.ElementsAs(ctx, &oldKeys, false)
+	state.Columns.ElementsAs(ctx, &oldCols, false)
+	if !slices.Equal(oldKeys, keys) {
+		resp.RequiresReplace = append(resp.RequiresReplace, tfpath.Root("key_fields"))
+	}
+	for c, t := range cols {
+		if old, ok := oldCols[c]; ok && old != t {
+			resp.RequiresReplace = append(resp.RequiresReplace, tfpath.Root("columns"))
+		}
+	}
+}
+
+func (r *rollupTable) apply(ctx context.Context, m *rollupModel, prior *rollupModel) diag.Diagnostics {
+	var d diag.Diagnostics
+	sess, err := r.c.cassandra()
+	if err != nil {
+		d.AddError("cassandra", err.Error())
+		return d
+	}
+	defer sess.Close()
+	ks, tb := m.Keyspace.ValueString(), m.Table.ValueString()
+	keys, cols, specTTL, err := derive(m.Spec.ValueString(), ks, tb)
+	if err != nil {
+		d.AddAttributeError(tfpath.Root("spec"), "rollup table", err.Error())
+		return d
+	}
+	repl := map[string]string{}
+	m.Replication.ElementsAs(ctx, &repl, false)
+	if len(repl) == 0 {
+		repl = map[string]string{"class": "SimpleStrategy", "replication_factor": "1"}
+	}
+	colNames := make([]string, 0, len(cols))
+	for c := range cols {
+		colNames = append(colNames, c)
+	}
+	sort.Strings(colNames)
+	stmts := sink.CassandraDDL(sink.CassandraConfig{Keyspace: ks, Table: tb, Replication: repl}, keys, colNames)
+	if prior != nil {
+		// In place: replication, new and dropped columns.
+		stmts = []string{fmt.Sprintf("ALTER KEYSPACE %s WITH replication = {%s}", ks, cqlMap(repl))}
+		var oldCols map[string]string
+		prior.Columns.ElementsAs(ctx, &oldCols, false)
+		for _, c := range colNames {
+			if _, ok := oldCols[c]; !ok {
+				stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s.%s ADD %s %s", ks, tb, c, cols[c]))
+			}
+		}
+		for c := range oldCols {
+			if _, ok := cols[c]; !ok {
+				stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s.%s DROP %s", ks, tb, c))
+			}
+		}
+	}
+	ttl := time.Duration(0)
+	if v := m.TTL.ValueString(); v != "" {
+		if ttl, err = time.ParseDuration(v); err != nil || ttl < 0 {
+			d.AddAttributeError(tfpath.Root("ttl"), "ttl", fmt.Sprintf("%q is not a duration such as 2160h", v))
+			return d
+		}
+	} else if specTTL > 0 {
+		ttl = specTTL.Std()
+	}
+	stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s.%s WITH default_time_to_live = %d", ks, tb, int(ttl.Seconds())))
+	for _, q := range stmts {
+		if err := sess.Query(q).WithContext(ctx).Exec(); err != nil {
+			d.AddError("cassandra", fmt.Sprintf("%s: %v", q, err))
+			return d
+		}
+	}
+	m.ID = types.StringValue(ks + "." + tb)
+	kl, dd := types.ListValueFrom(ctx, types.StringType, keys)
+	d.Append(dd...)
+	cm, dd := types.MapValueFrom(ctx, types.StringType, cols)
+	d.Append(dd...)
+	m.KeyFields, m.Columns = kl, cm
+	return d
+}
+
+func cqlMap(m map[string]string) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("'%s': '%s'", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func (r *rollupTable) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var m rollupModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.apply(ctx, &m, nil)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func (r *rollupTable) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var m, prior rollupModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(r.apply(ctx, &m, &prior)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// Read puts the table as Cassandra has it in state: a table dropped, a column added or dropped,
+// or a TTL or replication changed out of band all show in the next plan.
+func (r *rollupTable) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var m rollupModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if m.Keyspace.ValueString() == "" {
+		ks, tb, ok := strings.Cut(m.ID.ValueString(), ".")
+		if !ok {
+			resp.Diagnostics.AddError("import", fmt.Sprintf("%q is not keyspace.table", m.ID.ValueString()))
+			return
+		}
+		m.Keyspace, m.Table = types.StringValue(ks), types.StringValue(tb)
+	}
+	sess, err := r.c.cassandra()
+	if err != nil {
+		resp.Diagnostics.AddError("cassandra", err.Error())
+		return
+	}
+	defer sess.Close()
+	ks, tb := m.Keyspace.ValueString(), m.Table.ValueString()
+	var ttl int
+	if err := sess.Query(`SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`, ks, tb).
+		WithContext(ctx).Scan(&ttl); err != nil {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	iter := sess.Query(`SELECT column_name, kind, position, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`, ks, tb).WithContext(ctx).Iter()
+	var name, kind, typ string
+	var pos int
+	type keyCol struct {
+		name string
+		pos  int
+	}
+	var keyCols []keyCol
+	cols := map[string]string{}
+	for iter.Scan(&name, &kind, &pos, &typ) {
+		switch {
+		case kind == "partition_key" && name != "window_size":
+			keyCols = append(keyCols, keyCol{name, pos})
+		case kind == "regular" && name != "window_end":
+			cols[name] = typ
+		}
+	}
+	if err := iter.Close(); err != nil {
+		resp.Diagnostics.AddError("cassandra", err.Error())
+		return
+	}
+	sort.Slice(keyCols, func(i, j int) bool { return keyCols[i].pos < keyCols[j].pos })
+	var keys []string
+	for _, k := range keyCols {
+		keys = append(keys, k.name)
+	}
+	var repl map[string]string
+	if err := sess.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, ks).WithContext(ctx).Scan(&repl); err == nil && !m.Replication.IsNull() {
+		// Cassandra spells the class in full; keep the configured spelling when it is the same.
+		var want map[string]string
+		m.Replication.ElementsAs(ctx, &want, false)
+		if cls := repl["class"]; strings.HasSuffix(cls, "."+want["class"]) {
+			repl["class"] = want["class"]
+		}
+		rm, d := types.MapValueFrom(ctx, types.StringType, repl)
+		resp.Diagnostics.Append(d...)
+		m.Replication = rm
+	}
+	if ttl > 0 {
+		if v := m.TTL.ValueString(); v == "" || mustDur(v).Seconds() != float64(ttl) {
+			m.TTL = types.StringValue((time.Duration(ttl) * time.Second).String())
+		}
+	} else if !m.TTL.IsNull() && mustDur(m.TTL.ValueString()) != 0 {
+		m.TTL = types.StringValue("0s")
+	}
+	kl, d := types.ListValueFrom(ctx, types.StringType, keys)
+	resp.Diagnostics.Append(d...)
+	cm, d := types.MapValueFrom(ctx, types.StringType, cols)
+	resp.Diagnostics.Append(d...)
+	m.KeyFields, m.Columns = kl, cm
+	m.ID = types.StringValue(ks + "." + tb)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+func mustDur(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
+
+func (r *rollupTable) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var m rollupModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
+	sess, err := r.c.cassandra()
+	if err != nil {
+		resp.Diagnostics.AddError("cassandra", err.Error())
+		return
+	}
+	defer sess.Close()
+	// The keyspace may hold other tables; only the table goes.
+	if err := sess.Query(fmt.Sprintf("DROP TABLE IF EXISTS %s.%s", m.Keyspace.ValueString(), m.Table.ValueString())).WithContext(ctx).Exec(); err != nil {
+		resp.Diagnostics.AddError("cassandra", err.Error())
+	}
+}
+
+func (r *rollupTable) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, tfpath.Root("id"), req.ID)...)
+}
