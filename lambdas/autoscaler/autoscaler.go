@@ -170,8 +170,10 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 		}
 	}
 	in2 := Inputs{Rate: rate, Lag: lag, SecondsPerRecord: series["spr"], CPU: series["cpu"], StateBytes: series["state"]}
-	if err := s.history(ctx, dims, end, &in2); err != nil {
-		return Inputs{}, err
+	if h, ok := s.policy.(interface{ NeedsHistory() bool }); ok && h.NeedsHistory() {
+		if err := s.history(ctx, dims, end, &in2); err != nil {
+			return Inputs{}, err
+		}
 	}
 	return in2, nil
 }

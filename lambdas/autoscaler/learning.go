@@ -160,3 +160,6 @@ func (l Learning) Decide(in Inputs) Decision {
 	}
 	return d
 }
+
+// NeedsHistory tells the lambda to read the long history the forecast learns from.
+func (Learning) NeedsHistory() bool { return true }

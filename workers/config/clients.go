@@ -60,8 +60,6 @@ func (k Kafka) ClientOpts(ctx context.Context, awsCfg func(context.Context) (aws
 		} else {
 			opts = append(opts, kgo.SASL(a.AsSha512Mechanism()))
 		}
-	default:
-		return nil, fmt.Errorf("kafka.sasl.mechanism %q is not scram-sha-256, scram-sha-512 or aws-msk-iam", m)
 	case "aws-msk-iam":
 		// MSK IAM signs each authentication with the instance's AWS credentials, refreshed.
 		opts = append(opts, kgo.SASL(aws.ManagedStreamingIAM(func(ctx context.Context) (aws.Auth, error) {
@@ -75,6 +73,8 @@ func (k Kafka) ClientOpts(ctx context.Context, awsCfg func(context.Context) (aws
 			}
 			return aws.Auth{AccessKey: cr.AccessKeyID, SecretKey: cr.SecretAccessKey, SessionToken: cr.SessionToken}, nil
 		})))
+	default:
+		return nil, fmt.Errorf("kafka.sasl.mechanism %q is not scram-sha-256, scram-sha-512 or aws-msk-iam", m)
 	}
 	return opts, nil
 }
