@@ -18,12 +18,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/worker"
 )
 
 type aggregationSpec struct{ c *clients }
@@ -78,14 +78,6 @@ func (r *aggregationSpec) Metadata(_ context.Context, req resource.MetadataReque
 	resp.TypeName = req.ProviderTypeName + "_aggregation_spec"
 }
 
-// stateBreaking forces replacement of what a live spec's checkpointed state depends on.
-func stateBreaking(what string) planmodifier.List {
-	return listplanmodifier.RequiresReplaceIf(func(_ context.Context, req planmodifier.ListRequest, resp *listplanmodifier.RequiresReplaceIfFuncResponse) {
-		resp.RequiresReplace = !req.StateValue.IsNull()
-	}, "Changing "+what+" of an existing spec would make its workers' checkpointed state unreadable (snapshots are fingerprinted by key, windows and aggregations), so the spec is replaced: its workers start it afresh. Give the new spec a new name to keep the old one's rollups running alongside.",
-		"Changing "+what+" of an existing spec would make its workers' checkpointed state unreadable, so the spec is replaced.")
-}
-
 func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	str := func(desc string) schema.StringAttribute {
 		return schema.StringAttribute{Optional: true, Description: desc}
@@ -101,10 +93,8 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
 			"name": schema.StringAttribute{Required: true, Description: "Identifies the spec in checkpoints, consumer groups and metrics (a-z, 0-9, _ and -; 64 at most). Changing it creates a new spec.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
-			"key": schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Record fields whose values identify a series. Changing them replaces the spec.",
-				PlanModifiers: []planmodifier.List{stateBreaking("the key fields")}},
-			"windows": schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Tumbling window sizes computed for every series, such as 1m, 15m, 1h. Changing them replaces the spec.",
-				PlanModifiers: []planmodifier.List{stateBreaking("the window sizes")}},
+			"key":              schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Record fields whose values identify a series. Changing them replaces the spec."},
+			"windows":          schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Tumbling window sizes computed for every series, such as 1m, 15m, 1h. Changing them replaces the spec."},
 			"allowed_lateness": str("How far behind the newest event time a record may be and still count, such as 30s."),
 			"yaml":             schema.StringAttribute{Computed: true, Description: "The spec as stored, with defaults made explicit."},
 			"location": schema.StringAttribute{Computed: true, Description: "Where the spec is stored: the location workers are configured with.",
@@ -125,8 +115,7 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 				},
 			},
 			"aggregation": schema.ListNestedBlock{
-				Description:   "A function computed per (series, window). Changing the list replaces the spec.",
-				PlanModifiers: []planmodifier.List{stateBreaking("the aggregations")},
+				Description: "A function computed per (series, window). Changing the list replaces the spec.",
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
 					"name":  computedStr("Output column; default count or <fn>_<field>."),
 					"fn":    str("count, sum, min, max, avg, last, distinct or quantiles."),
@@ -319,8 +308,10 @@ func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if req.Plan.Raw.IsNull() {
 		return
 	}
+	// The configuration, not the plan: in the plan, attributes the spec computes (defaults)
+	// are unknown, in the configuration they are absent.
 	var m specModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -337,12 +328,46 @@ func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	var prior specModel
 	if !req.State.Raw.IsNull() {
 		resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+		r.replaceIfStateBreaks(prior, s, resp)
 	}
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("yaml"), string(y))...)
 	if prior.YAML.ValueString() != string(y) {
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("version"), types.StringUnknown())...)
 	} else {
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("version"), prior.Version)...)
+	}
+}
+
+// replaceIfStateBreaks replaces the spec when its workers' checkpointed state could not be
+// read under the new one: snapshots are fingerprinted by the key, the windows and the
+// aggregations, so a change to any of them makes a fresh start necessary. The plan says why.
+func (r *aggregationSpec) replaceIfStateBreaks(prior specModel, next *spec.Spec, resp *resource.ModifyPlanResponse) {
+	old, err := spec.Parse([]byte(prior.YAML.ValueString()))
+	if err != nil {
+		return
+	}
+	why := func(p tfpath.Path, what string) {
+		resp.RequiresReplace = append(resp.RequiresReplace, p)
+		resp.Diagnostics.AddAttributeWarning(p, "spec will be replaced",
+			"Changing "+what+" of an existing spec would make its workers' checkpointed state unreadable (snapshots are fingerprinted by key, windows and aggregations), so the spec is replaced and its workers start afresh. Give the changed spec a new name to keep the old one running alongside.")
+	}
+	if strings.Join(old.Key, ",") != strings.Join(next.Key, ",") {
+		why(tfpath.Root("key"), "the key fields")
+	}
+	var ow, nw []string
+	for _, w := range old.Windows {
+		ow = append(ow, w.String())
+	}
+	for _, w := range next.Windows {
+		nw = append(nw, w.String())
+	}
+	if strings.Join(ow, ",") != strings.Join(nw, ",") {
+		why(tfpath.Root("windows"), "the window sizes")
+	}
+	lo, err1 := worker.Layout(old)
+	ln, err2 := worker.Layout(next)
+	if err1 == nil && err2 == nil && lo.Fingerprint() != ln.Fingerprint() {
+		why(tfpath.Root("aggregation"), "the aggregations")
 	}
 }
 
@@ -385,8 +410,57 @@ func (r *aggregationSpec) write(ctx context.Context, m *specModel) diag.Diagnost
 		d.AddError("store spec", fmt.Sprintf("s3://%s/%s: %v", bucket, key, err))
 		return d
 	}
+	cfg := *m
 	m.fill(ctx, s, string(y), "s3://"+bucket+"/"+key, strings.Trim(aws.ToString(out.ETag), `"`))
+	m.keepConfigured(&cfg)
 	return d
+}
+
+// keepConfigured puts back every value the configuration set, in its own spelling ("120s"
+// stays "120s" though the spec says 2m), so the state matches the plan; what the
+// configuration left out keeps the spec's defaults.
+func (m *specModel) keepConfigured(cfg *specModel) {
+	keepS := func(dst *types.String, v types.String) {
+		if !v.IsNull() {
+			*dst = v
+		}
+	}
+	keepL := func(dst *types.List, v types.List) {
+		if !v.IsNull() {
+			*dst = v
+		}
+	}
+	keepL(&m.Key, cfg.Key)
+	keepL(&m.Windows, cfg.Windows)
+	keepS(&m.AllowedLateness, cfg.AllowedLateness)
+	if cfg.Input != nil && m.Input != nil {
+		keepS(&m.Input.Topic, cfg.Input.Topic)
+		keepS(&m.Input.Format, cfg.Input.Format)
+		keepS(&m.Input.TimeField, cfg.Input.TimeField)
+		keepS(&m.Input.TimeUnit, cfg.Input.TimeUnit)
+		keepS(&m.Input.MaxFutureSkew, cfg.Input.MaxFutureSkew)
+		if !cfg.Input.MaxRecordBytes.IsNull() {
+			m.Input.MaxRecordBytes = cfg.Input.MaxRecordBytes
+		}
+	}
+	if cfg.Input == nil {
+		m.Input = nil
+	}
+	for i := range min(len(m.Aggregations), len(cfg.Aggregations)) {
+		a, c := &m.Aggregations[i], cfg.Aggregations[i]
+		keepS(&a.Name, c.Name)
+		keepS(&a.Fn, c.Fn)
+		keepS(&a.Field, c.Field)
+		if !c.Precision.IsNull() {
+			a.Precision = c.Precision
+		}
+		if !c.RelativeAccuracy.IsNull() {
+			a.RelativeAccuracy = c.RelativeAccuracy
+		}
+		keepL(&a.Quantiles, c.Quantiles)
+	}
+	// Outputs have no defaults: the configuration is the state.
+	m.Outputs = cfg.Outputs
 }
 
 // fill sets the model from a stored spec: every field, defaults included, so a spec edited
@@ -451,7 +525,7 @@ func (m *specModel) fill(ctx context.Context, s *spec.Spec, y, location, version
 
 func (r *aggregationSpec) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var m specModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -464,7 +538,7 @@ func (r *aggregationSpec) Create(ctx context.Context, req resource.CreateRequest
 
 func (r *aggregationSpec) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var m specModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}

@@ -1,0 +1,159 @@
+//go:build integration
+
+package tfprovider
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/workers/spec"
+)
+
+func specConfig(name, lateness, windows, extra string) string {
+	return fmt.Sprintf(`
+resource "liveagg_aggregation_spec" "s" {
+  name             = %q
+  key              = ["org", "site"]
+  windows          = [%s]
+  allowed_lateness = %q
+
+  input {
+    topic      = "raw"
+    time_field = "ts"
+  }
+  aggregation {
+    fn = "count"
+  }
+  aggregation {
+    fn    = "distinct"
+    field = "device"
+  }
+  output {
+    type     = "cassandra"
+    keyspace = "rollups"
+    table    = "by_site"
+  }
+  %s
+}
+`, name, windows, lateness, extra)
+}
+
+func TestAccAggregationSpec(t *testing.T) {
+	bucket := accEnv(t)
+	name := strings.ReplaceAll(testenv.Name(t, "accspec"), "-", "_")
+	cl := s3.NewFromConfig(testenv.AWSConfig(t), func(o *s3.Options) { o.UsePathStyle = true })
+	key := "specs/" + name + ".yaml"
+	stored := func() (*spec.Spec, error) {
+		out, err := cl.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			return nil, err
+		}
+		defer out.Body.Close()
+		b, _ := io.ReadAll(out.Body)
+		return spec.Parse(b)
+	}
+	storedLateness := func(want string) resource.TestCheckFunc {
+		return func(*terraform.State) error {
+			s, err := stored()
+			if err != nil {
+				return err
+			}
+			if got := s.AllowedLateness.String(); got != want {
+				return fmt.Errorf("stored allowed_lateness %s, want %s", got, want)
+			}
+			return nil
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		CheckDestroy: func(*terraform.State) error {
+			if _, err := stored(); err == nil {
+				return fmt.Errorf("spec %s still stored", key)
+			}
+			return nil
+		},
+		Steps: []resource.TestStep{
+			{ // create: stored, defaults made explicit
+				Config: specConfig(name, "30s", `"1m", "15m"`, ""),
+				Check: resource.ComposeTestCheckFunc(storedLateness("30s"),
+					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "location", "s3://"+bucket+"/"+key),
+					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "input.format", "json"),
+					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "aggregation.1.precision", "14"),
+					resource.TestCheckResourceAttrSet("liveagg_aggregation_spec.s", "version")),
+			},
+			{ // in place
+				Config: specConfig(name, "2m", `"1m", "15m"`, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("liveagg_aggregation_spec.s", plancheck.ResourceActionUpdate)}},
+				Check: storedLateness("2m"),
+			},
+			{ // windows change: replacement, and the plan says why
+				Config: specConfig(name, "2m", `"1m", "1h"`, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("liveagg_aggregation_spec.s", plancheck.ResourceActionReplace)}},
+			},
+			{ // drift: someone edits the stored spec
+				PreConfig: func() {
+					s, err := stored()
+					if err != nil {
+						t.Fatal(err)
+					}
+					s.AllowedLateness = spec.Duration(5 * 60e9)
+					y, _ := spec.Marshal(s)
+					if _, err := cl.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(string(y))}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             specConfig(name, "2m", `"1m", "1h"`, ""),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{ // apply writes it back
+				Config: specConfig(name, "2m", `"1m", "1h"`, ""),
+				Check:  storedLateness("2m"),
+			},
+			{ // import by name
+				ResourceName:      "liveagg_aggregation_spec.s",
+				ImportState:       true,
+				ImportStateId:     name,
+				ImportStateVerify: true,
+			},
+		},
+	})
+}
+
+// TestAccAggregationSpecInvalid: invalid specs fail at plan time, each problem on its attribute.
+func TestAccAggregationSpecInvalid(t *testing.T) {
+	accEnv(t)
+	steps := []struct{ extra, windows, want string }{
+		{`aggregation {
+    fn = "sum"
+  }`, `"1m"`, `aggregations\[2\]\.field: required for sum`},
+		{"", `"1m", "90x"`, `windows\[1\]`},
+		{`output {
+    type = "kafka"
+    topic = "raw"
+  }`, `"1m"`, `outputs\[1\]\.topic: "raw" is the input topic`},
+	}
+	for _, s := range steps {
+		resource.Test(t, resource.TestCase{
+			ProtoV6ProviderFactories: factories,
+			Steps: []resource.TestStep{{
+				Config:      specConfig("bad_spec", "30s", s.windows, s.extra),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(s.want),
+			}},
+		})
+	}
+}
