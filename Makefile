@@ -10,11 +10,12 @@ TOOLS := $(LIVEAGG_CACHE)/bin
 SERVICES := infra/local/services
 GOTESTSUM_VERSION := v1.13.0
 STATICCHECK_VERSION := v0.8.2
+TFPLUGINDOCS_VERSION := v0.25.0
 # Integration tests share one Kafka, one Cassandra and one moto; two packages at a time keeps
 # a 2-core machine responsive without serialising everything.
 INTEGRATION_FLAGS ?= -tags integration -count=1 -p 2 -timeout 75m
 
-.PHONY: help demo build lambdas test test-all lint bench bench-scale bench-worker bench-drain bench-skew services-up services-down services-status tools
+.PHONY: help demo build lambdas provider provider-docs test test-all lint bench bench-scale bench-worker bench-drain bench-skew services-up services-down services-status tools
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +26,13 @@ demo: ## The whole job on an in-process Kafka: generate, aggregate, crash, resto
 build: ## Compile every package and the liveagg binary into bin/.
 	$(GO) build ./...
 	$(GO) build -o bin/liveagg ./workers/cmd/liveagg
+
+provider: ## Build the liveagg Terraform provider into bin/terraform-provider-liveagg.
+	$(GO) build -o bin/terraform-provider-liveagg ./provider
+
+provider-docs: tools ## Regenerate provider/docs with tfplugindocs (needs the OpenTofu infra/local builds).
+	$(SERVICES) up tofu
+	eval "$$($(SERVICES) env)" && provider/gendocs.sh
 
 LAMBDAS := spotinterrupt autoscaler
 LAMBDA_ARCHS := arm64 amd64
@@ -78,10 +86,13 @@ services-down: ## Stop the services this checkout's scripts started.
 services-status: ## Show each service, its pid, memory and logs.
 	$(SERVICES) status
 
-tools: $(TOOLS)/gotestsum $(TOOLS)/staticcheck ## Install the Go tools the targets use.
+tools: $(TOOLS)/gotestsum $(TOOLS)/staticcheck $(TOOLS)/tfplugindocs ## Install the Go tools the targets use.
 
 $(TOOLS)/gotestsum:
 	GOBIN=$(TOOLS) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/tfplugindocs:
+	GOBIN=$(TOOLS) $(GO) install github.com/hashicorp/terraform-plugin-docs/cmd/tfplugindocs@$(TFPLUGINDOCS_VERSION)

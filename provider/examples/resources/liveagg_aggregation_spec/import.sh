@@ -1,0 +1,1 @@
+tofu import liveagg_aggregation_spec.zone indoor-l2-zone

@@ -1,0 +1,1 @@
+tofu import liveagg_kafka_topic.raw location-raw

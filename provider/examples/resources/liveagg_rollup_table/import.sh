@@ -1,0 +1,1 @@
+tofu import liveagg_rollup_table.zone indoor.rollup_zone
