@@ -293,6 +293,11 @@ func (m *specModel) parse(ctx context.Context) (*spec.Spec, diag.Diagnostics, bo
 }
 
 func (r *aggregationSpec) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	// A spec built from values not known yet (a module's for_each, a reference) is checked
+	// once they are: in the plan, or at the latest at apply.
+	if !req.Config.Raw.IsFullyKnown() {
+		return
+	}
 	var m specModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
@@ -310,6 +315,9 @@ func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	// The configuration, not the plan: in the plan, attributes the spec computes (defaults)
 	// are unknown, in the configuration they are absent.
+	if !req.Config.Raw.IsFullyKnown() {
+		return
+	}
 	var m specModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {

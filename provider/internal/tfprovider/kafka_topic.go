@@ -218,6 +218,13 @@ func (r *kafkaTopic) Update(ctx context.Context, req resource.UpdateRequest, res
 			resp.Diagnostics.AddError("grow topic "+name, err.Error())
 			return
 		}
+		// New partitions reach every broker's metadata shortly after.
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			got := plan
+			if d := r.read(ctx, adm, &got); d.HasError() || got.Partitions.ValueInt64() >= want {
+				break
+			}
+		}
 	}
 	var before, after map[string]string
 	state.Config.ElementsAs(ctx, &before, false)
