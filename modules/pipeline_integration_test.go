@@ -121,6 +121,8 @@ output "plans" { value = module.indoor.fleet_plans }
 	}
 	d.write("main.tf", root(2))
 	d.run("init", "-input=false")
+	// The module needs only the liveagg provider, so it validates here for real.
+	d.run("validate")
 	d.run("apply", "-auto-approve", "-input=false")
 
 	adm := kadm.NewClient(mustKafka(t))

@@ -261,7 +261,8 @@ func sampler(w *worker.Worker) func() cwpub.Sample {
 	last := w.Totals()
 	return func() cwpub.Sample {
 		t, st := w.Totals(), w.Status()
-		s := cwpub.Sample{RecordsIn: float64(t.Records - last.Records), DeadLettered: float64(t.DeadLettered - last.DeadLettered)}
+		s := cwpub.Sample{RecordsIn: float64(t.Records - last.Records), DeadLettered: float64(t.DeadLettered - last.DeadLettered),
+			SinkErrors: float64(t.SinkErrors - last.SinkErrors)}
 		if n := t.Records - last.Records; n > 0 {
 			s.ProcessingSeconds = (t.Busy - last.Busy).Seconds() / float64(n)
 		}

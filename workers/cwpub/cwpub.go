@@ -35,6 +35,7 @@ type Sample struct {
 	StateSeries          float64
 	CheckpointAgeSeconds float64 // oldest partition's
 	DeadLettered         float64 // in the interval
+	SinkErrors           float64 // failed sink writes and flushes in the interval, retries included
 }
 
 // Publisher sends samples to CloudWatch.
@@ -69,6 +70,7 @@ func (p *Publisher) Publish(ctx context.Context, s Sample, at time.Time) error {
 		{metrics.StateSeries, s.StateSeries},
 		{metrics.CheckpointAge, s.CheckpointAgeSeconds},
 		{metrics.DeadLettered, s.DeadLettered},
+		{metrics.SinkErrors, s.SinkErrors},
 		{metrics.CPUUtilization, 100 * p.cpu.utilization()},
 		{metrics.MemoryUtilization, 100 * float64(ms.HeapInuse) / p.limit},
 	}

@@ -346,6 +346,7 @@ func (o *owner) emitWindow(sw *state.Window) {
 	for i, wr := range o.writers {
 		if err := wr.Write(ctx, win); err != nil {
 			o.w.metrics.sinkFailed(o.names[i])
+			o.w.totalSinkErrors.Add(1)
 			o.emitErr = fmt.Errorf("partition %s: sink %s: %w", o.key, o.names[i], err)
 			return
 		}
@@ -388,6 +389,7 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 			p, err := wr.Flush(ctx)
 			if err != nil {
 				o.w.metrics.sinkFailed(o.names[i])
+				o.w.totalSinkErrors.Add(1)
 				return fmt.Errorf("partition %s: flush %s: %w", o.key, o.names[i], err)
 			}
 			o.w.metrics.sinkFlushed(o.names[i], time.Since(fstart))

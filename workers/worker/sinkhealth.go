@@ -3,6 +3,7 @@ package worker
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ type SinkStatus struct {
 type sinkHealth struct {
 	log     *slog.Logger
 	metrics *Metrics
+	errors  *atomic.Int64 // the worker's total of sink errors
 
 	mu     sync.Mutex
 	sinks  map[string]*SinkStatus
@@ -50,6 +52,9 @@ func (h *sinkHealth) Retrying(name string, err error) {
 	since := s.Since
 	h.mu.Unlock()
 	h.metrics.sinkRetry(name)
+	if h.errors != nil {
+		h.errors.Add(1)
+	}
 	if logNow {
 		h.log.Warn("sink unavailable: holding its writes and retrying; consumption pauses until it takes them",
 			"sink", name, "down_for", time.Since(since).Round(time.Second).String(), "err", err)

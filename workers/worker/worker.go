@@ -92,7 +92,7 @@ type Worker struct {
 	cancel context.CancelCauseFunc
 
 	// Totals over the worker's life, for the CloudWatch publisher's per-interval deltas.
-	totalRecords, totalDead, busyNanos atomic.Int64
+	totalRecords, totalDead, busyNanos, totalSinkErrors atomic.Int64
 
 	mu       sync.Mutex
 	owners   map[int32]*owner
@@ -149,11 +149,13 @@ func New(cfg Config) (*Worker, error) {
 	for _, o := range cfg.Spec.Outputs {
 		states = states || o.Partial
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, log: log, states: states,
 		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m, health: health,
 		owners: map[int32]*owner{}, lag: map[int32]int64{},
-	}, nil
+	}
+	health.errors = &w.totalSinkErrors
+	return w, nil
 }
 
 // Run consumes until ctx ends, Drain completes, or a partition fails.
@@ -477,13 +479,14 @@ func (w *Worker) Drain(ctx context.Context) error {
 // Totals are counts over the worker's life: records applied, records dead-lettered, and time
 // spent applying them.
 type Totals struct {
-	Records, DeadLettered int64
-	Busy                  time.Duration
+	Records, DeadLettered, SinkErrors int64
+	Busy                              time.Duration
 }
 
 // Totals returns the worker's running totals.
 func (w *Worker) Totals() Totals {
-	return Totals{Records: w.totalRecords.Load(), DeadLettered: w.totalDead.Load(), Busy: time.Duration(w.busyNanos.Load())}
+	return Totals{Records: w.totalRecords.Load(), DeadLettered: w.totalDead.Load(), SinkErrors: w.totalSinkErrors.Load(),
+		Busy: time.Duration(w.busyNanos.Load())}
 }
 
 // KafkaOutputs turns a spec's kafka outputs into the outbox's outputs: final rows as JSON, or,

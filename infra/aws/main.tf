@@ -1,0 +1,42 @@
+module "stack" {
+  source = "../../modules/aggregation-stack"
+
+  name        = var.name
+  bucket_name = var.bucket_name
+  network = {
+    vpc_id     = var.vpc_id
+    vpc_cidr   = var.vpc_cidr
+    subnet_ids = var.private_subnet_ids
+  }
+  kafka = {
+    brokers         = var.kafka_brokers
+    msk_cluster_arn = var.msk_cluster_arn
+  }
+  cassandra_hosts = var.cassandra_hosts
+
+  topics = {
+    "location-raw"          = { partitions = 48, replication_factor = 3, config = { "retention.ms" = "604800000" } }
+    "location-partials"     = { partitions = 24, replication_factor = 3 }
+    "location-partials-org" = { partitions = 6, replication_factor = 3 }
+  }
+  specs = {
+    l1    = file("${path.module}/../../examples/indoor-location/level1.yaml")
+    zone  = file("${path.module}/../../examples/indoor-location/level2-zone.yaml")
+    floor = file("${path.module}/../../examples/indoor-location/level2-floor.yaml")
+    site  = file("${path.module}/../../examples/indoor-location/level2-site.yaml")
+    org   = file("${path.module}/../../examples/indoor-location/level3-org.yaml")
+  }
+  fleets = {
+    l1   = { peak_records_per_second = 1500000, live_series = 3000000 }
+    zone = { peak_records_per_second = 60000, live_series = 400000 }
+    site = { peak_records_per_second = 60000, live_series = 40000 }
+    org  = { peak_records_per_second = 5000, live_series = 2000 }
+  }
+
+  ami_id                = var.ami_id
+  binary_location       = var.binary_location
+  lambda_dist_dir       = "${path.module}/../../lambdas/dist"
+  admin_token_parameter = var.admin_token_parameter
+  lag_alarm_records     = 90000000 # one minute of peak ingest
+  alarm_actions         = var.alarm_topic_arn == null ? [] : [var.alarm_topic_arn]
+}

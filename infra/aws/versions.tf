@@ -1,0 +1,47 @@
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "6.21.0"
+    }
+    liveagg = {
+      source  = "liveagg/liveagg"
+      version = "0.1.0"
+    }
+  }
+
+  # Fill in where this environment keeps its state, for example:
+  # backend "s3" {
+  #   bucket       = "my-terraform-state"
+  #   key          = "liveagg/indoor-location.tfstate"
+  #   region       = "us-east-1"
+  #   use_lockfile = true
+  # }
+}
+
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = { "liveagg:stack" = var.name, environment = var.environment }
+  }
+}
+
+# Kafka, the spec registry and Cassandra, as the workers see them. The spec registry is the
+# bucket this root creates; on the first apply, create it first:
+#   tofu apply -target=module.stack.module.store
+provider "liveagg" {
+  kafka {
+    bootstrap_servers = var.kafka_brokers
+    tls               = true
+    sasl_mechanism    = "aws-msk-iam"
+    aws_region        = var.region
+  }
+  spec_registry {
+    location = "s3://${var.bucket_name}/specs"
+    region   = var.region
+  }
+  cassandra {
+    hosts = var.cassandra_hosts
+  }
+}

@@ -1,0 +1,81 @@
+module "store" {
+  source = "../checkpoint-store"
+  name   = var.bucket_name
+  tags   = var.tags
+}
+
+module "pipeline" {
+  source = "../pipeline"
+  topics = var.topics
+  specs  = var.specs
+  fleet = { for k, f in var.fleets : k => {
+    peak_records_per_second = f.peak_records_per_second
+    live_series             = f.live_series
+    cores_per_worker        = f.cores_per_worker
+  } }
+}
+
+locals {
+  inputs = { for k, doc in var.specs : k => yamldecode(doc).input.topic }
+}
+
+module "workers" {
+  source   = "../spot-workers"
+  for_each = var.fleets
+
+  name                     = "${var.name}-${each.key}"
+  stack                    = var.name
+  vpc_id                   = var.network.vpc_id
+  vpc_cidr                 = var.network.vpc_cidr
+  subnet_ids               = var.network.subnet_ids
+  lambda_security_group_id = module.control[each.key].security_group_id
+  ami_id                   = var.ami_id
+  instance_types           = each.value.instance_types
+  min_size                 = module.pipeline.fleet_plans[each.key].min_workers
+  max_size                 = module.pipeline.fleet_plans[each.key].max_workers
+  memory_limit_mib         = module.pipeline.fleet_plans[each.key].instance_memory_mib
+  binary_location          = var.binary_location
+  spec_location            = module.pipeline.spec_locations[each.key]
+  bucket_arn               = module.store.arn
+  checkpoint_location      = module.store.checkpoint_location
+  kafka_brokers            = var.kafka.brokers
+  kafka_tls                = var.kafka.tls
+  kafka_sasl_mechanism     = var.kafka.sasl_mechanism
+  msk_cluster_arn          = var.kafka.msk_cluster_arn
+  cassandra_hosts          = var.cassandra_hosts
+  admin_token_parameter    = var.admin_token_parameter
+  tags                     = var.tags
+}
+
+module "control" {
+  source   = "../control-lambdas"
+  for_each = var.fleets
+
+  name                  = "${var.name}-${each.key}"
+  stack                 = var.name
+  asg_name              = "${var.name}-${each.key}"
+  asg_arn               = "arn:aws:autoscaling:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${var.name}-${each.key}"
+  spec_name             = module.pipeline.spec_names[each.key]
+  partitions            = module.pipeline.topics[local.inputs[each.key]]
+  dist_dir              = var.lambda_dist_dir
+  vpc_id                = var.network.vpc_id
+  subnet_ids            = var.network.subnet_ids
+  admin_token_parameter = var.admin_token_parameter
+  autoscaler            = { cores_per_worker = each.value.cores_per_worker }
+  tags                  = var.tags
+}
+
+module "monitoring" {
+  source   = "../monitoring"
+  for_each = var.fleets
+
+  name              = "${var.name}-${each.key}"
+  spec_name         = module.pipeline.spec_names[each.key]
+  asg_name          = "${var.name}-${each.key}"
+  lag_alarm_records = var.lag_alarm_records
+  alarm_actions     = var.alarm_actions
+  tags              = var.tags
+}
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}

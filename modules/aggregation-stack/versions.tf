@@ -1,0 +1,13 @@
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40"
+    }
+    liveagg = {
+      source  = "liveagg/liveagg"
+      version = ">= 0.1"
+    }
+  }
+}

@@ -1,0 +1,405 @@
+// Package modules_test checks the Terraform modules against the code they deploy: no AWS
+// account or AWS provider is available here, so what can be checked without one is checked by
+// parsing the modules with hashicorp/hcl and the Go code with go/parser.
+package modules_test
+
+import (
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/liveagg/liveagg/workers/config"
+)
+
+// roots are every Terraform configuration in the repository.
+var roots = []string{"checkpoint-store", "spot-workers", "control-lambdas", "monitoring", "pipeline", "aggregation-stack",
+	"../infra/aws", "../examples/indoor-location/terraform"}
+
+func TestVariablesAndOutputsAreTypedAndDescribed(t *testing.T) {
+	p := hclparse.NewParser()
+	for _, dir := range roots {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.tf"))
+		if len(files) == 0 {
+			t.Errorf("%s: no .tf files", dir)
+		}
+		for _, f := range files {
+			file, diags := p.ParseHCLFile(f)
+			if diags.HasErrors() {
+				t.Fatalf("%s: %v", f, diags)
+			}
+			body := file.Body.(*hclsyntax.Body)
+			for _, b := range body.Blocks {
+				switch b.Type {
+				case "variable":
+					if _, ok := b.Body.Attributes["type"]; !ok {
+						t.Errorf("%s: variable %q has no type", f, b.Labels[0])
+					}
+					if d := literal(t, b.Body.Attributes["description"]); len(d) < 10 {
+						t.Errorf("%s: variable %q has no real description", f, b.Labels[0])
+					}
+				case "output":
+					if d := literal(t, b.Body.Attributes["description"]); len(d) < 10 {
+						t.Errorf("%s: output %q has no real description", f, b.Labels[0])
+					}
+				}
+			}
+		}
+		for _, want := range []string{"main.tf", "variables.tf", "outputs.tf"} {
+			if _, err := os.Stat(filepath.Join(dir, want)); err != nil && !strings.HasPrefix(dir, "../examples") {
+				t.Errorf("%s lacks %s (standard module structure)", dir, want)
+			}
+		}
+	}
+}
+
+func literal(t *testing.T, a *hclsyntax.Attribute) string {
+	if a == nil {
+		return ""
+	}
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() || v.Type() != cty.String {
+		return ""
+	}
+	return v.AsString()
+}
+
+// render evaluates a templatefile template the way Terraform does (interpolations,
+// directives, jsonencode), with vars.
+func render(t *testing.T, path string, vars map[string]cty.Value) string {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expr, diags := hclsyntax.ParseTemplate(src, path, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		t.Fatalf("%s: %v", path, diags)
+	}
+	v, diags := expr.Value(&hcl.EvalContext{Variables: vars, Functions: map[string]function.Function{"jsonencode": stdlib.JSONEncodeFunc}})
+	if diags.HasErrors() {
+		t.Fatalf("%s: %v", path, diags)
+	}
+	return v.AsString()
+}
+
+func strs(ss ...string) cty.Value {
+	var vs []cty.Value
+	for _, s := range ss {
+		vs = append(vs, cty.StringVal(s))
+	}
+	return cty.ListVal(vs)
+}
+
+// TestUserDataRendersAWorkerConfig: the config the spot-workers module writes on each instance
+// is one the worker's own loader accepts.
+func TestUserDataRendersAWorkerConfig(t *testing.T) {
+	// The loader lets LIVEAGG_* variables override the file; here the file alone counts.
+	for _, env := range []string{config.EnvWorkerID, config.EnvSpec, config.EnvBrokers, config.EnvCheckpoint, config.EnvCassandra,
+		config.EnvAWSEndpt, config.EnvAdmin, config.EnvMetrics} {
+		t.Setenv(env, "")
+	}
+	cfg := render(t, "spot-workers/worker.yaml.tftpl", map[string]cty.Value{
+		"spec_location": cty.StringVal("s3://b/specs/indoor-l1.yaml"), "kafka_brokers": strs("b-1:9098", "b-2:9098"),
+		"kafka_tls": cty.True, "kafka_sasl_mechanism": cty.StringVal("aws-msk-iam"), "checkpoint_location": cty.StringVal("s3://b/checkpoints"),
+		"checkpoint_interval": cty.StringVal("30s"), "on_missing_offset": cty.StringVal("stop"), "cassandra_hosts": strs("c1:9042"),
+		"region": cty.StringVal("us-east-1"), "admin_port": cty.NumberIntVal(7070), "admin_token_parameter": cty.StringVal("/liveagg/token"),
+		"metrics_port": cty.NumberIntVal(9100), "asg_name": cty.StringVal("indoor-l1"),
+	})
+	c, err := config.Parse([]byte(cfg))
+	if err != nil {
+		t.Fatalf("rendered worker config refused: %v\n%s", err, cfg)
+	}
+	if c.Spec != "s3://b/specs/indoor-l1.yaml" || len(c.Kafka.Brokers) != 2 || c.Kafka.SASL.Mechanism != "aws-msk-iam" || !c.Kafka.TLS.Enabled ||
+		c.Admin.TokenSSMParameter != "/liveagg/token" || !c.Admin.OnEC2 || c.Metrics.AutoScalingGroup != "indoor-l1" || c.Metrics.CloudWatchInterval == 0 {
+		t.Fatalf("rendered config reads back as %+v", c)
+	}
+	ud := render(t, "spot-workers/user_data.sh.tftpl", map[string]cty.Value{"binary_location": cty.StringVal("s3://b/liveagg"),
+		"region": cty.StringVal("us-east-1"), "worker_config": cty.StringVal(cfg), "gomemlimit": cty.StringVal("3000MiB")})
+	if !strings.Contains(ud, cfg) || !strings.Contains(ud, "liveagg worker --config /etc/liveagg/worker.yaml") {
+		t.Fatalf("user data:\n%s", ud)
+	}
+}
+
+// interfaceMethods reads the methods of named interfaces in a Go file: the narrow interfaces
+// the code's AWS clients are used through, so exactly the calls it makes.
+func interfaceMethods(t *testing.T, file string, names ...string) map[string][]string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok || !slices.Contains(names, ts.Name.Name) {
+			return true
+		}
+		it, ok := ts.Type.(*ast.InterfaceType)
+		if !ok {
+			return true
+		}
+		for _, m := range it.Methods.List {
+			for _, id := range m.Names {
+				out[ts.Name.Name] = append(out[ts.Name.Name], id.Name)
+			}
+		}
+		return true
+	})
+	for _, n := range names {
+		if len(out[n]) == 0 {
+			t.Fatalf("%s: interface %s not found", file, n)
+		}
+	}
+	return out
+}
+
+// action maps an SDK call to the IAM action that authorises it.
+func action(service, method string) string {
+	if service == "s3" {
+		switch method {
+		case "ListObjectsV2":
+			return "s3:ListBucket"
+		case "HeadObject":
+			return "s3:GetObject"
+		case "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload":
+			return "s3:PutObject"
+		}
+	}
+	return service + ":" + method
+}
+
+// policyActions renders a policy template and returns the actions of its statements whose Sid
+// starts with "Code" (what the code calls), and the Sids of the others.
+func policyActions(t *testing.T, path string, vars map[string]cty.Value) ([]string, []string) {
+	var doc struct {
+		Statement []struct {
+			Sid    string
+			Action []string
+		}
+	}
+	if err := json.Unmarshal([]byte(render(t, path, vars)), &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var code, other []string
+	for _, s := range doc.Statement {
+		if strings.HasPrefix(s.Sid, "Code") {
+			code = append(code, s.Action...)
+		} else {
+			other = append(other, s.Sid)
+		}
+	}
+	sort.Strings(code)
+	return slices.Compact(code), other
+}
+
+func derived(sets ...[]string) []string {
+	var all []string
+	for _, s := range sets {
+		all = append(all, s...)
+	}
+	sort.Strings(all)
+	return slices.Compact(all)
+}
+
+func fromCode(t *testing.T, file, service string, iface string) []string {
+	var out []string
+	for _, m := range interfaceMethods(t, file, iface)[iface] {
+		out = append(out, action(service, m))
+	}
+	return out
+}
+
+// TestIAMMatchesTheCode: every role is granted exactly the AWS calls its Go code makes, derived
+// from the code, so adding an SDK call without its permission (or leaving a permission no code
+// uses) fails here. Statements for the runtime (logs, VPC, dead letters, the binary, MSK IAM)
+// are named apart and allowed only from a fixed list.
+func TestIAMMatchesTheCode(t *testing.T) {
+	arn := cty.StringVal("arn:aws:x")
+	runtime := []string{"RuntimeLogs", "RuntimeVPC", "RuntimeDeadLetters", "Binary", "MSKIAM"}
+	for _, tc := range []struct {
+		name   string
+		policy string
+		vars   map[string]cty.Value
+		want   []string
+	}{
+		{"worker", "spot-workers/policy.json.tftpl",
+			map[string]cty.Value{"bucket_arn": arn, "token_parameter_arn": arn, "binary_object_arn": arn, "msk_cluster_arn": cty.StringVal("arn:aws:kafka:c"), "msk_resource_prefix": arn},
+			derived(fromCode(t, "../workers/checkpoint/s3.go", "s3", "S3API"), fromCode(t, "../workers/sink/s3.go", "s3", "S3API"),
+				fromCode(t, "../workers/specsrc/specsrc.go", "s3", "S3API"), fromCode(t, "../workers/spot/spot.go", "ec2", "Tagger"),
+				fromCode(t, "../workers/spot/spot.go", "ssm", "Parameters"), fromCode(t, "../workers/cwpub/cwpub.go", "cloudwatch", "API"))},
+		{"spotinterrupt", "control-lambdas/policies/spotinterrupt.json.tftpl",
+			map[string]cty.Value{"stack": cty.StringVal("s"), "asg_arn": arn, "token_parameter_arn": arn, "log_group_arn": arn, "dlq_arn": arn},
+			derived(fromCode(t, "../lambdas/spotinterrupt/handler.go", "ec2", "EC2"), fromCode(t, "../lambdas/spotinterrupt/handler.go", "autoscaling", "AutoScaling"),
+				fromCode(t, "../lambdas/spotinterrupt/handler.go", "ssm", "SSM"), fromCode(t, "../lambdas/spotinterrupt/handler.go", "cloudwatch", "CloudWatch"))},
+		{"autoscaler", "control-lambdas/policies/autoscaler.json.tftpl",
+			map[string]cty.Value{"asg_arn": arn, "log_group_arn": arn, "dlq_arn": arn},
+			derived(fromCode(t, "../lambdas/autoscaler/autoscaler.go", "cloudwatch", "CloudWatch"), fromCode(t, "../lambdas/autoscaler/autoscaler.go", "autoscaling", "AutoScaling"))},
+	} {
+		got, other := policyActions(t, tc.policy, tc.vars)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: the policy grants %v, the code calls %v", tc.name, got, tc.want)
+		}
+		for _, sid := range other {
+			if !slices.Contains(runtime, sid) {
+				t.Errorf("%s: statement %q is neither derived from the code nor a known runtime need", tc.name, sid)
+			}
+		}
+	}
+}
+
+// matches says whether an EventBridge pattern (exact values, nested objects) matches an event.
+func matches(pattern, event map[string]any) bool {
+	for k, want := range pattern {
+		got, ok := event[k]
+		if !ok {
+			return false
+		}
+		switch w := want.(type) {
+		case map[string]any:
+			g, ok := got.(map[string]any)
+			if !ok || !matches(w, g) {
+				return false
+			}
+		case []any:
+			if !slices.ContainsFunc(w, func(v any) bool { return v == got }) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestEventPatternsMatchTheSamples(t *testing.T) {
+	load := func(path string, vars map[string]cty.Value) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(render(t, path, vars)), &m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return m
+	}
+	spot := load("control-lambdas/patterns/spot.json.tftpl", nil)
+	lifecycle := load("control-lambdas/patterns/lifecycle.json.tftpl", map[string]cty.Value{"asg_name": cty.StringVal("sampleASG")})
+	other := load("control-lambdas/patterns/lifecycle.json.tftpl", map[string]cty.Value{"asg_name": cty.StringVal("another-group")})
+	for _, tc := range []struct {
+		sample                  string
+		spot, lifecycle, others bool
+	}{
+		{"spot-interruption-warning.json", true, false, false},
+		{"rebalance-recommendation.json", true, false, false},
+		{"lifecycle-terminate.json", false, true, false},
+		{"unknown-detail-type.json", false, false, false},
+	} {
+		raw, err := os.ReadFile(filepath.Join("../lambdas/spotinterrupt/testdata", tc.sample))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if matches(spot, ev) != tc.spot || matches(lifecycle, ev) != tc.lifecycle || matches(other, ev) != tc.others {
+			t.Errorf("%s: spot %v lifecycle %v other group %v, want %v %v %v", tc.sample,
+				matches(spot, ev), matches(lifecycle, ev), matches(other, ev), tc.spot, tc.lifecycle, tc.others)
+		}
+	}
+}
+
+// emitted is the CloudWatch names of the metrics the code publishes: every metrics.X that the
+// workers' CloudWatch publisher and the lambdas reference, named by the shared list.
+func emitted(t *testing.T) map[string]bool {
+	names := map[string]string{} // Go identifier -> CloudWatch name
+	f, err := parser.ParseFile(token.NewFileSet(), "../workers/metrics/names.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || len(vs.Values) != 1 {
+			return true
+		}
+		if cl, ok := vs.Values[0].(*ast.CompositeLit); ok && len(cl.Elts) >= 2 {
+			if lit, ok := cl.Elts[1].(*ast.BasicLit); ok {
+				s, _ := strconv.Unquote(lit.Value)
+				names[vs.Names[0].Name] = s
+			}
+		}
+		return true
+	})
+	out := map[string]bool{}
+	ref := regexp.MustCompile(`metrics\.([A-Z]\w+)`)
+	files := []string{"../workers/cwpub/cwpub.go"}
+	for _, g := range []string{"../lambdas/*/*.go"} {
+		m, _ := filepath.Glob(g)
+		files = append(files, m...)
+	}
+	for _, p := range files {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		b, _ := os.ReadFile(p)
+		for _, m := range ref.FindAllStringSubmatch(string(b), -1) {
+			if cw, ok := names[m[1]]; ok {
+				out[cw] = true
+			}
+		}
+	}
+	return out
+}
+
+func TestDashboardAndAlarmsUseEmittedMetrics(t *testing.T) {
+	emit := emitted(t)
+	if len(emit) < 10 {
+		t.Fatalf("found only %d emitted metrics: %v", len(emit), emit)
+	}
+	body := render(t, "monitoring/dashboard.json.tftpl", map[string]cty.Value{"region": cty.StringVal("us-east-1"),
+		"spec": cty.StringVal("s"), "asg": cty.StringVal("g")})
+	var dash struct {
+		Widgets []struct {
+			Properties struct {
+				Metrics [][]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	seen := 0
+	for _, w := range dash.Widgets {
+		for _, m := range w.Properties.Metrics {
+			if len(m) < 2 || m[0] != "liveagg" {
+				t.Errorf("dashboard metric %v is not in the liveagg namespace", m)
+				continue
+			}
+			seen++
+			if name, _ := m[1].(string); !emit[name] {
+				t.Errorf("dashboard shows %q, which nothing emits", name)
+			}
+		}
+	}
+	mainTF, _ := os.ReadFile("monitoring/main.tf")
+	alarms := regexp.MustCompile(`metric\s*=\s*"(\w+)"`).FindAllStringSubmatch(string(mainTF), -1)
+	for _, a := range alarms {
+		if !emit[a[1]] {
+			t.Errorf("alarm on %q, which nothing emits", a[1])
+		}
+	}
+	if seen < 10 || len(alarms) != 4 {
+		t.Fatalf("dashboard has %d metrics, monitoring %d alarms", seen, len(alarms))
+	}
+}

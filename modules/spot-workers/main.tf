@@ -1,0 +1,172 @@
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  region              = data.aws_region.current.region
+  token_parameter_arn = "arn:aws:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.admin_token_parameter, "/")}"
+  binary              = regex("^s3://([^/]+)/(.+)$", var.binary_location)
+  msk_cluster_arn     = coalesce(var.msk_cluster_arn, "")
+  tags                = merge(var.tags, { "liveagg:stack" = var.stack })
+
+  worker_config = templatefile("${path.module}/worker.yaml.tftpl", {
+    spec_location         = var.spec_location
+    kafka_brokers         = var.kafka_brokers
+    kafka_tls             = var.kafka_tls
+    kafka_sasl_mechanism  = var.kafka_sasl_mechanism
+    checkpoint_location   = var.checkpoint_location
+    checkpoint_interval   = var.checkpoint_interval
+    on_missing_offset     = var.on_missing_offset
+    cassandra_hosts       = var.cassandra_hosts
+    region                = local.region
+    admin_port            = var.admin_port
+    admin_token_parameter = var.admin_token_parameter
+    metrics_port          = var.metrics_port
+    asg_name              = var.name
+  })
+}
+
+resource "aws_iam_role" "this" {
+  name = "${var.name}-worker"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = "sts:AssumeRole", Principal = { Service = "ec2.amazonaws.com" } }]
+  })
+  tags = var.tags
+}
+
+# Exactly what the worker's code calls (a test derives the list from the code), plus reading
+# its binary and, on MSK IAM, the cluster actions the Kafka protocol needs.
+resource "aws_iam_role_policy" "this" {
+  name = "liveagg-worker"
+  role = aws_iam_role.this.id
+  policy = templatefile("${path.module}/policy.json.tftpl", {
+    bucket_arn          = var.bucket_arn
+    token_parameter_arn = local.token_parameter_arn
+    binary_object_arn   = "arn:aws:s3:::${local.binary[0]}/${local.binary[1]}"
+    msk_cluster_arn     = local.msk_cluster_arn
+    msk_resource_prefix = replace(local.msk_cluster_arn, ":cluster/", ":*/")
+  })
+}
+
+resource "aws_iam_instance_profile" "this" {
+  name = "${var.name}-worker"
+  role = aws_iam_role.this.name
+}
+
+resource "aws_security_group" "this" {
+  name        = "${var.name}-worker"
+  description = "liveagg workers: admin API from the control lambdas, metrics from the VPC"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "admin" {
+  security_group_id            = aws_security_group.this.id
+  description                  = "admin API (checkpoint, drain) from the control lambdas"
+  ip_protocol                  = "tcp"
+  from_port                    = var.admin_port
+  to_port                      = var.admin_port
+  referenced_security_group_id = var.lambda_security_group_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "metrics" {
+  security_group_id = aws_security_group.this.id
+  description       = "Prometheus metrics from the VPC"
+  ip_protocol       = "tcp"
+  from_port         = var.metrics_port
+  to_port           = var.metrics_port
+  cidr_ipv4         = var.vpc_cidr
+}
+
+resource "aws_vpc_security_group_egress_rule" "all" {
+  security_group_id = aws_security_group.this.id
+  description       = "Kafka, Cassandra, S3, AWS APIs"
+  ip_protocol       = "-1"
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_launch_template" "this" {
+  name_prefix            = "${var.name}-"
+  image_id               = var.ami_id
+  vpc_security_group_ids = [aws_security_group.this.id]
+  update_default_version = true
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.this.arn
+  }
+
+  # IMDSv2 only: the worker reads its identity and spot notices with session tokens.
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  user_data = base64encode(templatefile("${path.module}/user_data.sh.tftpl", {
+    binary_location = var.binary_location
+    region          = local.region
+    worker_config   = local.worker_config
+    gomemlimit      = "${var.memory_limit_mib}MiB"
+  }))
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = local.tags
+  }
+  tags = var.tags
+}
+
+resource "aws_autoscaling_group" "this" {
+  name                = var.name
+  min_size            = var.min_size
+  max_size            = var.max_size
+  vpc_zone_identifier = var.subnet_ids
+  # Spot capacity moves: launch a replacement as soon as AWS recommends rebalancing, and drain
+  # the old instance through the terminate hook.
+  capacity_rebalance        = true
+  health_check_type         = "EC2"
+  default_instance_warmup   = 240
+  wait_for_capacity_timeout = "0"
+
+  mixed_instances_policy {
+    instances_distribution {
+      on_demand_base_capacity                  = 0
+      on_demand_percentage_above_base_capacity = 0
+      spot_allocation_strategy                 = "price-capacity-optimized"
+    }
+    launch_template {
+      launch_template_specification {
+        launch_template_id = aws_launch_template.this.id
+        version            = "$Latest"
+      }
+      dynamic "override" {
+        for_each = var.instance_types
+        content {
+          instance_type = override.value
+        }
+      }
+    }
+  }
+
+  initial_lifecycle_hook {
+    name                 = "drain"
+    lifecycle_transition = "autoscaling:EC2_INSTANCE_TERMINATING"
+    heartbeat_timeout    = 120
+    default_result       = "CONTINUE"
+  }
+
+  dynamic "tag" {
+    for_each = local.tags
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
+
+  # The autoscaler lambda owns the desired capacity.
+  lifecycle {
+    ignore_changes = [desired_capacity]
+  }
+}

@@ -1,0 +1,145 @@
+variable "name" {
+  description = "Name of the fleet: the Auto Scaling group, launch template, role and security group."
+  type        = string
+}
+
+variable "stack" {
+  description = "Stack name, tagged on every instance as liveagg:stack; the spot lambda acts only on instances with this tag."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC the workers run in."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets to spread the workers over, one per availability zone for spot capacity."
+  type        = list(string)
+}
+
+variable "vpc_cidr" {
+  description = "CIDR allowed to scrape the workers' Prometheus metrics port."
+  type        = string
+}
+
+variable "lambda_security_group_id" {
+  description = "Security group of the control lambdas: the only source allowed on the admin port."
+  type        = string
+}
+
+variable "ami_id" {
+  description = "AMI for the workers (an Amazon Linux 2023 image of the instance types' architecture)."
+  type        = string
+}
+
+variable "instance_types" {
+  description = "Instance types the spot fleet may use; several, of one architecture, so spot capacity is found."
+  type        = list(string)
+  default     = ["m7g.large", "m6g.large", "c7g.xlarge", "r7g.large"]
+}
+
+variable "min_size" {
+  description = "Fewest workers."
+  type        = number
+  default     = 1
+}
+
+variable "max_size" {
+  description = "Most workers (the fleet plan's max_workers)."
+  type        = number
+}
+
+variable "binary_location" {
+  description = "s3:// location of the liveagg binary for the instances' architecture."
+  type        = string
+}
+
+variable "spec_location" {
+  description = "s3:// location of the spec the workers run (the liveagg_aggregation_spec's location)."
+  type        = string
+}
+
+variable "bucket_arn" {
+  description = "ARN of the checkpoint-store bucket: the workers read specs and read and write checkpoints there."
+  type        = string
+}
+
+variable "checkpoint_location" {
+  description = "s3://bucket/prefix of the checkpoints."
+  type        = string
+}
+
+variable "checkpoint_interval" {
+  description = "Time between a partition's checkpoints."
+  type        = string
+  default     = "30s"
+}
+
+variable "on_missing_offset" {
+  description = "What a worker does when a checkpointed offset is no longer in Kafka: stop, or earliest."
+  type        = string
+  default     = "stop"
+
+  validation {
+    condition     = contains(["stop", "earliest"], var.on_missing_offset)
+    error_message = "on_missing_offset is stop or earliest."
+  }
+}
+
+variable "kafka_brokers" {
+  description = "Kafka bootstrap servers."
+  type        = list(string)
+}
+
+variable "kafka_tls" {
+  description = "Connect to Kafka with TLS."
+  type        = bool
+  default     = true
+}
+
+variable "kafka_sasl_mechanism" {
+  description = "Kafka SASL mechanism: aws-msk-iam, or empty for none."
+  type        = string
+  default     = "aws-msk-iam"
+}
+
+variable "msk_cluster_arn" {
+  description = "ARN of the MSK cluster, for the IAM authentication permissions; null when not on MSK IAM."
+  type        = string
+  default     = null
+}
+
+variable "cassandra_hosts" {
+  description = "Cassandra contact points for Cassandra outputs."
+  type        = list(string)
+  default     = []
+}
+
+variable "admin_token_parameter" {
+  description = "Name of the SSM SecureString holding the admin API token (shared with the spot lambda)."
+  type        = string
+}
+
+variable "admin_port" {
+  description = "Port of the worker admin API."
+  type        = number
+  default     = 7070
+}
+
+variable "metrics_port" {
+  description = "Port of the worker's Prometheus metrics."
+  type        = number
+  default     = 9100
+}
+
+variable "memory_limit_mib" {
+  description = "Soft memory limit for the Go runtime (GOMEMLIMIT), below the instance's memory (the fleet plan's instance_memory_mib)."
+  type        = number
+}
+
+variable "tags" {
+  description = "Tags for every resource and instance."
+  type        = map(string)
+  default     = {}
+}
