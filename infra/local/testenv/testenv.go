@@ -27,6 +27,8 @@ import (
 // Environment variables set by `infra/local/services env`.
 const (
 	EnvKafka     = "LIVEAGG_KAFKA_BROKERS"
+	EnvKafkaSASL = "LIVEAGG_KAFKA_SASL_SSL_BROKERS"
+	EnvKafkaCA   = "LIVEAGG_KAFKA_CA_FILE"
 	EnvCassandra = "LIVEAGG_CASSANDRA_HOSTS"
 	EnvAWS       = "LIVEAGG_AWS_ENDPOINT"
 	EnvTofu      = "LIVEAGG_TOFU"
@@ -64,6 +66,15 @@ func KafkaBrokers(t testing.TB) []string {
 	brokers := strings.Split(lookup(t, EnvKafka), ",")
 	reachable(t, "kafka", brokers[0])
 	return brokers
+}
+
+// KafkaSASLSSL returns the local Kafka's TLS listener that requires SCRAM-SHA-512, and the CA
+// file that signed its certificate. Users are created through the plaintext listener.
+func KafkaSASLSSL(t testing.TB) (brokers []string, caFile string) {
+	t.Helper()
+	brokers = strings.Split(lookup(t, EnvKafkaSASL), ",")
+	reachable(t, "kafka (SASL_SSL)", brokers[0])
+	return brokers, lookup(t, EnvKafkaCA)
 }
 
 // CassandraHosts returns the local Cassandra's host:port contact points.

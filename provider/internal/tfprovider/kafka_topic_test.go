@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +113,55 @@ func TestAccKafkaTopic(t *testing.T) {
 				ImportStateVerify:       true,
 				ImportStateVerifyIgnore: []string{"config"},
 			},
+		},
+	})
+}
+
+// TestAccKafkaTopicOverTLSWithSCRAM: the provider's Kafka settings reach a broker that
+// requires TLS from a private CA and SCRAM-SHA-512, with the password as a sensitive attribute.
+func TestAccKafkaTopicOverTLSWithSCRAM(t *testing.T) {
+	accEnv(t)
+	secure, ca := testenv.KafkaSASLSSL(t)
+	name := testenv.Name(t, "acc-tls")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers(t)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	res, err := kadm.NewClient(cl).AlterUserSCRAMs(context.Background(), nil,
+		[]kadm.UpsertSCRAM{{User: name, Mechanism: kadm.ScramSha512, Iterations: 8192, Password: "pw-" + name}})
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf(`
+provider "liveagg" {
+  kafka {
+    bootstrap_servers = [%q]
+    tls               = true
+    ca_file           = %q
+    sasl_mechanism    = "scram-sha-512"
+    sasl_username     = %q
+    sasl_password     = %q
+  }
+}
+resource "liveagg_kafka_topic" "t" {
+  name       = %q
+  partitions = 2
+}
+`, secure[0], ca, name, "pw-"+name, name)
+	// A wrong password fails the apply with the broker's reason, and creates nothing.
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{{Config: strings.Replace(config, `"pw-`+name+`"`, `"wrong"`, 1),
+			ExpectError: regexp.MustCompile(`(?s)SASL.*(A|a)uthentication`)}},
+	})
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{
+			{Config: config, Check: resource.TestCheckResourceAttr("liveagg_kafka_topic.t", "partitions", "2")},
 		},
 	})
 }
