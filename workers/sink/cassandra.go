@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -96,10 +97,18 @@ func NewCassandraSession(hosts []string, keyspace string, timeout time.Duration)
 // CassandraDDL returns the statements that create a sink's keyspace and table; the Terraform
 // provider's rollup table uses the same.
 func CassandraDDL(cfg CassandraConfig, keyFields, columns []string) []string {
+	// Sorted, class first, so the statement is the same every time (it is generated into files).
 	var repl []string
 	for k, v := range cfg.Replication {
 		repl = append(repl, fmt.Sprintf("'%s': '%s'", k, v))
 	}
+	sort.Slice(repl, func(i, j int) bool {
+		ci, cj := strings.HasPrefix(repl[i], "'class'"), strings.HasPrefix(repl[j], "'class'")
+		if ci != cj {
+			return ci
+		}
+		return repl[i] < repl[j]
+	})
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s.%s (", cfg.Keyspace, cfg.Table)
 	for _, k := range cqlNames(keyFields) {
