@@ -3,7 +3,6 @@
 package autoscaler_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,11 +11,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
-	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
 	"github.com/liveagg/liveagg/lambdas/autoscaler"
@@ -33,11 +30,6 @@ func TestAutoscalerAgainstMoto(t *testing.T) {
 	cfg := testenv.AWSConfig(t)
 	bootstrap := testenv.Build(t, "./bootstrap", t.TempDir(), "bootstrap", "lambda.norpc")
 	ec, as, cw := ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
-	imgs, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
-	if err != nil || len(imgs.Images) == 0 {
-		t.Fatalf("describe images: %v", err)
-	}
-	ami := aws.ToString(imgs.Images[0].ImageId)
 
 	ramp := func(from, to float64) func(int) float64 {
 		return func(i int) float64 { return from + (to-from)*float64(i)/14 }
@@ -71,20 +63,7 @@ func TestAutoscalerAgainstMoto(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			group := testenv.Name(t, "as")
 			spec := group + "-spec"
-			if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(group),
-				LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(ami), InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
-				AutoScalingGroupName: aws.String(group), MinSize: aws.Int32(tc.minCount), MaxSize: aws.Int32(6), DesiredCapacity: aws.Int32(tc.current),
-				AvailabilityZones: []string{testenv.Region + "a"},
-				LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(group), Version: aws.String("$Latest")},
-			}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				_, _ = as.DeleteAutoScalingGroup(context.Background(), &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String(group), ForceDelete: aws.Bool(true)})
-			})
+			testenv.AutoScalingGroup(t, ctx, ec, as, group, tc.minCount, 6, tc.current)
 			// Three workers each publish a third of the records every minute, and their cost.
 			now := time.Now().Truncate(time.Minute)
 			dims := []cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(spec)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String(group)}}
@@ -150,26 +129,9 @@ func TestLearningAllocatesAhead(t *testing.T) {
 	cfg := testenv.AWSConfig(t)
 	bootstrap := testenv.Build(t, "./bootstrap", t.TempDir(), "bootstrap", "lambda.norpc")
 	ec, as, cw := ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), cloudwatch.NewFromConfig(cfg)
-	imgs, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
-	if err != nil || len(imgs.Images) == 0 {
-		t.Fatalf("describe images: %v", err)
-	}
 	group := testenv.Name(t, "learn")
 	spec := group + "-spec"
-	if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(group),
-		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: imgs.Images[0].ImageId, InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
-		AutoScalingGroupName: aws.String(group), MinSize: aws.Int32(1), MaxSize: aws.Int32(20), DesiredCapacity: aws.Int32(2),
-		AvailabilityZones: []string{testenv.Region + "a"},
-		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(group), Version: aws.String("$Latest")},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = as.DeleteAutoScalingGroup(context.Background(), &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String(group), ForceDelete: aws.Bool(true)})
-	})
+	testenv.AutoScalingGroup(t, ctx, ec, as, group, 1, 20, 2)
 	now := time.Now().Truncate(time.Minute)
 	dims := []cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(spec)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String(group)}}
 	// 20,000 records/s quietly, 60,000 from three minutes past now to an hour later, each day.

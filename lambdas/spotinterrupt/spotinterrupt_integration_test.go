@@ -267,7 +267,7 @@ admin: {listen: "127.0.0.1:%d", token_ssm_parameter: %q}
 	if again := invoke("spot-interruption-warning.json", spotEvent); again != o {
 		t.Fatalf("redelivered event: %+v, first %+v", again, o)
 	}
-	run, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami(t, ctx, ec)), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	run, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(testenv.AMI(t, ctx, ec)), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,28 +327,11 @@ admin: {listen: "127.0.0.1:%d", token_ssm_parameter: %q}
 }
 
 func newGroup(t *testing.T, ctx context.Context, ec *ec2.Client, as *autoscaling.Client, name string) []string {
-	if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(name),
-		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(ami(t, ctx, ec)), InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
-		AutoScalingGroupName: aws.String(name), MinSize: aws.Int32(0), MaxSize: aws.Int32(6), DesiredCapacity: aws.Int32(3),
-		AvailabilityZones: []string{testenv.Region + "a"},
-		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(name), Version: aws.String("$Latest")},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = as.DeleteAutoScalingGroup(context.Background(), &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String(name), ForceDelete: aws.Bool(true)})
-	})
+	ids := testenv.AutoScalingGroup(t, ctx, ec, as, name, 0, 6, 3)
 	if _, err := as.PutLifecycleHook(ctx, &autoscaling.PutLifecycleHookInput{AutoScalingGroupName: aws.String(name),
 		LifecycleHookName: aws.String("drain"), LifecycleTransition: aws.String("autoscaling:EC2_INSTANCE_TERMINATING"),
 		HeartbeatTimeout: aws.Int32(120), DefaultResult: aws.String("CONTINUE")}); err != nil {
 		t.Fatal(err)
-	}
-	var ids []string
-	for _, i := range describeGroup(t, ctx, as, name).Instances {
-		ids = append(ids, aws.ToString(i.InstanceId))
 	}
 	if len(ids) != 3 {
 		t.Fatalf("group has %d instances", len(ids))
@@ -362,14 +345,6 @@ func describeGroup(t *testing.T, ctx context.Context, as *autoscaling.Client, na
 		t.Fatalf("describe group %s: %v", name, err)
 	}
 	return out.AutoScalingGroups[0]
-}
-
-func ami(t *testing.T, ctx context.Context, ec *ec2.Client) string {
-	imgs, err := ec.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
-	if err != nil || len(imgs.Images) == 0 {
-		t.Fatalf("describe images: %v", err)
-	}
-	return aws.ToString(imgs.Images[0].ImageId)
 }
 
 // countRows sums the count of every rollup row (flush rows aside) and fails on a (key, window)
