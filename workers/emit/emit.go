@@ -44,19 +44,27 @@ func (w *Window) End() int64 { return w.Start + w.Size }
 
 // Copy materialises a state window. Keys are split on record.KeySep.
 func Copy(sw *state.Window, spec, topic string, partition int32, keyFields []string, seq uint64, offset int64) *Window {
+	w := CopyKeys(sw, spec, topic, partition, keyFields, seq, offset)
+	vals := make([]float64, 0, sw.Len()*len(w.Columns))
+	for i := range sw.Len() {
+		start := len(vals)
+		vals = sw.Results(i, vals)
+		w.Rows[i].Values = vals[start:len(vals):len(vals)]
+	}
+	return w
+}
+
+// CopyKeys materialises a state window's keys only, without final values: for a spec whose
+// outputs all take partial states, where computing values (quantiles walk their sketches)
+// would be work nobody reads. Attach the states with AttachStates.
+func CopyKeys(sw *state.Window, spec, topic string, partition int32, keyFields []string, seq uint64, offset int64) *Window {
 	w := &Window{
 		Spec: spec, Topic: topic, Partition: partition, Seq: seq, Offset: offset,
 		Size: sw.Size, Start: sw.Start, KeyFields: keyFields, Columns: sw.Layout().Columns(),
 		Rows: make([]Row, sw.Len()),
 	}
-	vals := make([]float64, 0, sw.Len()*len(w.Columns))
 	for i := range sw.Len() {
-		start := len(vals)
-		vals = sw.Results(i, vals)
-		w.Rows[i] = Row{
-			Key:    strings.Split(string(sw.Key(i)), string(record.KeySep)),
-			Values: vals[start:len(vals):len(vals)],
-		}
+		w.Rows[i].Key = strings.Split(string(sw.Key(i)), string(record.KeySep))
 	}
 	return w
 }

@@ -334,7 +334,12 @@ func (o *owner) emitWindow(sw *state.Window) {
 	if o.emitErr != nil {
 		return
 	}
-	win := emit.Copy(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
+	var win *emit.Window
+	if o.w.values {
+		win = emit.Copy(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
+	} else {
+		win = emit.CopyKeys(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
+	}
 	if o.w.states {
 		if err := win.AttachStates(sw); err != nil {
 			o.emitErr = fmt.Errorf("partition %s: %w", o.key, err)

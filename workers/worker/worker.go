@@ -84,8 +84,9 @@ type Worker struct {
 	sinks   []sink.Sink
 	metrics *Metrics
 	health  *sinkHealth
-	// states says whether emitted windows carry encoded states (the spec has partial outputs).
-	states bool
+	// states says whether emitted windows carry encoded states (the spec has partial outputs),
+	// values whether they carry final values (it has other outputs).
+	states, values bool
 
 	cl     *kgo.Client
 	runCtx context.Context
@@ -145,12 +146,19 @@ func New(cfg Config) (*Worker, error) {
 			o.Observe(health)
 		}
 	}
-	states := false
+	states, values := false, false
 	for _, o := range cfg.Spec.Outputs {
 		states = states || o.Partial
+		values = values || !o.Partial
+	}
+	// Sinks not declared as outputs (a test's file sink, the demo's) read values too.
+	for _, s := range cfg.Sinks {
+		if _, outbox := s.(*sink.Kafka); !outbox {
+			values = true
+		}
 	}
 	w := &Worker{
-		cfg: cfg, log: log, states: states,
+		cfg: cfg, log: log, states: states, values: values,
 		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m, health: health,
 		owners: map[int32]*owner{}, lag: map[int32]int64{},
 	}
