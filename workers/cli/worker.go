@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -108,7 +109,14 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		return err
 	}
 	if cfg.Metrics.Listen != "" {
-		stopMetrics, err := serve(cfg.Metrics.Listen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+		mux := http.NewServeMux()
+		mux.Handle("/", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if cfg.Metrics.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		}
+		stopMetrics, err := serve(cfg.Metrics.Listen, mux, log)
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}

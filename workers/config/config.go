@@ -110,6 +110,9 @@ type Metrics struct {
 	CloudWatchInterval time.Duration `yaml:"cloudwatch_interval"`
 	// AutoScalingGroup is the dimension fleet metrics carry.
 	AutoScalingGroup string `yaml:"auto_scaling_group"`
+	// Pprof also serves Go's profiles under /debug/pprof/ on the metrics listener, for finding
+	// where a worker's CPU goes; the listener is open to the VPC only (modules/spot-workers).
+	Pprof bool `yaml:"pprof"`
 }
 
 // MaxCheckpointInterval keeps a partition's open Kafka transaction under the brokers' default

@@ -5,6 +5,8 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,6 +37,7 @@ type skewRun struct {
 
 type skewProc struct {
 	p       *proc
+	metrics int // metrics port (pprof when LIVEAGG_SKEW_PROFILE names a folder)
 	spec    string
 	machine int // the fleet member (instance) the process stands for
 	admin   *admin.Client
@@ -146,6 +149,7 @@ outputs: [{type: file, path: %q}]
 		one.balanced(single)
 		one.markIdle()
 		t0 := time.Now()
+		one.profile(single, 4)
 		produce(byOrg, true)
 		hotShare := partitionShare(b, ctx, adm, byOrg, n)
 		one.wait(byOrg, nil, single)
@@ -162,6 +166,7 @@ outputs: [{type: file, path: %q}]
 		two.balanced(l2)
 		two.markIdle()
 		t0 = time.Now()
+		two.profile(l1, 4)
 		produce(raw, false)
 		two.wait(raw, nil, l1)
 		// Level 1's partials become visible when its transaction commits, at a checkpoint.
@@ -200,16 +205,17 @@ intermediate topic: %d partials, %.1f bytes per raw record
 }
 
 func (r *skewRun) start(specPath string, machine int) {
-	port := testenv.FreePort(r.b)
+	port, mport := testenv.FreePort(r.b), testenv.FreePort(r.b)
 	cfg := writeFile(r.b, r.dir, fmt.Sprintf("w-%d.yaml", port), `
 spec: %s
 kafka: {brokers: [%s]}
 checkpoint: {location: "file://%s", interval: 5s, records: 1000000}
 admin: {listen: "127.0.0.1:%d", token_file: %q}
-`, specPath, strings.Join(r.brokers, ","), filepath.Join(r.dir, "ckpt"), port, r.token)
+metrics: {listen: "127.0.0.1:%d", pprof: true}
+`, specPath, strings.Join(r.brokers, ","), filepath.Join(r.dir, "ckpt"), port, r.token, mport)
 	id := fmt.Sprintf("%s-m%d-%d", strings.TrimSuffix(filepath.Base(specPath), ".yaml"), machine, port)
 	p := startWorker(r.b, r.dir, cfg, id)
-	r.procs = append(r.procs, &skewProc{p: p, spec: specPath, machine: machine,
+	r.procs = append(r.procs, &skewProc{p: p, spec: specPath, machine: machine, metrics: mport,
 		admin: admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "bench-token-0123456789", nil)})
 }
 
@@ -277,6 +283,34 @@ func (r *skewRun) wait(topic string, ends map[int32]int64, specPath string) time
 			r.b.Fatalf("%s did not finish %s: at %v of %v", specPath, topic, next, ends)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// profile saves a CPU profile of the first process of specPath, taken over the next seconds,
+// into LIVEAGG_SKEW_PROFILE when that names a folder.
+func (r *skewRun) profile(specPath string, seconds int) {
+	dir := os.Getenv("LIVEAGG_SKEW_PROFILE")
+	if dir == "" {
+		return
+	}
+	for _, sp := range r.procs {
+		if sp.spec != specPath {
+			continue
+		}
+		go func() {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", sp.metrics, seconds))
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(dir, strings.TrimSuffix(filepath.Base(specPath), ".yaml")+".pprof"))
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		}()
+		return
 	}
 }
 
