@@ -105,7 +105,7 @@ func (p *liveaggProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				Attributes: map[string]schema.Attribute{
 					"bootstrap_servers": schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Broker addresses, host:port (env LIVEAGG_KAFKA_BROKERS, comma-separated)."},
 					"tls":               schema.BoolAttribute{Optional: true, Description: "Connect with TLS (env LIVEAGG_KAFKA_TLS)."},
-					"ca_file":           schema.StringAttribute{Optional: true, Description: "PEM file of the CA that signed the brokers' certificates; the system roots when unset."},
+					"ca_file":           schema.StringAttribute{Optional: true, Description: "PEM file of the CA that signed the brokers' certificates; the system roots when unset (env LIVEAGG_KAFKA_CA_FILE)."},
 					"sasl_mechanism":    schema.StringAttribute{Optional: true, Description: "SASL mechanism: scram-sha-256, scram-sha-512 or aws-msk-iam (env LIVEAGG_KAFKA_SASL_MECHANISM)."},
 					"sasl_username":     schema.StringAttribute{Optional: true, Description: "SCRAM user (env LIVEAGG_KAFKA_SASL_USERNAME)."},
 					"sasl_password":     schema.StringAttribute{Optional: true, Sensitive: true, Description: "SCRAM password (env LIVEAGG_KAFKA_SASL_PASSWORD)."},
@@ -183,7 +183,7 @@ func (p *liveaggProvider) Configure(ctx context.Context, req provider.ConfigureR
 		Password:  strOr(m.Kafka.SASLPassword, "LIVEAGG_KAFKA_SASL_PASSWORD"),
 	}}
 	if (!m.Kafka.TLS.IsNull() && m.Kafka.TLS.ValueBool()) || os.Getenv("LIVEAGG_KAFKA_TLS") == "true" {
-		kc.TLS = wconfig.TLS{Enabled: true, CAFile: m.Kafka.CAFile.ValueString()}
+		kc.TLS = wconfig.TLS{Enabled: true, CAFile: strOr(m.Kafka.CAFile, "LIVEAGG_KAFKA_CA_FILE")}
 	}
 	region := strOr(m.Registry.Region, "AWS_REGION")
 	endpoint := strOr(m.Registry.Endpoint, "LIVEAGG_AWS_ENDPOINT")
