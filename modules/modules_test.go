@@ -131,7 +131,7 @@ func TestUserDataRendersAWorkerConfig(t *testing.T) {
 	}
 	ud := render(t, "spot-workers/user_data.sh.tftpl", map[string]cty.Value{"binary_location": cty.StringVal("s3://b/liveagg"),
 		"region": cty.StringVal("us-east-1"), "worker_config": cty.StringVal(cfg), "gomemlimit": cty.StringVal("3000MiB")})
-	if !strings.Contains(ud, cfg) || !strings.Contains(ud, "liveagg worker --config /etc/liveagg/worker.yaml") {
+	if !strings.Contains(ud, cfg) || !strings.Contains(ud, "liveagg worker --config /etc/liveagg/worker.yaml") || !strings.Contains(ud, "RestartPreventExitStatus=3") {
 		t.Fatalf("user data:\n%s", ud)
 	}
 }

@@ -16,6 +16,10 @@ const (
 	ExitOK      = 0
 	ExitInvalid = 1 // the input was read but is not valid (a spec, a checkpoint)
 	ExitUsage   = 2 // the command was called wrongly, or a file could not be read
+	// ExitDrained ends a worker drained through its admin API or by a spot interruption
+	// notice: its instance is going away, so a supervisor must not restart it (systemd:
+	// RestartPreventExitStatus=3). A spec change or SIGTERM ends with 0.
+	ExitDrained = 3
 )
 
 // ExitError carries an exit code out of a command after its message has been printed.

@@ -157,6 +157,10 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}()
 	select {
 	case err := <-done:
+		if err == nil && w.Status().Draining {
+			log.Info("drained for the instance's termination; exiting with status 3 so it is not restarted")
+			return &ExitError{Code: ExitDrained}
+		}
 		return err
 	case err := <-specChanged:
 		if !errors.Is(err, specsrc.ErrChanged) {

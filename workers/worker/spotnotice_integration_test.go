@@ -92,8 +92,8 @@ admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 			t.Errorf("log lacks %q:\n%s", want, w.log())
 		}
 	}
-	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit %d after a drain, want 0", code)
+	if code := w.cmd.ProcessState.ExitCode(); code != 3 {
+		t.Errorf("exit %d after a drain for a spot notice, want 3 (drained: do not restart)", code)
 	}
 	t.Logf("drained and exited %.1f s after the notice appeared", time.Since(start).Seconds())
 }
