@@ -24,6 +24,7 @@ import (
 
 	indoorlocation "github.com/liveagg/liveagg/examples/indoor-location"
 	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/gen"
 )
 
@@ -85,12 +86,14 @@ func TestMultilevelExactUnderKill9(t *testing.T) {
 		case 3, 6, 9: // a level-2 or level-3 worker
 			ml.kill9(1+rng.IntN(4), 0)
 		case 4:
-			// Keep a copy of level 1's checkpoints as they are now, to replay from later.
-			time.Sleep(3 * time.Second)
+			// Keep a copy of level 1's checkpoints as they are now, to replay from later, once
+			// every partition has one (an owner restarted by a kill may not have saved yet).
+			ml.waitCheckpointed(0, 4)
 			snapshot = filepath.Join(ml.dir, "l1-checkpoints-copy")
 			if out, err := exec.Command("cp", "-r", filepath.Join(ml.ckpt, ml.specs[0].name), snapshot).CombinedOutput(); err != nil {
 				t.Fatalf("copy checkpoints: %v %s", err, out)
 			}
+
 		}
 	}
 	ml.flush()
@@ -127,6 +130,7 @@ func TestMultilevelExactUnderKill9(t *testing.T) {
 		for _, m := range restoredRE.FindAllStringSubmatch(ml.procs[ml.id(0, j)].log(), -1) {
 			p, _ := strconv.Atoi(m[1])
 			off, _ := strconv.ParseInt(m[2], 10, 64)
+			off = max(off, 0) // -1: no checkpoint, the partition replays from its start
 			if c, ok := final.Lookup(ml.prefix+"-location-raw", int32(p)); ok && off < c.At {
 				replayed += c.At - off
 			}
@@ -211,6 +215,30 @@ sinks:
 		}
 	})
 	return ml
+}
+
+// waitCheckpointed waits until every partition of a spec has a checkpoint.
+func (ml *mlPipeline) waitCheckpointed(level, partitions int) {
+	ml.t.Helper()
+	store, err := checkpoint.Open("file://" + ml.ckpt)
+	if err != nil {
+		ml.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		done := 0
+		for p := range int32(partitions) {
+			m, err := store.Inspect(ml.ctx, checkpoint.Key{Spec: ml.specs[level].name, Topic: ml.specs[level].input, Partition: p})
+			if err == nil && m.Current != nil {
+				done++
+			}
+		}
+		if done == partitions {
+			return
+		}
+		if time.Now().After(deadline) {
+			ml.t.Fatalf("%s: %d of %d partitions checkpointed after 30 s", ml.specs[level].name, done, partitions)
+		}
+	}
 }
 
 func (ml *mlPipeline) id(level, j int) string { return fmt.Sprintf("s%d-w%d", level, j) }
@@ -379,7 +407,7 @@ func (ml *mlPipeline) readTopic(topic string, each func(*kgo.Record)) {
 	}
 }
 
-var restoredRE = regexp.MustCompile(`"msg":"partition restored".*"partition":(\d+),"generation":\d+,"offset":(\d+)`)
+var restoredRE = regexp.MustCompile(`"msg":"partition restored".*"partition":(\d+),"generation":\d+,"offset":(-?\d+)`)
 
 type mlRow struct {
 	table, key  string
