@@ -93,6 +93,11 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	var cp checkpoint.Checkpoint
 	for skip := 0; ; skip++ {
 		cp, err = lease.LoadOlder(ctx, skip)
+		if errors.Is(err, checkpoint.ErrNoCheckpoint) && skip > 0 {
+			// Every checkpoint there is was read but none restores. Starting empty would replay
+			// from the log's start, which retention may have cut, and overwrite good rollups.
+			return 0, fmt.Errorf("partition %s: none of %d checkpoints restores; not starting from empty", o.key, skip)
+		}
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
 			o.store = state.New(w.cfg.Spec, w.layout, emitFn)
 			o.nextOffset, o.nextSeq = -1, 0
@@ -174,15 +179,28 @@ func (o *owner) run(ctx context.Context) {
 		case c := <-o.ctl:
 			switch c.kind {
 			case ctlCheckpoint:
-				c.reply <- o.checkpoint(ctx, true)
+				// A failed checkpoint fails the partition however it was asked for: the sinks
+				// may hold output the checkpoint did not cover, and only a restart squares them.
+				err := o.checkpoint(ctx, true)
+				c.reply <- err
+				if err != nil {
+					o.fail(err)
+					return
+				}
 			case ctlFlushAll:
-				o.drainInput(ctx)
-				o.store.Flush()
-				err := o.emitErr
+				err := o.drainInput(ctx)
+				if err == nil {
+					o.store.Flush()
+					err = o.emitErr
+				}
 				if err == nil {
 					err = o.checkpoint(ctx, true)
 				}
 				c.reply <- err
+				if err != nil {
+					o.fail(err)
+					return
+				}
 			case ctlStop:
 				// Finish the batches already handed over, then checkpoint what they did.
 				err := o.drainInput(ctx)
