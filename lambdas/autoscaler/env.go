@@ -15,10 +15,10 @@ import (
 //	LIVEAGG_SPEC                spec the workers run (required)
 //	LIVEAGG_PARTITIONS          partitions of its input topic (required)
 //	LIVEAGG_CORES_PER_WORKER    vCPUs per worker (2)
-//	LIVEAGG_TARGET_UTILIZATION  fraction of the cores to plan for (0.6)
+//	LIVEAGG_TARGET_UTILIZATION  fraction of the cores to plan for (learning 0.92, capacity 0.6)
 //	LIVEAGG_MEMORY_PER_WORKER   bytes of state per worker, e.g. 4GiB (4GiB)
-//	LIVEAGG_CATCH_UP            time to work off lag (10m)
-//	LIVEAGG_SCALE_DOWN_WINDOW   minutes a scale-down must agree with (10m)
+//	LIVEAGG_CATCH_UP            time to work off lag (learning 1m, capacity 10m)
+//	LIVEAGG_SCALE_DOWN_WINDOW   minutes a scale-down must agree with (learning 15m, capacity 10m)
 //	LIVEAGG_DRY_RUN             true: decide and publish, change nothing
 //	LIVEAGG_POLICY              learning (forecasts ahead) or capacity (reacts) (learning)
 //	LIVEAGG_LEAD                time from asking for a worker to its consuming (4m)
@@ -41,8 +41,18 @@ func FromEnv(getenv func(string) string) (Config, Policy, error) {
 		if getenv("LIVEAGG_TARGET_UTILIZATION") != "" {
 			target = p.TargetUtilization
 		}
-		return cfg, Learning{TargetUtilization: target, CoresPerWorker: p.CoresPerWorker, LeadMinutes: int(lead.Minutes()),
-			CatchUpSeconds: p.CatchUpSeconds, MemoryPerWorker: p.MemoryPerWorker, StabilizationPoints: p.StabilizationPoints}, nil
+		// Only what was set overrides Learning's own defaults: those are what the simulator's
+		// reference scenario checks, and Capacity's (a 10m catch-up) miss its SLO goal.
+		l := Learning{TargetUtilization: target, CoresPerWorker: p.CoresPerWorker, LeadMinutes: int(lead.Minutes()),
+			MemoryPerWorker: p.MemoryPerWorker}
+		if getenv("LIVEAGG_CATCH_UP") != "" {
+			l.CatchUpSeconds = p.CatchUpSeconds
+		}
+		if getenv("LIVEAGG_SCALE_DOWN_WINDOW") != "" {
+			l.StabilizationPoints = p.StabilizationPoints
+		}
+		cfg.Window = max(cfg.Window, l.withDefaults().StabilizationPoints+1)
+		return cfg, l, nil
 	case "capacity":
 		return cfg, p, nil
 	default:

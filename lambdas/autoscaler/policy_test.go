@@ -68,6 +68,16 @@ func TestFromEnv(t *testing.T) {
 	if !ok || cfg.Group != "g" || cfg.Partitions != 12 || !cfg.DryRun || l.MemoryPerWorker != 2<<30 || l.StabilizationPoints != 20 || cfg.Window != 21 || l.LeadMinutes != 4 {
 		t.Fatalf("cfg %+v policy %+v", cfg, pol)
 	}
+	// Unset, Learning keeps the defaults the simulator's reference scenario checks.
+	delete(env, "LIVEAGG_SCALE_DOWN_WINDOW")
+	_, pol, err = FromEnv(func(k string) string { return env[k] })
+	if d := pol.(Learning).withDefaults(); err != nil || d.CatchUpSeconds != 60 || d.StabilizationPoints != 15 {
+		t.Fatalf("learning defaults: %+v %v", d, err)
+	}
+	env["LIVEAGG_CATCH_UP"] = "5m"
+	if _, pol, err = FromEnv(func(k string) string { return env[k] }); err != nil || pol.(Learning).CatchUpSeconds != 300 {
+		t.Fatalf("LIVEAGG_CATCH_UP: %+v %v", pol, err)
+	}
 	env["LIVEAGG_POLICY"] = "capacity"
 	if _, pol, err := FromEnv(func(k string) string { return env[k] }); err != nil || pol.(Capacity).MemoryPerWorker != 2<<30 {
 		t.Fatalf("capacity policy: %+v %v", pol, err)
