@@ -103,3 +103,28 @@ func TestLearningAllocatesAhead(t *testing.T) {
 		t.Fatalf("a big lag should scale to the partition cap %d, got %d: %s", in.Partitions, d3.Desired, d3.Reason)
 	}
 }
+
+// A minute not yet published (NaN) must not erase what the metrics do say.
+func TestLearningUnpublishedMinutes(t *testing.T) {
+	nan := math.NaN()
+	flat := make([]float64, 60)
+	for i := range flat {
+		flat[i] = 1000
+	}
+	l := Learning{CoresPerWorker: 2, LeadMinutes: 4}
+	spr := []float64{2e-3} // 1,000 records/s per worker
+	base := Inputs{Rate: flat, SecondsPerRecord: spr, Current: 3, Min: 1, Max: 20, Partitions: 20}
+	withLag := base
+	withLag.Lag = []float64{5e6, 5e6, 5e6}
+	lastMissing := base
+	lastMissing.Lag = []float64{5e6, 5e6, nan}
+	noRate := base
+	noRate.Rate = []float64{nan, nan, nan}
+	full, missing, none := l.Decide(withLag), l.Decide(lastMissing), l.Decide(noRate)
+	if missing.Desired != full.Desired || full.Desired <= base.Current {
+		t.Fatalf("lag 5e6 with the last minute unpublished: %d workers, with it published: %d (%s)", missing.Desired, full.Desired, missing.Reason)
+	}
+	if none.Desired != base.Current {
+		t.Fatalf("no rate published: desired %d, want the current %d (%s)", none.Desired, base.Current, none.Reason)
+	}
+}

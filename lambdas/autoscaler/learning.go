@@ -98,13 +98,17 @@ func (l Learning) Decide(in Inputs) Decision {
 			fr = Predict(in.Rate, 1, l.LeadMinutes)
 		}
 	}
+	if math.IsNaN(fr.Mean) || math.IsNaN(now) {
+		// No rate published at all: a NaN forecast would read as "scale down to Min".
+		return Decision{Desired: in.Current, Reason: "no rate metrics: keeping the current size"}
+	}
 	// A burst under way shows in the last minute before the forecast's hourly level moves:
 	// plan for it at once, with the forecast's error margin.
 	upper := max(fr.Upper, now*fr.Upper/max(fr.Mean, 1e-9))
 	cpu := upper / (capacity * l.TargetUtilization)
 	lag := 0.0
-	if len(in.Lag) > 0 && !math.IsNaN(in.Lag[len(in.Lag)-1]) {
-		lag = in.Lag[len(in.Lag)-1]
+	if v := lastValid(in.Lag); len(in.Lag) > 0 && !math.IsNaN(v) {
+		lag = v // the latest minute may not be published yet, as in Capacity
 	}
 	catchUp := (max(fr.Mean, now) + lag/l.CatchUpSeconds) / capacity
 	mem := 0.0
