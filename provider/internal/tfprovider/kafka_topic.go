@@ -49,7 +49,7 @@ func (r *kafkaTopic) Schema(_ context.Context, _ resource.SchemaRequest, resp *r
 				PlanModifiers: []planmodifier.Int64{partitionsOnlyGrow{}}},
 			"replication_factor": schema.Int64Attribute{Optional: true, Computed: true, Description: "Replicas of each partition (the broker's default when unset). Changing it creates a new topic.",
 				Validators:    []validator.Int64{int64validator.AtLeast(1)},
-				PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace(), int64planmodifier.UseStateForUnknown()}},
+				PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown(), int64planmodifier.RequiresReplace()}},
 			"config": schema.MapAttribute{ElementType: types.StringType, Optional: true, Description: "Topic configs set on the topic, such as retention.ms or cleanup.policy; others keep the broker's defaults. Changed in place."},
 		},
 	}
