@@ -113,6 +113,7 @@ type Layout struct {
 	// SmallStride is the number of inline distinct hashes per slot (SmallN per distinct).
 	SmallStride int
 	columns     []string
+	fp          uint64
 }
 
 // NewLayout resolves a spec's aggregations against the fields of a decoder.
@@ -192,6 +193,7 @@ func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
 		}
 		l.columns = append(l.columns, f.Name)
 	}
+	l.fp = l.fingerprint()
 	return l, nil
 }
 
@@ -264,6 +266,13 @@ func (l *Layout) Results(s Slot, dst []float64) []float64 {
 // Fingerprint identifies the layout's state format: two layouts with the same fingerprint read
 // each other's slots. Names are left out (renaming a column does not change state).
 func (l *Layout) Fingerprint() uint64 {
+	if l.fp != 0 {
+		return l.fp // computed once by NewLayout: every partial a next level reads checks it
+	}
+	return l.fingerprint()
+}
+
+func (l *Layout) fingerprint() uint64 {
 	var b []byte
 	b = fmt.Appendf(b, "stride=%d small=%d/%d last=%v;", l.Stride, l.SmallStride, SmallN, l.HasLast)
 	for _, f := range l.Funcs {

@@ -108,8 +108,11 @@ func Parse(b []byte, p *Partial) error {
 		return fmt.Errorf("%w: key field count", ErrBad)
 	}
 	b = b[n:]
+	// The field names repeat from partial to partial: keep the strings when they match, so a
+	// partial costs no allocation for its names.
+	old := p.Fields
 	p.Fields, p.Values = p.Fields[:0], p.Values[:0]
-	for range nf {
+	for i := range int(nf) {
 		var name, val []byte
 		var err error
 		if name, b, err = chunk(b); err != nil {
@@ -118,7 +121,11 @@ func Parse(b []byte, p *Partial) error {
 		if val, b, err = chunk(b); err != nil {
 			return err
 		}
-		p.Fields = append(p.Fields, string(name))
+		if i < len(old) && old[i] == string(name) {
+			p.Fields = append(p.Fields, old[i])
+		} else {
+			p.Fields = append(p.Fields, string(name))
+		}
 		p.Values = append(p.Values, val)
 	}
 	if len(b) < 8 {
@@ -141,31 +148,44 @@ func chunk(b []byte) ([]byte, []byte, error) {
 // each partial and checks that the partial's partitioning fits that key.
 type Projection struct {
 	key   []string
-	cache map[string][]int // partial field list -> index per key field
+	cache map[string]*layoutOf // partial field list -> where this key's fields are in it
+	last  *layoutOf            // the previous partial's: nearly every partial has the same
+}
+
+// layoutOf is where a projection's key fields sit in partials with one list of fields.
+type layoutOf struct {
+	fields  []string
+	idx     []int  // index in fields per key field
+	allowed uint64 // bit per field the partials may be partitioned by: the key's
 }
 
 // NewProjection returns the projection onto key.
 func NewProjection(key []string) *Projection {
-	return &Projection{key: key, cache: map[string][]int{}}
+	return &Projection{key: key, cache: map[string]*layoutOf{}}
 }
 
 // Key appends to parts the partial's values of the projection's key fields, in key order.
 func (pr *Projection) Key(p *Partial, parts [][]byte) ([][]byte, error) {
-	sig := strings.Join(p.Fields, "\x1f")
-	idx, ok := pr.cache[sig]
-	if !ok {
-		var err error
-		if idx, err = pr.index(p); err != nil {
-			return parts, err
+	lo := pr.last
+	if lo == nil || !slices.Equal(lo.fields, p.Fields) {
+		sig := strings.Join(p.Fields, "\x1f")
+		if lo = pr.cache[sig]; lo == nil {
+			idx, err := pr.index(p)
+			if err != nil {
+				return parts, err
+			}
+			lo = &layoutOf{fields: slices.Clone(p.Fields), idx: idx}
+			for _, i := range idx {
+				lo.allowed |= 1 << i
+			}
+			pr.cache[sig] = lo
 		}
-		pr.cache[sig] = idx
+		pr.last = lo
 	}
-	for f := range p.Fields {
-		if p.KeyedBy&(1<<f) != 0 && !slices.Contains(idx, f) {
-			return parts, fmt.Errorf("%w: partials are partitioned by %v, which is not within this spec's key %v: one series' partials would arrive on several partitions and be emitted once per partition; key the partial output by a subset of %v", ErrBad, keyedBy(p), pr.key, pr.key)
-		}
+	if p.KeyedBy&(uint64(1)<<len(p.Fields)-1)&^lo.allowed != 0 {
+		return parts, fmt.Errorf("%w: partials are partitioned by %v, which is not within this spec's key %v: one series' partials would arrive on several partitions and be emitted once per partition; key the partial output by a subset of %v", ErrBad, keyedBy(p), pr.key, pr.key)
 	}
-	for _, i := range idx {
+	for _, i := range lo.idx {
 		parts = append(parts, p.Values[i])
 	}
 	return parts, nil

@@ -305,6 +305,9 @@ func BenchmarkApplyPartial(b *testing.B) {
 			if err := partial.Parse(v, &p); err != nil {
 				b.Fatal(err)
 			}
+			if err := partial.CheckLayout(&p, l2Layout); err != nil { // as the worker does per partial
+				b.Fatal(err)
+			}
 			parts, _ = proj.Key(&p, parts[:0])
 			if _, err := st.ApplyPartial(parts, p.Start, p.Size, p.State); err != nil {
 				b.Fatal(err)
