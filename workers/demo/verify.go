@@ -225,12 +225,4 @@ func topRows(rows map[rowID]map[string]float64, n int) []TopRow {
 }
 
 func fmtTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04") }
-func fmtSize(ms int64) string {
-	switch {
-	case ms%3_600_000 == 0:
-		return fmt.Sprintf("%dh", ms/3_600_000)
-	case ms%60_000 == 0:
-		return fmt.Sprintf("%dm", ms/60_000)
-	}
-	return (time.Duration(ms) * time.Millisecond).String()
-}
+func fmtSize(ms int64) string { return spec.Duration(time.Duration(ms) * time.Millisecond).String() }

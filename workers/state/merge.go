@@ -3,8 +3,10 @@ package state
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/liveagg/liveagg/workers/agg"
+	"github.com/liveagg/liveagg/workers/spec"
 )
 
 // ErrPartialShape is wrapped by ApplyPartial's errors about a partial that does not fit this
@@ -73,13 +75,5 @@ func (st *Store) ApplyPartial(key [][]byte, start, size int64, state []byte) (bo
 	return true, nil
 }
 
-func msDur(ms int64) string {
-	s := fmt.Sprint(ms/1000) + "s"
-	switch {
-	case ms%3_600_000 == 0:
-		s = fmt.Sprint(ms/3_600_000) + "h"
-	case ms%60_000 == 0:
-		s = fmt.Sprint(ms/60_000) + "m"
-	}
-	return s
-}
+// msDur prints a window size in milliseconds as specs write it (500ms, 1m, 1d).
+func msDur(ms int64) string { return spec.Duration(time.Duration(ms) * time.Millisecond).String() }
