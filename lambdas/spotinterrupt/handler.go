@@ -200,6 +200,9 @@ func (h *Handler) handle(ctx context.Context, n Notice, out Outcome) (Outcome, e
 		out.Group = n.Lifecycle.Group
 	}
 
+	// The same event delivered again to another container (the done cache is per container):
+	// handled already, and counting it again would inflate the autoscaler's spot headroom.
+	redelivered := tags[TagDrained] == n.EventID
 	if tags[TagDrained] != "" {
 		out.Action, out.Reason = ActionAlreadyDrained, "drained for event "+tags[TagDrained]
 		h.log.Info("worker already drained", "event", n.EventID, "instance", n.InstanceID, "by", tags[TagDrained])
@@ -218,7 +221,9 @@ func (h *Handler) handle(ctx context.Context, n Notice, out Outcome) (Outcome, e
 	} else if out.Action == ActionDrained && out.Group != "" {
 		out.Replacement = h.replace(ctx, n, out.Group)
 	}
-	h.publish(ctx, n, out)
+	if !redelivered {
+		h.publish(ctx, n, out)
+	}
 	return out, nil
 }
 

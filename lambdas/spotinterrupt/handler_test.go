@@ -211,10 +211,21 @@ func TestHandlerDecisions(t *testing.T) {
 			if out.Action == ActionDrained {
 				h2 := New(f, f, f, f, "/liveagg/token", slog.New(slog.NewTextHandler(io.Discard, nil)),
 					WithWorkerClient(func(string, string) Worker { return w }))
+				first := ev.ID
 				ev.ID = "another-delivery"
 				o2, err := h2.Handle(context.Background(), ev)
 				if err != nil || o2.Action != ActionAlreadyDrained || w.drains != tc.drains {
 					t.Fatalf("second event: %+v %v, drains %d", o2, err, w.drains)
+				}
+				// The first event redelivered to a third container is not counted again: the
+				// autoscaler sizes its spare capacity from the count.
+				published := len(f.metrics)
+				h3 := New(f, f, f, f, "/liveagg/token", slog.New(slog.NewTextHandler(io.Discard, nil)),
+					WithWorkerClient(func(string, string) Worker { return w }))
+				ev.ID = first
+				o3, err := h3.Handle(context.Background(), ev)
+				if err != nil || o3.Action != ActionAlreadyDrained || w.drains != tc.drains || len(f.metrics) != published {
+					t.Fatalf("redelivered to another container: %+v %v, drains %d, metrics %v", o3, err, w.drains, f.metrics[published:])
 				}
 			}
 		})
