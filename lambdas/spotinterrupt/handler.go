@@ -262,7 +262,15 @@ func (h *Handler) drain(ctx context.Context, n Notice, tags map[string]string, o
 	w := h.worker(endpoint, token)
 	start := h.now()
 	// Checkpoint first: a drain that runs out of time still leaves the newest state durable.
-	if _, err := w.Checkpoint(ctx); err != nil {
+	// It gets at most half the time left, so a worker slow to checkpoint still gets to leave
+	// its group and hand its partitions over.
+	cctx, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		cctx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+	}
+	_, err = w.Checkpoint(cctx)
+	cancel()
+	if err != nil {
 		h.log.Warn("checkpoint before drain failed; draining anyway", "instance", n.InstanceID, "endpoint", endpoint, "err", err)
 	}
 	if _, err := w.Drain(ctx); err != nil {

@@ -261,3 +261,24 @@ func TestWorkerThatDoesNotAnswer(t *testing.T) {
 		t.Fatalf("outcome %+v", out)
 	}
 }
+
+type hangingCheckpointWorker struct{ hangingWorker }
+
+func (hangingCheckpointWorker) Drain(ctx context.Context) (admin.Result, error) {
+	return admin.Result{}, ctx.Err() // drains at once, if any time is left
+}
+
+// A checkpoint that hangs gets half the notice, not all of it: the drain that hands the
+// partitions over still runs.
+func TestCheckpointThatHangsLeavesTimeToDrain(t *testing.T) {
+	f := &fakeAWS{tags: map[string]map[string]string{"i-1234567890abcdef0": {TagStack: "prod", spot.AdminEndpointTag: "http://127.0.0.1:1"}}}
+	h := New(f, f, f, f, "/p", slog.New(slog.NewTextHandler(io.Discard, nil)), WithNotice(12*time.Second),
+		WithWorkerClient(func(string, string) Worker { return hangingCheckpointWorker{} }))
+	out, err := h.Handle(context.Background(), sample(t, "lifecycle-terminate.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Action != ActionDrained || out.Lifecycle != "CONTINUE" {
+		t.Fatalf("outcome %+v", out)
+	}
+}
