@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,10 @@ outputs: [{type: stdout}]
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// A drain (a signal, a spot notice) before Run has a client says so instead of panicking.
+		if err := w.Drain(ctx); err == nil || !strings.Contains(err.Error(), "not running") {
+			t.Fatalf("drain before run: %v", err)
 		}
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)

@@ -170,7 +170,9 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	w.mu.Lock() // Drain comes from other goroutines (signals, the spot notice, the admin API)
 	w.runCtx, w.cancel = ctx, cancel
+	w.mu.Unlock()
 	topic := w.cfg.Spec.Input.Topic
 	opts := append([]kgo.Opt{}, w.cfg.KafkaOpts...)
 	opts = append(opts,
@@ -192,7 +194,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: kafka client: %w", err)
 	}
+	w.mu.Lock()
 	w.cl = cl
+	w.mu.Unlock()
 	defer cl.Close()
 	w.log.Info("worker started", "topic", topic, "group", w.cfg.Group, "checkpoints", w.cfg.Checkpoints.Location())
 
@@ -469,18 +473,26 @@ func (w *Worker) Drain(ctx context.Context) error {
 		w.mu.Unlock()
 		return nil
 	}
+	cl, cancel := w.cl, w.cancel
+	if cancel == nil {
+		w.mu.Unlock()
+		return errors.New("drain: the worker is not running yet")
+	}
 	w.draining = true
 	w.mu.Unlock()
 	start := time.Now()
 	w.log.Info("draining")
 	// Leaving the group revokes every partition, and revocation checkpoints each one.
-	if cl := w.cl; cl != nil {
+	if cl != nil {
 		if err := cl.LeaveGroupContext(ctx); err != nil {
+			w.mu.Lock()
+			w.draining = false // a later Drain may try again; a normal exit is not a drain
+			w.mu.Unlock()
 			return fmt.Errorf("drain: leave group: %w", err)
 		}
 	}
 	w.log.Info("drained", "seconds", time.Since(start).Seconds())
-	w.cancel(errDrained)
+	cancel(errDrained)
 	return nil
 }
 
