@@ -307,11 +307,9 @@ func Run(ctx context.Context, o Options, r Reporter) (*Result, error) {
 		s := snap()
 		r.Update(s)
 		if !o.NoKill && len(crashAt) > 0 {
-			target := o.Records
-			if target <= 0 {
-				target = int64(float64(o.Rate) * o.Duration.Seconds())
-			}
-			if c := crashAt[0]; s.Consumed >= int64(c.frac*float64(target)) && s.Consumed > 0 {
+			// The progress bar's fraction: records for a counted run, time for a timed one (a
+			// rate of -1, as fast as possible, gives no record target).
+			if c, done := crashAt[0], fractionOf(s); done >= c.frac && s.Consumed > 0 {
 				crashAt = crashAt[1:]
 				msg, err := levels[c.level].crashAndReplace(r)
 				if err != nil {
@@ -424,3 +422,5 @@ func dataEnds(ctx context.Context, kopts []kgo.Opt, topic string) (map[int32]int
 		fs.EachRecord(func(r *kgo.Record) { ends[r.Partition] = max(ends[r.Partition], r.Offset+1) })
 	}
 }
+
+func fractionOf(s Snapshot) float64 { f, _ := s.fraction(); return f }

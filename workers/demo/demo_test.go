@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,17 @@ import (
 type recorder struct {
 	snaps  int
 	events []string
+	last   Snapshot   // the latest progress shown
+	crashs []Snapshot // the progress when each crash was reported
 }
 
-func (r *recorder) Update(Snapshot)  { r.snaps++ }
-func (r *recorder) Event(msg string) { r.events = append(r.events, msg) }
+func (r *recorder) Update(s Snapshot) { r.snaps++; r.last = s }
+func (r *recorder) Event(msg string) {
+	r.events = append(r.events, msg)
+	if strings.Contains(msg, "CRASH") {
+		r.crashs = append(r.crashs, r.last)
+	}
+}
 
 // TestDemoVerifiesAndRepeats runs the demo headless twice with the same seed, each run with its
 // half-way crash and restore: both must verify, and the sorted rollup files must be the same
@@ -77,22 +85,31 @@ func TestDemoVerifiesAndRepeats(t *testing.T) {
 	}
 }
 
-// TestDemoTimedRun checks the --duration mode ends on time and verifies.
+// TestDemoTimedRun checks the --duration mode ends on time and verifies, at a set rate and as
+// fast as possible, with its crashes half- and three-quarters-way through the time.
 func TestDemoTimedRun(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	start := time.Now()
-	res, err := Run(ctx, Options{Duration: 3 * time.Second, Rate: 10_000, Out: t.TempDir()}, &recorder{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.OK() {
-		t.Fatalf("not verified: %v", res.Differences)
-	}
-	if res.Records < 20_000 || res.Records > 35_000 {
-		t.Fatalf("3 s at 10,000/s produced %d records", res.Records)
-	}
-	if d := time.Since(start); d > 30*time.Second {
-		t.Fatalf("a 3 s run took %v", d)
+	for _, rate := range []int{10_000, -1} {
+		t.Run(fmt.Sprint("rate ", rate), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			start := time.Now()
+			rec := &recorder{}
+			res, err := Run(ctx, Options{Duration: 3 * time.Second, Rate: rate, Out: t.TempDir()}, rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() {
+				t.Fatalf("not verified: %v", res.Differences)
+			}
+			if rate > 0 && (res.Records < 20_000 || res.Records > 35_000) {
+				t.Fatalf("3 s at 10,000/s produced %d records", res.Records)
+			}
+			if d := time.Since(start); d > 30*time.Second {
+				t.Fatalf("a 3 s run took %v", d)
+			}
+			if len(rec.crashs) != 2 || rec.crashs[0].TimeDone < 0.4 {
+				t.Fatalf("crashes at %+v: want two, the first about half-way through the time", rec.crashs)
+			}
+		})
 	}
 }
