@@ -2,12 +2,14 @@ package tfprovider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/gocql/gocql"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	tfpath "github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -179,8 +181,9 @@ func (r *rollupTable) apply(ctx context.Context, m *rollupModel, prior *rollupMo
 	}
 	ttl := time.Duration(0)
 	if v := m.TTL.ValueString(); v != "" {
-		if ttl, err = time.ParseDuration(v); err != nil || ttl < 0 {
-			d.AddAttributeError(tfpath.Root("ttl"), "ttl", fmt.Sprintf("%q is not a duration such as 2160h", v))
+		sd, perr := spec.ParseDuration(v) // the spec's own spelling (30d) as well as Go's
+		if ttl = sd.Std(); perr != nil || ttl < 0 {
+			d.AddAttributeError(tfpath.Root("ttl"), "ttl", fmt.Sprintf("%q is not a duration such as 90d or 2160h", v))
 			return d
 		}
 	} else if specTTL > 0 {
@@ -264,7 +267,13 @@ func (r *rollupTable) Read(ctx context.Context, req resource.ReadRequest, resp *
 	var ttl int
 	if err := sess.Query(`SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`, ks, tb).
 		WithContext(ctx).Scan(&ttl); err != nil {
-		resp.State.RemoveResource(ctx)
+		if errors.Is(err, gocql.ErrNotFound) {
+			resp.State.RemoveResource(ctx) // dropped out of band: the next plan creates it
+			return
+		}
+		// A timeout or an auth failure is not a missing table: dropping it from the state
+		// would plan to create a table that exists.
+		resp.Diagnostics.AddError("cassandra", fmt.Sprintf("read %s.%s: %v", ks, tb, err))
 		return
 	}
 	iter := sess.Query(`SELECT column_name, kind, position, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`, ks, tb).WithContext(ctx).Iter()
@@ -306,8 +315,12 @@ func (r *rollupTable) Read(ctx context.Context, req resource.ReadRequest, resp *
 		m.Replication = rm
 	}
 	if ttl > 0 {
-		if v := m.TTL.ValueString(); v == "" || mustDur(v).Seconds() != float64(ttl) {
-			m.TTL = types.StringValue((time.Duration(ttl) * time.Second).String())
+		_, _, specTTL, _ := derive(m.Spec.ValueString(), ks, tb)
+		switch v := m.TTL.ValueString(); {
+		case v == "" && specTTL.Std() == time.Duration(ttl)*time.Second:
+			// Unset, so the spec output's TTL was applied: that is no drift.
+		case v == "" || mustDur(v).Seconds() != float64(ttl):
+			m.TTL = types.StringValue(spec.Duration(time.Duration(ttl) * time.Second).String())
 		}
 	} else if !m.TTL.IsNull() && mustDur(m.TTL.ValueString()) != 0 {
 		m.TTL = types.StringValue("0s")
@@ -322,8 +335,8 @@ func (r *rollupTable) Read(ctx context.Context, req resource.ReadRequest, resp *
 }
 
 func mustDur(s string) time.Duration {
-	d, _ := time.ParseDuration(s)
-	return d
+	d, _ := spec.ParseDuration(s)
+	return d.Std()
 }
 
 func (r *rollupTable) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

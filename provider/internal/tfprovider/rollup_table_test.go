@@ -125,6 +125,11 @@ func TestAccRollupTable(t *testing.T) {
 					return nil
 				},
 			},
+			{ // the spec's spelling of the same TTL: accepted, and the plan after it is empty
+				Config: rollupConfig(name+"_3", ks, `"org"`, sum, "30d"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("liveagg_rollup_table.t", plancheck.ResourceActionUpdate)}},
+			},
 			{ // import by keyspace.table
 				ResourceName:            "liveagg_rollup_table.t",
 				ImportState:             true,
