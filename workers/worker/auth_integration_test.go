@@ -92,23 +92,23 @@ checkpoint: {location: "file://%s", interval: 1s}
 			break
 		}
 		select {
-		case <-w.done:
-			t.Fatalf("worker exited:\n%s", w.log())
+		case <-w.Done:
+			t.Fatalf("worker exited:\n%s", w.Log())
 		default:
 		}
 	}
 	if total != 600 {
-		t.Fatalf("rollups over TLS+SCRAM count %d records, want 600:\n%s", total, w.log())
+		t.Fatalf("rollups over TLS+SCRAM count %d records, want 600:\n%s", total, w.Log())
 	}
 
 	bad := startWorker(t, dir, config("bad.yaml", "not-the-password"), "wrong-password", env)
 	select {
-	case <-bad.done:
+	case <-bad.Done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("a worker with a wrong password kept running:\n%s", bad.log())
+		t.Fatalf("a worker with a wrong password kept running:\n%s", bad.Log())
 	}
-	t.Logf("wrong password: %s", strings.TrimSpace(bad.log()))
-	if log := strings.ToLower(bad.log()); !strings.Contains(log, "sasl") && !strings.Contains(log, "authentication") {
-		t.Fatalf("the wrong password's failure does not say authentication failed:\n%s", bad.log())
+	t.Logf("wrong password: %s", strings.TrimSpace(bad.Log()))
+	if log := strings.ToLower(bad.Log()); !strings.Contains(log, "sasl") && !strings.Contains(log, "authentication") {
+		t.Fatalf("the wrong password's failure does not say authentication failed:\n%s", bad.Log())
 	}
 }

@@ -107,7 +107,7 @@ aws: {endpoint: %q}
 admin: {listen: "127.0.0.1:%d", token_file: %q}
 `, specPath, strings.Join(brokers, ","), name, awsEP, port, tokenPath)
 	c := admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "drain-token", nil)
-	var cur *proc
+	var cur *testenv.Proc
 	waitOffset := func(want int64, what string) worker.PartitionStatus {
 		for {
 			var st worker.Status
@@ -118,8 +118,8 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 				return st.Partitions[0]
 			}
 			select {
-			case <-cur.done:
-				tb.Fatalf("%s: the worker exited:\n%s", what, cur.log())
+			case <-cur.Done:
+				tb.Fatalf("%s: the worker exited:\n%s", what, cur.Log())
 			case <-ctx.Done():
 				tb.Fatalf("%s: timed out (last status %+v, %v)", what, st, err)
 			case <-time.After(100 * time.Millisecond):
@@ -151,8 +151,8 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 	// Records past the checkpoint, then kill -9: the next worker restores and replays them.
 	produce(series, series+extra)
 	waitOffset(int64(series+extra), "consume past the checkpoint")
-	_ = cur.cmd.Process.Signal(syscall.SIGKILL)
-	<-cur.done
+	_ = cur.Cmd.Process.Signal(syscall.SIGKILL)
+	<-cur.Done
 	rstart := time.Now()
 	cur = startWorker(tb, dir, cfgPath, "after-kill")
 	p = waitOffset(int64(series+extra), "recover after kill -9")
@@ -172,7 +172,7 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 	if err != nil || !res.Done {
 		tb.Fatalf("drain: %+v, %v", res, err)
 	}
-	<-cur.done
+	<-cur.Done
 	m["drain-s"] = drain.Seconds()
 	tb.Logf("DRAIN: %.1f s with %d series", drain.Seconds(), p.Series)
 	if drain > 2*time.Minute {

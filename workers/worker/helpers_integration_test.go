@@ -6,12 +6,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
 )
 
 // writeFile writes a formatted file into dir and returns its path.
@@ -24,37 +25,11 @@ func writeFile(t testing.TB, dir, name, format string, args ...any) string {
 	return p
 }
 
-// proc is a liveagg worker process started by a test.
-type proc struct {
-	cmd     *exec.Cmd
-	done    chan struct{}
-	logPath string
-}
-
 // startWorker runs `liveagg worker --config cfg` with LIVEAGG_WORKER_ID=id and extra
 // environment, logging to <dir>/<id>.log; the process is killed when the test ends.
-func startWorker(t testing.TB, dir, cfg, id string, env ...string) *proc {
+func startWorker(t testing.TB, dir, cfg, id string, env ...string) *testenv.Proc {
 	t.Helper()
-	p := &proc{logPath: filepath.Join(dir, id+".log"), done: make(chan struct{})}
-	lf, err := os.Create(p.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(liveaggBin, "worker", "--config", cfg)
-	p.cmd.Env = append(append(os.Environ(), "LIVEAGG_WORKER_ID="+id), env...)
-	p.cmd.Stdout, p.cmd.Stderr = lf, lf
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); lf.Close(); close(p.done) }()
-	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
-	return p
-}
-
-// log returns what the process has logged so far.
-func (p *proc) log() string {
-	b, _ := os.ReadFile(p.logPath)
-	return string(b)
+	return testenv.Start(t, dir, id, liveaggBin, []string{"worker", "--config", cfg}, append([]string{"LIVEAGG_WORKER_ID=" + id}, env...)...)
 }
 
 // newTopic creates a topic on the local Kafka and returns a client for producing to it.

@@ -48,8 +48,8 @@ type mlPipeline struct {
 	ckpt    string
 	specs   []mlSpec
 	cfgs    []string
-	procs   map[string]*proc
-	killed  map[*proc]bool
+	procs   map[string]*testenv.Proc
+	killed  map[*testenv.Proc]bool
 	adm     *kadm.Client
 	cl      *kgo.Client
 }
@@ -127,7 +127,7 @@ func TestMultilevelExactUnderKill9(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	replayed := int64(0)
 	for j := range 2 {
-		for _, m := range restoredRE.FindAllStringSubmatch(ml.procs[ml.id(0, j)].log(), -1) {
+		for _, m := range restoredRE.FindAllStringSubmatch(ml.procs[ml.id(0, j)].Log(), -1) {
 			p, _ := strconv.Atoi(m[1])
 			off, _ := strconv.ParseInt(m[2], 10, 64)
 			off = max(off, 0) // -1: no checkpoint, the partition replays from its start
@@ -151,7 +151,7 @@ func TestMultilevelExactUnderKill9(t *testing.T) {
 
 func newMLPipeline(t *testing.T) *mlPipeline {
 	ml := &mlPipeline{t: t, ctx: testenv.Context(t, 20*time.Minute), brokers: testenv.KafkaBrokers(t), cass: testenv.CassandraHosts(t),
-		prefix: testenv.Name(t, "ml"), dir: t.TempDir(), procs: map[string]*proc{}, killed: map[*proc]bool{}}
+		prefix: testenv.Name(t, "ml"), dir: t.TempDir(), procs: map[string]*testenv.Proc{}, killed: map[*testenv.Proc]bool{}}
 	ml.ks = strings.ReplaceAll(ml.prefix, "-", "_")
 	ml.ckpt = filepath.Join(ml.dir, "checkpoints")
 	var err error
@@ -209,7 +209,7 @@ sinks:
 	t.Cleanup(func() {
 		if t.Failed() {
 			for id, p := range ml.procs {
-				lines := strings.Split(p.log(), "\n")
+				lines := strings.Split(p.Log(), "\n")
 				t.Logf("%s log tail:\n%s", id, strings.Join(lines[max(0, len(lines)-15):], "\n"))
 			}
 		}
@@ -251,12 +251,12 @@ func (ml *mlPipeline) start(level, j int) {
 func (ml *mlPipeline) stop(level, j int) {
 	p := ml.procs[ml.id(level, j)]
 	ml.killed[p] = true
-	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = p.Cmd.Process.Signal(os.Interrupt)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		_ = p.Cmd.Process.Kill()
+		<-p.Done
 	}
 }
 
@@ -264,8 +264,8 @@ func (ml *mlPipeline) stop(level, j int) {
 func (ml *mlPipeline) kill9(level, j int) {
 	p := ml.procs[ml.id(level, j)]
 	ml.killed[p] = true
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	_ = p.Cmd.Process.Kill()
+	<-p.Done
 	ml.t.Logf("kill -9 %s (%s)", ml.id(level, j), ml.specs[level].name)
 	time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
 	ml.start(level, j)
@@ -274,7 +274,7 @@ func (ml *mlPipeline) kill9(level, j int) {
 func (ml *mlPipeline) checkUnexpectedExits() {
 	for id, p := range ml.procs {
 		select {
-		case <-p.done:
+		case <-p.Done:
 			if !ml.killed[p] {
 				ml.t.Errorf("worker %s exited on its own", id)
 			}

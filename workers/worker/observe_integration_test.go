@@ -67,7 +67,7 @@ metrics: {listen: "127.0.0.1:%d", cloudwatch_interval: 1s, auto_scaling_group: %
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/metrics lacks %v:\n%s\nworker log:\n%s", want, body, w.log())
+			t.Fatalf("/metrics lacks %v:\n%s\nworker log:\n%s", want, body, w.Log())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -94,7 +94,7 @@ metrics: {listen: "127.0.0.1:%d", cloudwatch_interval: 1s, auto_scaling_group: %
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("CloudWatch RecordsIn sum = %v (%v), want 501\nworker log:\n%s", total, err, w.log())
+			t.Fatalf("CloudWatch RecordsIn sum = %v (%v), want 501\nworker log:\n%s", total, err, w.Log())
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

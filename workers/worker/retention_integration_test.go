@@ -71,11 +71,11 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 
 	produce(0, 1000)
 	first := startWorker(t, dir, writeCfg("stop"), "first")
-	waitStatus(first.done, func(p worker.PartitionStatus) bool { return p.LastCheckpointOffset >= 1000 })
+	waitStatus(first.Done, func(p worker.PartitionStatus) bool { return p.LastCheckpointOffset >= 1000 })
 	if _, err := c.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	<-first.done
+	<-first.Done
 
 	// The fleet is down; records arrive and retention deletes past the checkpoint.
 	produce(1000, 2000)
@@ -85,21 +85,21 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 
 	stopper := startWorker(t, dir, writeCfg("stop"), "stopper")
 	select {
-	case <-stopper.done:
+	case <-stopper.Done:
 	case <-time.After(60 * time.Second):
 		t.Fatal("worker with policy stop kept running over lost offsets")
 	}
-	if stopper.cmd.ProcessState.ExitCode() == 0 {
+	if stopper.Cmd.ProcessState.ExitCode() == 0 {
 		t.Error("worker with policy stop exited 0")
 	}
 	for _, want := range []string{"CHECKPOINTED OFFSET LOST TO RETENTION", `"missing_records":500`, "checkpointed offset is no longer in Kafka"} {
-		if !strings.Contains(stopper.log(), want) {
-			t.Errorf("stop-policy log lacks %q:\n%s", want, stopper.log())
+		if !strings.Contains(stopper.Log(), want) {
+			t.Errorf("stop-policy log lacks %q:\n%s", want, stopper.Log())
 		}
 	}
 
 	resumer := startWorker(t, dir, writeCfg("earliest"), "resumer")
-	p := waitStatus(resumer.done, func(p worker.PartitionStatus) bool { return p.NextOffset >= 2000 })
+	p := waitStatus(resumer.Done, func(p worker.PartitionStatus) bool { return p.NextOffset >= 2000 })
 	if !strings.Contains(p.OffsetLost, "checkpoint at 1000, log starts at 1500") {
 		t.Errorf("earliest-policy status offset_lost = %q", p.OffsetLost)
 	}

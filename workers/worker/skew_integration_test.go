@@ -36,7 +36,7 @@ type skewRun struct {
 }
 
 type skewProc struct {
-	p       *proc
+	p       *testenv.Proc
 	metrics int // metrics port (pprof when LIVEAGG_SKEW_PROFILE names a folder)
 	spec    string
 	machine int // the fleet member (instance) the process stands for
@@ -317,7 +317,7 @@ func (r *skewRun) profile(specPath string, seconds int) {
 // markIdle records each process's CPU so far, so what is measured is the CPU the records cost.
 func (r *skewRun) markIdle() {
 	for _, sp := range r.procs {
-		sp.idleCPU = procCPU(r.b, sp.p.cmd.Process.Pid)
+		sp.idleCPU = procCPU(r.b, sp.p.Cmd.Process.Pid)
 	}
 }
 
@@ -350,7 +350,7 @@ func (r *skewRun) measure() skewStats {
 		if err := sp.admin.Status(r.ctx, &st); err != nil {
 			r.b.Fatal(err)
 		}
-		cpu := procCPU(r.b, sp.p.cmd.Process.Pid) - sp.idleCPU
+		cpu := procCPU(r.b, sp.p.Cmd.Process.Pid) - sp.idleCPU
 		var records int64
 		for _, ps := range st.Partitions {
 			records += ps.Records
@@ -378,8 +378,8 @@ func (r *skewRun) measure() skewStats {
 
 func (r *skewRun) stop() {
 	for _, sp := range r.procs {
-		_ = sp.p.cmd.Process.Kill()
-		<-sp.p.done
+		_ = sp.p.Cmd.Process.Kill()
+		<-sp.p.Done
 	}
 }
 

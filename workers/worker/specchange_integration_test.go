@@ -45,7 +45,7 @@ kafka: {brokers: [%s]}
 checkpoint: {location: "file://%s", interval: 1s}
 `, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"))
 	w := startWorker(t, dir, cfgPath, "w")
-	done := w.done
+	done := w.Done
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(`{"k":"a","t":1767225600000}`)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +69,8 @@ checkpoint: {location: "file://%s", interval: 1s}
 	case <-time.After(60 * time.Second):
 		t.Fatal("worker did not restart on a changed spec")
 	}
-	logText := w.log()
-	if code := w.cmd.ProcessState.ExitCode(); code != 0 {
+	logText := w.Log()
+	if code := w.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit %d after a spec change, want 0\n%s", code, logText)
 	}
 	for _, want := range []string{"new spec is invalid; keeping the running spec", "spec changed: draining", `"checkpointed":true`} {

@@ -59,7 +59,7 @@ aws: {endpoint: %q}
 admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 `, specPath, strings.Join(brokers, ","), filepath.Join(dir, "ckpt"), awsEP, port, tokenPath)
 	w := startWorker(t, dir, cfgPath, "w", "AWS_EC2_METADATA_SERVICE_ENDPOINT="+md.URL, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
-	done := w.done
+	done := w.Done
 
 	// The worker publishes its endpoint on its instance.
 	want := fmt.Sprintf("http://10.1.2.3:%d", port)
@@ -71,7 +71,7 @@ admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 		}
 		select {
 		case <-done:
-			t.Fatalf("worker exited before tagging its instance:\n%s", w.log())
+			t.Fatalf("worker exited before tagging its instance:\n%s", w.Log())
 		case <-ctx.Done():
 			t.Fatalf("instance never tagged with %s (last %+v, %v)", want, out, err)
 		case <-time.After(200 * time.Millisecond):
@@ -88,11 +88,11 @@ admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 		t.Fatal("worker did not drain on the spot notice")
 	}
 	for _, want := range []string{"spot interruption notice: draining", `"checkpointed":true`, "drained"} {
-		if !strings.Contains(w.log(), want) {
-			t.Errorf("log lacks %q:\n%s", want, w.log())
+		if !strings.Contains(w.Log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, w.Log())
 		}
 	}
-	if code := w.cmd.ProcessState.ExitCode(); code != 3 {
+	if code := w.Cmd.ProcessState.ExitCode(); code != 3 {
 		t.Errorf("exit %d after a drain for a spot notice, want 3 (drained: do not restart)", code)
 	}
 	t.Logf("drained and exited %.1f s after the notice appeared", time.Since(start).Seconds())
