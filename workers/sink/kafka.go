@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,7 +110,7 @@ type Marker struct {
 // committed marker.
 func (k *Kafka) Open(ctx context.Context, p PartitionKey, _ string) (Writer, error) {
 	txnID := fmt.Sprintf("liveagg.%s.%s.%d", p.Spec, p.Topic, p.Partition)
-	cl, err := kgo.NewClient(append(k.opts,
+	cl, err := kgo.NewClient(append(slices.Clip(k.opts),
 		kgo.TransactionalID(txnID),
 		kgo.TransactionTimeout(k.txnTimeout),
 		kgo.RecordPartitioner(outboxPartitioner{manual: map[string]bool{k.progressTopic: true, k.deadLetter: true}}),
@@ -168,7 +169,7 @@ func (w *kafkaWriter) readMarker(ctx context.Context) error {
 	if end.Offset == 0 {
 		return nil
 	}
-	rd, err := kgo.NewClient(append(w.k.opts,
+	rd, err := kgo.NewClient(append(slices.Clip(w.k.opts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{w.k.progressTopic: {w.progressPart: kgo.NewOffset().AtStart()}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
