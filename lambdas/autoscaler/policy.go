@@ -122,15 +122,6 @@ func (c Capacity) Decide(in Inputs) Decision {
 		}
 		return math.NaN()
 	}
-	// The latest minute may not be published yet: the last point with data is "now".
-	latestOf := func(s []float64) float64 {
-		for i := len(s) - 1; i >= 0; i-- {
-			if !math.IsNaN(s[i]) {
-				return s[i]
-			}
-		}
-		return math.NaN()
-	}
 	// The last known processing cost stands in for minutes without one (an idle fleet
 	// processes nothing and reports no cost).
 	spr := math.NaN()
@@ -142,11 +133,12 @@ func (c Capacity) Decide(in Inputs) Decision {
 	if math.IsNaN(spr) {
 		return Decision{Desired: clamp(in.Current, in), Reason: "no processing cost measured yet: keeping the current size"}
 	}
-	rate := latestOf(in.Rate)
+	// The latest minute may not be published yet: the last point with data is "now".
+	rate := lastValid(in.Rate)
 	if c.Forecast != nil {
 		rate = c.Forecast(in.Rate)
 	}
-	latest, reason := c.need(rate, latestOf(in.Lag), spr, latestOf(in.StateBytes))
+	latest, reason := c.need(rate, lastValid(in.Lag), spr, lastValid(in.StateBytes))
 	d := Decision{Need: latest, Rate: rate, Reason: reason}
 	want := int32(math.Ceil(latest - 1e-9))
 	if want > in.Current {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +15,7 @@ func Build(t testing.TB, pkg, dir, name string, tags ...string) string {
 	out := filepath.Join(dir, name)
 	args := []string{"build", "-o", out}
 	if len(tags) > 0 {
-		args = append(args, "-tags", joinTags(tags))
+		args = append(args, "-tags", strings.Join(tags, ","))
 	}
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -22,17 +23,6 @@ func Build(t testing.TB, pkg, dir, name string, tags ...string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
-}
-
-func joinTags(tags []string) string {
-	s := ""
-	for i, t := range tags {
-		if i > 0 {
-			s += ","
-		}
-		s += t
-	}
-	return s
 }
 
 // Proc is a process a test started; it is killed when the test ends.

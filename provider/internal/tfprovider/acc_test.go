@@ -5,6 +5,7 @@ package tfprovider
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,8 +30,8 @@ func accEnv(t *testing.T) (bucket string) {
 	t.Setenv("TF_ACC_TERRAFORM_PATH", testenv.Tofu(t))
 	t.Setenv("TF_ACC_PROVIDER_HOST", "registry.opentofu.org")
 	t.Setenv("TF_ACC_PROVIDER_NAMESPACE", "hashicorp")
-	t.Setenv("LIVEAGG_KAFKA_BROKERS", joinComma(testenv.KafkaBrokers(t)))
-	t.Setenv("LIVEAGG_CASSANDRA_HOSTS", joinComma(testenv.CassandraHosts(t)))
+	t.Setenv("LIVEAGG_KAFKA_BROKERS", strings.Join(testenv.KafkaBrokers(t), ","))
+	t.Setenv("LIVEAGG_CASSANDRA_HOSTS", strings.Join(testenv.CassandraHosts(t), ","))
 	t.Setenv("LIVEAGG_AWS_ENDPOINT", testenv.AWSEndpoint(t))
 	t.Setenv("AWS_REGION", testenv.Region)
 	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
@@ -44,15 +45,4 @@ func accEnv(t *testing.T) (bucket string) {
 	}
 	t.Setenv("LIVEAGG_SPEC_REGISTRY", "s3://"+bucket+"/specs")
 	return bucket
-}
-
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }
