@@ -100,7 +100,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	defer closeSinks()
 	w, err := worker.New(worker.Config{
-		WorkerID: cfg.WorkerID, Spec: s, KafkaOpts: kopts, Group: cfg.Kafka.Group,
+		WorkerID: cfg.WorkerID, Spec: s, KafkaOpts: kopts, Group: cfg.Kafka.Group, SessionTimeout: cfg.Kafka.SessionTimeout,
 		Checkpoints: store, CheckpointInterval: cfg.Checkpoint.Interval, CheckpointRecords: cfg.Checkpoint.Records,
 		OnMissingOffset: cfg.Checkpoint.OnMissingOffset, Sinks: sinks, Logger: log,
 		Metrics: worker.NewMetrics(reg),

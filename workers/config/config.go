@@ -39,7 +39,18 @@ type Kafka struct {
 	Group string `yaml:"group"`
 	TLS   TLS    `yaml:"tls"`
 	SASL  SASL   `yaml:"sasl"`
+	// SessionTimeout is how long the group waits for a silent worker before moving its
+	// partitions (default 10s): shorter moves a dead spot instance's partitions sooner,
+	// longer rides out GC or network pauses without a rebalance.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 }
+
+// Bounds of kafka.session_timeout: the brokers' default group.min.session.timeout.ms and
+// group.max.session.timeout.ms, outside which a join is refused.
+const (
+	MinSessionTimeout = 6 * time.Second
+	MaxSessionTimeout = 30 * time.Minute
+)
 
 // TLS configures encryption to the brokers.
 type TLS struct {
@@ -198,6 +209,9 @@ func (c *Config) applyDefaults() {
 	if c.Checkpoint.OnMissingOffset == "" {
 		c.Checkpoint.OnMissingOffset = "stop"
 	}
+	if c.Kafka.SessionTimeout == 0 {
+		c.Kafka.SessionTimeout = 10 * time.Second
+	}
 	if c.Sinks.Cassandra.Timeout == 0 {
 		c.Sinks.Cassandra.Timeout = 10 * time.Second
 	}
@@ -224,6 +238,9 @@ func (c *Config) Validate() error {
 	case "aws-msk-iam":
 	default:
 		add("kafka.sasl.mechanism: %q is not one of scram-sha-256, scram-sha-512, aws-msk-iam", c.Kafka.SASL.Mechanism)
+	}
+	if c.Kafka.SessionTimeout < MinSessionTimeout || c.Kafka.SessionTimeout > MaxSessionTimeout {
+		add("kafka.session_timeout: %s is out of range: %s to %s (the brokers' default group.min/max.session.timeout.ms)", c.Kafka.SessionTimeout, MinSessionTimeout, MaxSessionTimeout)
 	}
 	if c.Kafka.TLS.CertFile != "" && c.Kafka.TLS.KeyFile == "" {
 		add("kafka.tls.key_file: required with cert_file")

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -15,7 +16,7 @@ checkpoint: {location: "file:///tmp/x", interval: 5s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Checkpoint.Records != 2_000_000 || c.Checkpoint.OnMissingOffset != "stop" || c.WorkerID == "" {
+	if c.Checkpoint.Records != 2_000_000 || c.Checkpoint.OnMissingOffset != "stop" || c.WorkerID == "" || c.Kafka.SessionTimeout != 10*time.Second {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 }
@@ -42,6 +43,7 @@ func TestInvalidConfigsNameTheField(t *testing.T) {
 		{"spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: {location: 'gs://x'}", `checkpoint.location: "gs://x" is not`},
 		{"spec: s\nkafka: {brokers: [a:1], sasl: {mechanism: plain}}\ncheckpoint: {location: 'file:///x'}", "kafka.sasl.mechanism"},
 		{"spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: {location: 'file:///x', on_missing_offset: skip}", "checkpoint.on_missing_offset"},
+		{"spec: s\nkafka: {brokers: [a:1], session_timeout: 2s}\ncheckpoint: {location: 'file:///x'}", "kafka.session_timeout: 2s is out of range"},
 		{"spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: {location: 'file:///x'}\nadmin: {listen: ':7070'}", "token_file or token_ssm_parameter is required"},
 		{"spec: s\nkafak: {}", "field kafak not found"},
 	}
