@@ -74,8 +74,8 @@ bench-worker: services-up ## Worker throughput against the real Kafka vs the eng
 bench-drain: services-up ## 1 GiB of state in one worker: checkpoint MB/s and pause, recovery after kill -9, drain. ~2 minutes.
 	eval "$$($(SERVICES) env)" && $(GO) test -tags integration -run XXX -bench DrainAndRecovery -benchtime 1x ./workers/worker/
 
-bench-skew: services-up ## One level vs two on Zipf-skewed orgs, 3 workers each, against the real Kafka. ~1 minute.
-	eval "$$($(SERVICES) env)" && LIVEAGG_SKEW_RECORDS=1200000 $(GO) test -tags integration -run XXX -bench MultilevelSkew -benchtime 1x ./workers/worker/
+bench-skew: services-up ## One level vs two on Zipf-skewed orgs, 3 workers each, 5 rounds, against the real Kafka. ~2 minutes.
+	eval "$$($(SERVICES) env)" && LIVEAGG_SKEW_RECORDS=2400000 $(GO) test -tags integration -run XXX -bench MultilevelSkew -benchtime 1x ./workers/worker/
 
 bench-latency: services-up ## Window end to rollup, one level vs two, real-time events against the real Kafka. ~1 minute.
 	eval "$$($(SERVICES) env)" && $(GO) test -tags integration -run XXX -bench MultilevelLatency -benchtime 1x ./workers/worker/
