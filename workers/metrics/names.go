@@ -39,7 +39,7 @@ var (
 	SinkLatency        = Metric{"liveagg_worker_sink_flush_seconds", "SinkFlushSeconds", "Seconds", "Time for a sink to make a checkpoint's rows durable."}
 	DeadLettered       = Metric{"liveagg_worker_dead_lettered_total", "DeadLettered", "Count", "Records routed to the dead-letter topic, by reason (late is one)."}
 	WindowsEmitted     = Metric{"liveagg_worker_windows_emitted_total", "WindowsEmitted", "Count", "Closed (series, window) rows emitted."}
-	OffsetLost         = Metric{"liveagg_worker_offset_lost_total", "OffsetLost", "Count", "Partitions whose checkpointed offset was gone from Kafka."}
+	OffsetLost         = Metric{"liveagg_worker_offset_lost_total", "OffsetLost", "Count", "Times a partition's offset to resume from (its checkpoint, or its position while lagging) was gone from Kafka."}
 	CPUUtilization     = Metric{"liveagg_worker_cpu_utilization_ratio", "CPUUtilization", "Percent", "Process CPU use over the machine's cores."}
 	MemoryUtilization  = Metric{"liveagg_worker_memory_utilization_ratio", "MemoryUtilization", "Percent", "Heap in use over the memory limit."}
 	SpotInterruptions  = Metric{"liveagg_spot_interruptions_total", "SpotInterruptionsHandled", "Count", "Spot interruption events handled by the control lambda."}

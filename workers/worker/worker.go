@@ -16,6 +16,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -37,15 +39,16 @@ import (
 	"github.com/liveagg/liveagg/workers/state"
 )
 
-// Policies for a checkpointed offset that Kafka no longer has (retention passed during an
-// outage): stop the worker, or resume from the earliest offset Kafka still has.
+// Policies for an offset to resume from that Kafka no longer has (retention passed it during
+// an outage, or while the worker lagged): stop the worker, or resume from the earliest offset
+// Kafka still has.
 const (
 	MissingOffsetStop     = "stop"
 	MissingOffsetEarliest = "earliest"
 )
 
-// ErrOffsetLost is returned by Run when a checkpointed offset is gone and the policy is stop.
-var ErrOffsetLost = errors.New("checkpointed offset is no longer in Kafka")
+// ErrOffsetLost is returned by Run when the offset to resume from is gone and the policy is stop.
+var ErrOffsetLost = errors.New("offset to resume from is no longer in Kafka")
 
 // Config is a worker's wiring. The config package builds it from a file.
 type Config struct {
@@ -184,7 +187,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Never reset silently: a fetch that falls off the log comes back as OffsetOutOfRange
+		// and goes through outOfRange and the OnMissingOffset policy.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.OnPartitionsAssigned(w.assigned),
 		kgo.AdjustFetchOffsetsFn(w.adjustOffsets),
 		kgo.OnPartitionsRevoked(w.revoked),
@@ -210,7 +215,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			break
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			switch {
+			case errors.Is(err, kerr.OffsetOutOfRange):
+				w.outOfRange(ctx, cl, p)
+			case !errors.Is(err, context.Canceled):
 				w.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
@@ -288,6 +296,55 @@ func (w *Worker) newOwner(p int32) (*owner, error) {
 
 func (w *Worker) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	w.log.Info("partitions assigned", "partitions", assigned[w.cfg.Spec.Input.Topic])
+}
+
+// outOfRange handles a fetch that fell off the log while the worker ran. Either retention
+// deleted records before the worker read them (it lagged by more than the topic keeps), the
+// same loss as a checkpoint behind the log start, which follows OnMissingOffset; or the log
+// no longer reaches what the worker has applied (a truncated or recreated topic), from which
+// no restart point avoids counting twice, so the worker stops.
+func (w *Worker) outOfRange(ctx context.Context, cl *kgo.Client, p int32) {
+	topic := w.cfg.Spec.Input.Topic
+	w.mu.Lock()
+	o := w.owners[p]
+	w.mu.Unlock()
+	if o == nil {
+		return // released meanwhile; its next owner restores from the checkpoint
+	}
+	o.mu.Lock()
+	applied := o.stat.NextOffset
+	o.mu.Unlock()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	ends, err2 := adm.ListEndOffsets(ctx, topic)
+	if err = cmp.Or(err, err2); err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		w.fail(fmt.Errorf("worker: partition %d: fetch offset out of range, and listing its offsets failed: %w", p, err))
+		return
+	}
+	start, _ := starts.Lookup(topic, p)
+	end, _ := ends.Lookup(topic, p)
+	if applied >= start.Offset {
+		w.fail(fmt.Errorf("worker: partition %d: fetch offset out of range with records up to %d applied and the log at %d-%d: "+
+			"the topic was truncated or recreated, and no restart point avoids counting records twice", p, applied, start.Offset, end.Offset))
+		return
+	}
+	w.metrics.offsetLost(p)
+	o.setStat(func(st *PartitionStatus) {
+		st.OffsetLost = fmt.Sprintf("fell behind retention: applied up to %d, log starts at %d", applied, start.Offset)
+	})
+	w.log.Error("OFFSET LOST TO RETENTION WHILE RUNNING: the worker lagged by more than the topic keeps; records between its position and the log start are gone",
+		"partition", p, "applied_offset", applied, "log_start", start.Offset, "missing_records_at_most", start.Offset-applied, "policy", w.cfg.OnMissingOffset)
+	if w.cfg.OnMissingOffset == MissingOffsetStop {
+		w.fail(fmt.Errorf("partition %d: %w (lagged behind retention: applied up to %d, log start %d)", p, ErrOffsetLost, applied, start.Offset))
+		return
+	}
+	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: start.Offset}}})
 }
 
 // adjustOffsets runs after assignment and before fetching: it restores each newly assigned
