@@ -255,7 +255,7 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 		progress = s.Name + ".progress"
 	}
 	outbox := sink.NewKafka(kopts, kafkaOuts, dlq, progress, sink.WithTransactionTimeout(min(15*time.Minute, max(time.Minute, 2*cfg.Checkpoint.Interval))))
-	parts, err := inputPartitions(ctx, kopts, s.Input.Topic)
+	parts, err := inputPartitions(ctx, kopts, s.Input.Topic, 30*time.Second)
 	if err != nil {
 		closeAll()
 		return nil, nil, err
