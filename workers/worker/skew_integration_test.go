@@ -67,14 +67,13 @@ type skewProc struct {
 //
 // So that CPU time measures the records' work and not this machine, the workers are frozen
 // (SIGSTOP) while the records are produced, which keeps the producer's CPU out of theirs, and
-// then take turns, each alone with the broker until it has caught up. Run together, a balanced
-// fleet's workers would share the two cores to the end while a skewed fleet's hot worker
-// finishes alone, and cheaper. Each worker runs with GOMAXPROCS=1, one core as the model
-// assumes: a worker whose four partitions all carry load otherwise runs their owners on both
-// cores at once, and paid 5 % more CPU per record for it (level 1: 1.36 against 1.29 µs,
-// one level: 1.20 against 1.19 µs, LIVEAGG_SKEW_GOMAXPROCS=2). Even so CPU time moves by a
-// quarter from round to round, so the pair of pipelines runs LIVEAGG_SKEW_ROUNDS times
-// (default 5), alternating, and the medians are reported.
+// then take turns, each alone with the broker until it has caught up (see turn), a one-level
+// worker and a level-1 worker in alternation, since this machine's speed drifts over seconds.
+// Each worker runs with GOMAXPROCS=1, one core as the model assumes: a worker whose four
+// partitions all carry load otherwise runs their owners on both cores at once, and paid 5 %
+// more CPU per record for it (level 1: 1.36 against 1.29 µs, one level: 1.20 against 1.19 µs,
+// LIVEAGG_SKEW_GOMAXPROCS=2). The whole runs LIVEAGG_SKEW_ROUNDS times (default 5), and the
+// medians are reported.
 //
 //	go test -tags integration -run XXX -bench MultilevelSkew -benchtime 1x ./workers/worker/
 func BenchmarkMultilevelSkew(b *testing.B) {
@@ -214,37 +213,43 @@ allowed_lateness: 3h
 outputs: [{type: file, path: %q}]
 `, name, partials, aggs, filepath.Join(dir, "out-two"))
 
+	// Both pipelines' workers live through the round, frozen but for their turns, which
+	// alternate between the pipelines: this machine's speed drifts over seconds, and turns
+	// taken side by side meet the same drift.
 	var res skewRound
 	one := &skewRun{b: b, ctx: ctx, brokers: brokers, dir: dir, token: token, profile: profile}
-	for m := range 3 {
-		one.start(single, m)
-	}
-	one.balanced(single)
-	one.freeze()
-	produce(byOrg, true)
-	res.hotShare = partitionShare(b, ctx, adm, byOrg, n)
-	oneWall := one.takeTurns(single, one.endOffsets(byOrg))
-	one.thaw(single)
-	res.one = one.measure()
-	one.stop()
-
 	two := &skewRun{b: b, ctx: ctx, brokers: brokers, dir: dir, token: token, profile: profile}
 	for m := range 3 {
+		one.start(single, m)
 		two.start(l1, m)
 		two.start(l2, m)
 	}
+	one.balanced(single)
 	two.balanced(l1)
 	two.balanced(l2)
+	one.freeze()
 	two.freeze()
+	produce(byOrg, true)
+	res.hotShare = partitionShare(b, ctx, adm, byOrg, n)
 	produce(raw, false)
-	twoWall := two.takeTurns(l1, two.endOffsets(raw))
+	oneEnds, rawEnds := one.endOffsets(byOrg), two.endOffsets(raw)
+	var oneWall, twoWall time.Duration
+	for i, sp := range one.of(single) {
+		oneWall = max(oneWall, one.turn(sp, oneEnds))
+		twoWall = max(twoWall, two.turn(two.of(l1)[i], rawEnds))
+	}
+	one.thaw(single)
+	res.one = one.measure()
+	one.stop()
 	// Level 1's partials become visible when its transaction commits, at a checkpoint.
 	two.thaw(l1)
 	two.checkpoint(l1)
 	two.freeze()
 	ends := map[int32]int64{}
 	readCommitted(b, ctx, brokers, partials, func(r *kgo.Record) { ends[r.Partition] = max(ends[r.Partition], r.Offset+1) })
-	twoWall = max(twoWall, two.takeTurns(l2, ends))
+	for _, sp := range two.of(l2) {
+		twoWall = max(twoWall, two.turn(sp, ends))
+	}
 	two.thaw(l1)
 	two.thaw(l2)
 	res.two = two.measure()
@@ -293,7 +298,7 @@ func (r *skewRun) balanced(specPath string) {
 			}
 			select {
 			case <-sp.p.Done:
-				r.b.Fatalf("%s exited; see %s", specPath, sp.p.LogPath)
+				r.b.Fatalf("%s exited:\n%s", specPath, sp.p.Log())
 			default:
 			}
 			var st worker.Status
@@ -324,33 +329,38 @@ func (r *skewRun) endOffsets(topic string) map[int32]int64 {
 	return ends
 }
 
-// takeTurns lets the frozen processes of specPath run one at a time, each until it has applied
-// its partitions' records up to ends, and returns the longest turn. One at a time, every
-// worker pays for its records alone, as it would on an instance of its own: run together on
-// two cores, a balanced fleet's workers would share the cores to the end, while a skewed
-// fleet's hot worker would finish alone, and cheaper, once the others are done.
-func (r *skewRun) takeTurns(specPath string, ends map[int32]int64) time.Duration {
-	var longest time.Duration
+// of returns the processes of specPath, in the order they started.
+func (r *skewRun) of(specPath string) []*skewProc {
+	var out []*skewProc
 	for _, sp := range r.procs {
-		if sp.spec != specPath {
-			continue
+		if sp.spec == specPath {
+			out = append(out, sp)
 		}
-		before := procCPU(r.b, sp.p.Cmd.Process.Pid)
-		signal(r.b, sp, syscall.SIGCONT)
-		start := time.Now()
-		profiled := r.startProfile(sp)
-		for !r.caughtUp(sp, ends) {
-			if r.ctx.Err() != nil {
-				r.b.Fatalf("%s did not catch up to %v", specPath, ends)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		longest = max(longest, time.Since(start))
-		<-profiled
-		signal(r.b, sp, syscall.SIGSTOP)
-		sp.busyCPU += procCPU(r.b, sp.p.Cmd.Process.Pid) - before
 	}
-	return longest
+	return out
+}
+
+// turn lets the frozen process sp run until it has applied its partitions' records up to
+// ends, freezes it again, and returns how long that took. Alone, a worker pays for its records
+// as it would on an instance of its own: run together on two cores, a balanced fleet's workers
+// would share the cores to the end, while a skewed fleet's hot worker would finish alone, and
+// cheaper, once the others are done.
+func (r *skewRun) turn(sp *skewProc, ends map[int32]int64) time.Duration {
+	before := procCPU(r.b, sp.p.Cmd.Process.Pid)
+	signal(r.b, sp, syscall.SIGCONT)
+	start := time.Now()
+	profiled := r.startProfile(sp)
+	for !r.caughtUp(sp, ends) {
+		if r.ctx.Err() != nil {
+			r.b.Fatalf("%s did not catch up to %v", sp.spec, ends)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(start)
+	<-profiled
+	signal(r.b, sp, syscall.SIGSTOP)
+	sp.busyCPU += procCPU(r.b, sp.p.Cmd.Process.Pid) - before
+	return took
 }
 
 // caughtUp reports whether sp has applied its partitions' records up to ends.
