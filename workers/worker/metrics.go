@@ -80,6 +80,15 @@ func (m *Metrics) checkpointed(p int32, d time.Duration, size int64) {
 	m.ckptTime.WithLabelValues(p32(p)).SetToCurrentTime()
 }
 
+// released forgets a partition the worker no longer owns. Its gauges would otherwise keep their
+// last values for ever: a lag that never drains, a checkpoint timestamp whose age alarms after
+// the partition has moved to another worker, which reports it now.
+func (m *Metrics) released(p int32) {
+	for _, g := range []*prometheus.GaugeVec{m.lagG, m.series, m.bytes, m.ckptBytes, m.ckptTime} {
+		g.DeleteLabelValues(p32(p))
+	}
+}
+
 func (m *Metrics) restored(_ int32, d time.Duration) { m.restore.Observe(d.Seconds()) }
 func (m *Metrics) deadLettered(reason string)        { m.dead.WithLabelValues(reason).Inc() }
 func (m *Metrics) windowsEmitted(n int)              { m.windows.Add(float64(n)) }

@@ -467,6 +467,12 @@ func (w *Worker) release(ctx context.Context, parts []int32, kind controlKind) {
 				o.log.Error("release checkpoint failed; the next owner replays from the previous checkpoint", "err", err)
 			}
 			<-o.done
+			w.mu.Lock()
+			if w.owners[p] == nil { // not assigned back meanwhile
+				delete(w.lag, p)
+				w.metrics.released(p)
+			}
+			w.mu.Unlock()
 		}()
 	}
 	wg.Wait()

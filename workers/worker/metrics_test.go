@@ -1,0 +1,140 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/metrics"
+	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/worker"
+)
+
+// TestReleasedPartitionsLeaveNoGauges: after a rebalance moves a partition away, the worker
+// that had it stops reporting it. A gauge left behind keeps its last value for ever: a lag
+// that never drains, a checkpoint timestamp whose age alarms after the partition has moved.
+func TestReleasedPartitionsLeaveNoGauges(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	kopts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(append(kopts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range 200 {
+		v := fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%3, 1767225600000+int64(i)*100)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "raw", Partition: int32(i % 2), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := spec.Parse([]byte("name: gauges\ninput: {topic: raw, time_field: t}\nkey: [k]\nwindows: [1m]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	start := func(id string, reg *prometheus.Registry) (*worker.Worker, chan error) {
+		store, err := checkpoint.Open("file://" + filepath.Join(dir, "ckpt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := sink.NewFile(filepath.Join(dir, "out-"+id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := worker.New(worker.Config{WorkerID: id, Spec: s, KafkaOpts: kopts, Checkpoints: store,
+			CheckpointInterval: time.Second, Sinks: []sink.Sink{fs}, Metrics: worker.NewMetrics(reg),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		return w, done
+	}
+	owned := func(w *worker.Worker) []string {
+		var ps []string
+		for _, p := range w.Status().Partitions {
+			if p.NextOffset > 0 {
+				ps = append(ps, fmt.Sprint(p.Partition))
+			}
+		}
+		slices.Sort(ps)
+		return ps
+	}
+	waitFor := func(what string, ok func() bool, done chan error) {
+		for !ok() {
+			select {
+			case err := <-done:
+				t.Fatalf("worker stopped while waiting for %s: %v", what, err)
+			case <-ctx.Done():
+				t.Fatalf("timed out waiting for %s", what)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+
+	regA := prometheus.NewRegistry()
+	a, doneA := start("a", regA)
+	waitFor("a to apply both partitions", func() bool { return len(owned(a)) == 2 }, doneA)
+	if err := a.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{metrics.StateSeries.Prom, "liveagg_worker_checkpoint_timestamp_seconds"} {
+		if got := partitionsOf(t, regA, name); !slices.Equal(got, []string{"0", "1"}) {
+			t.Fatalf("before the rebalance %s covers partitions %v, want [0 1]", name, got)
+		}
+	}
+
+	b, doneB := start("b", prometheus.NewRegistry())
+	waitFor("the rebalance", func() bool { return len(owned(a)) == 1 && len(owned(b)) == 1 }, doneB)
+	keep := owned(a)
+	for _, name := range []string{metrics.ConsumerLag.Prom, metrics.StateSeries.Prom, metrics.StateBytes.Prom,
+		metrics.CheckpointBytes.Prom, "liveagg_worker_checkpoint_timestamp_seconds"} {
+		for _, p := range partitionsOf(t, regA, name) {
+			if !slices.Contains(keep, p) {
+				t.Errorf("%s still reports partition %s, which moved to the other worker", name, p)
+			}
+		}
+	}
+}
+
+// partitionsOf is the partition labels a registry reports for the metric name.
+func partitionsOf(t *testing.T, reg *prometheus.Registry, name string) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps []string
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "partition" {
+					ps = append(ps, l.GetValue())
+				}
+			}
+		}
+	}
+	slices.Sort(ps)
+	return ps
+}
