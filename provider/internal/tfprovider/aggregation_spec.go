@@ -595,8 +595,27 @@ func (r *aggregationSpec) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 		return
 	}
+	prior := m
 	m.fill(ctx, s, string(y), "s3://"+bucket+"/"+key, strings.Trim(aws.ToString(out.ETag), `"`))
+	if sameSpec(ctx, &prior, s) {
+		// The stored spec means what the state says: keep the state's spelling ("60s" where
+		// the store says 1m), or every plan would show the configuration's text as a change,
+		// and a window spelt differently as a replacement.
+		prior.YAML, prior.Location, prior.Version = m.YAML, m.Location, m.Version
+		m = prior
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// sameSpec reports whether the model, read from state, describes the stored spec s.
+func sameSpec(ctx context.Context, m *specModel, s *spec.Spec) bool {
+	ms, d, _ := m.parse(ctx)
+	if d.HasError() || ms == nil {
+		return false
+	}
+	a, err1 := spec.Marshal(ms)
+	b, err2 := spec.Marshal(s)
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
 }
 
 func (r *aggregationSpec) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

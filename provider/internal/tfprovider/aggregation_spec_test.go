@@ -129,6 +129,15 @@ func TestAccAggregationSpec(t *testing.T) {
 				ImportStateId:     name,
 				ImportStateVerify: true,
 			},
+			{ // the same durations spelt otherwise: an in-place rewrite, not a replacement, and
+				// no plan after it (refresh keeps "60s" though the store says 1m)
+				Config: specConfig(name, "120s", `"60s", "60m"`, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("liveagg_aggregation_spec.s", plancheck.ResourceActionUpdate)}},
+				Check: resource.ComposeTestCheckFunc(storedLateness("2m"),
+					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "windows.0", "60s"),
+					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "allowed_lateness", "120s")),
+			},
 		},
 	})
 }
