@@ -35,6 +35,7 @@ type Kafka struct {
 	deadLetter    string
 	progressTopic string
 	txnTimeout    time.Duration
+	metadataWait  time.Duration
 }
 
 // KafkaOutput is one Kafka output of a spec.
@@ -55,9 +56,13 @@ type KafkaOption func(*Kafka)
 // checkpoint interval, since a transaction stays open between checkpoints).
 func WithTransactionTimeout(d time.Duration) KafkaOption { return func(k *Kafka) { k.txnTimeout = d } }
 
+// WithMetadataWait bounds how long Open waits for a progress topic that is not in the
+// brokers' metadata yet (default 30s).
+func WithMetadataWait(d time.Duration) KafkaOption { return func(k *Kafka) { k.metadataWait = d } }
+
 // NewKafka returns the outbox of a spec. clientOpts carry the brokers and their auth.
 func NewKafka(clientOpts []kgo.Opt, outputs []KafkaOutput, deadLetterTopic, progressTopic string, opts ...KafkaOption) *Kafka {
-	k := &Kafka{opts: clientOpts, outputs: outputs, deadLetter: deadLetterTopic, progressTopic: progressTopic, txnTimeout: time.Minute}
+	k := &Kafka{opts: clientOpts, outputs: outputs, deadLetter: deadLetterTopic, progressTopic: progressTopic, txnTimeout: time.Minute, metadataWait: 30 * time.Second}
 	for _, o := range opts {
 		o(k)
 	}
@@ -151,20 +156,9 @@ type kafkaWriter struct {
 // are kept so the read knows it reached the last stable offset even when the log ends with a
 // transaction marker.
 func (w *kafkaWriter) readMarker(ctx context.Context) error {
-	adm := kadm.NewClient(w.cl)
-	ends, err := adm.ListCommittedOffsets(ctx, w.k.progressTopic)
+	end, err := w.progressEnd(ctx)
 	if err != nil {
-		return fmt.Errorf("kafka outbox: list %s offsets: %w", w.k.progressTopic, err)
-	}
-	parts := 0
-	ends.Each(func(kadm.ListedOffset) { parts++ })
-	if parts == 0 {
-		return fmt.Errorf("kafka outbox: progress topic %s has no partitions", w.k.progressTopic)
-	}
-	w.progressPart = w.p.Partition % int32(parts)
-	end, ok := ends.Lookup(w.k.progressTopic, w.progressPart)
-	if !ok || end.Err != nil {
-		return fmt.Errorf("kafka outbox: end offset of %s/%d: %v", w.k.progressTopic, w.progressPart, end.Err)
+		return err
 	}
 	if end.Offset == 0 {
 		return nil
@@ -206,6 +200,61 @@ func (w *kafkaWriter) readMarker(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// progressEnd finds this input partition's progress partition and where it ends. A progress
+// topic created a moment ago, by this worker or another of the fleet starting with it, can be
+// missing from the brokers' metadata for a while, or lack a leader: it is asked about again
+// for up to metadataWait. The partition count must be the topic's own, since the marker's
+// partition is derived from it, and a wrong one would look for committed progress in the
+// wrong place and produce committed output again.
+func (w *kafkaWriter) progressEnd(ctx context.Context) (kadm.ListedOffset, error) {
+	adm := kadm.NewClient(w.cl)
+	deadline := time.Now().Add(w.k.metadataWait)
+	for {
+		end, retriable, err := w.tryProgressEnd(ctx, adm)
+		if err == nil || !retriable || time.Now().After(deadline) {
+			return end, err
+		}
+		select {
+		case <-ctx.Done():
+			return end, fmt.Errorf("%w (%w)", err, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (w *kafkaWriter) tryProgressEnd(ctx context.Context, adm *kadm.Client) (end kadm.ListedOffset, retriable bool, err error) {
+	topic := w.k.progressTopic
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return end, false, fmt.Errorf("kafka outbox: describe %s: %w", topic, err)
+	}
+	t, ok := td[topic]
+	switch {
+	case !ok || t.Err != nil:
+		return end, true, fmt.Errorf("kafka outbox: progress topic %s is not in the brokers' metadata (%v)", topic, t.Err)
+	case len(t.Partitions) == 0:
+		return end, true, fmt.Errorf("kafka outbox: progress topic %s has no partitions", topic)
+	}
+	for _, p := range t.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return end, true, fmt.Errorf("kafka outbox: progress topic %s partition %d has no leader (%v)", topic, p.Partition, p.Err)
+		}
+	}
+	w.progressPart = w.p.Partition % int32(len(t.Partitions))
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return end, true, fmt.Errorf("kafka outbox: list %s offsets: %w", topic, err)
+	}
+	end, ok = ends.Lookup(topic, w.progressPart)
+	if !ok {
+		return end, true, fmt.Errorf("kafka outbox: end offset of %s/%d: not listed", topic, w.progressPart)
+	}
+	if end.Err != nil {
+		return end, true, fmt.Errorf("kafka outbox: end offset of %s/%d: %w", topic, w.progressPart, end.Err)
+	}
+	return end, false, nil
 }
 
 func markerKey(p PartitionKey) []byte {

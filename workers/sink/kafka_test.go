@@ -1,0 +1,74 @@
+package sink
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestKafkaOutboxWaitsForItsProgressTopic: the fleet's first workers start together, and the
+// progress topic one of them creates can be missing from the metadata the others read. Opening
+// a partition waits for it, but not for ever, and names a topic that never comes.
+func TestKafkaOutboxWaitsForItsProgressTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tests := []struct {
+		name    string
+		create  time.Duration // after this long; negative: never
+		wait    time.Duration
+		wantErr string
+	}{
+		{"created while waiting", 1500 * time.Millisecond, 20 * time.Second, ""},
+		{"never created", -1, 2 * time.Second, "is not in the brokers' metadata"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			progress := "progress-" + strings.ReplaceAll(tc.name, " ", "-")
+			if tc.create >= 0 {
+				go func() {
+					time.Sleep(tc.create)
+					if _, err := adm.CreateTopic(ctx, 3, 1, nil, progress); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			k := NewKafka(opts, nil, "", progress, WithMetadataWait(tc.wait))
+			start := time.Now()
+			wr, err := k.Open(ctx, PartitionKey{Spec: "s", Topic: "in", Partition: 4}, "")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), progress) {
+					t.Fatalf("err = %v, want one naming %s and containing %q", err, progress, tc.wantErr)
+				}
+				if took := time.Since(start); took < tc.wait {
+					t.Errorf("gave up after %v, before waiting %v", took, tc.wait)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wr.Close()
+			// Input partition 4 of a 3-partition progress topic: its markers go to partition 1.
+			if got := wr.(*kafkaWriter).progressPart; got != 1 {
+				t.Errorf("progress partition %d, want 1", got)
+			}
+		})
+	}
+}
