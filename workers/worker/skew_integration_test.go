@@ -189,6 +189,9 @@ func runSkewRound(b *testing.B, ctx context.Context, brokers []string, adm *kadm
 			b.Fatal(err)
 		}
 	}
+	// A round leaves ~100 partitions of millions of records (its topics, and the workers'
+	// dead-letter and progress topics); the local broker keeps them otherwise.
+	b.Cleanup(func() { deleteTopics(b, brokers, name) })
 	aggs := specSection(indoorlocation.Level1, "aggregations:")
 	single := writeFile(b, dir, "single.yaml", `
 name: %s-single
@@ -499,6 +502,33 @@ func procCPU(tb testing.TB, pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
+}
+
+// deleteTopics deletes every topic whose name starts with prefix.
+func deleteTopics(tb testing.TB, brokers []string, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		tb.Logf("delete topics: %v", err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	listed, err := adm.ListTopics(ctx)
+	if err != nil {
+		tb.Logf("list topics to delete: %v", err)
+		return
+	}
+	var names []string
+	for _, t := range listed.Names() {
+		if strings.HasPrefix(t, prefix) {
+			names = append(names, t)
+		}
+	}
+	if _, err := adm.DeleteTopics(ctx, names...); err != nil {
+		tb.Logf("delete topics %v: %v", names, err)
+	}
 }
 
 // partitionShare is the largest share of a topic's records on one partition.
