@@ -338,12 +338,21 @@ func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
 		r.replaceIfStateBreaks(prior, s, resp)
 	}
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("yaml"), string(y))...)
-	if prior.YAML.ValueString() != string(y) {
-		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("version"), types.StringUnknown())...)
-	} else {
-		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, tfpath.Root("version"), prior.Version)...)
+	// The plan is what apply will store: the configuration's values in its own spelling, and
+	// the spec's defaults for what it leaves out. A value removed from the configuration thus
+	// plans its default, where keeping the prior value would plan something apply does not do.
+	planned := m
+	planned.fill(ctx, s, string(y), "", "")
+	planned.keepConfigured(&m)
+	planned.Location = types.StringUnknown()
+	if bucket, prefix, err := r.registry(); err == nil {
+		planned.Location = types.StringValue("s3://" + bucket + "/" + r.objectKey(prefix, s.Name))
 	}
+	planned.Version = types.StringUnknown()
+	if prior.YAML.ValueString() == string(y) {
+		planned.Version = prior.Version
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &planned)...)
 }
 
 // replaceIfStateBreaks replaces the spec when its workers' checkpointed state could not be

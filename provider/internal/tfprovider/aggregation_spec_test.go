@@ -13,8 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
 	"github.com/liveagg/liveagg/workers/spec"
@@ -165,4 +167,57 @@ func TestAccAggregationSpecInvalid(t *testing.T) {
 			}},
 		})
 	}
+}
+
+// TestAccAggregationSpecRemovedValuesPlanTheirDefaults: removing an optional value that has a
+// default plans the default, and apply stores it, with no inconsistent result.
+func TestAccAggregationSpecRemovedValuesPlanTheirDefaults(t *testing.T) {
+	accEnv(t)
+	name := strings.ReplaceAll(testenv.Name(t, "accdef"), "-", "_")
+	config := func(input, agg string) string {
+		return fmt.Sprintf(`
+resource "liveagg_aggregation_spec" "s" {
+  name    = %q
+  key     = ["org"]
+  windows = ["1m"]
+  input {
+    topic      = "raw"
+    time_field = "ts"
+    %s
+  }
+  aggregation {
+    fn    = "distinct"
+    field = "device"
+    %s
+  }
+  output {
+    type = "stdout"
+  }
+}
+`, name, input, agg)
+	}
+	const res = "liveagg_aggregation_spec.s"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{
+			{
+				Config: config(`time_unit = "s"`+"\n"+`max_record_bytes = 4096`, `name = "devices"`+"\n"+`precision = 12`),
+				Check: resource.ComposeTestCheckFunc(resource.TestCheckResourceAttr(res, "input.time_unit", "s"),
+					resource.TestCheckResourceAttr(res, "aggregation.0.name", "devices"),
+					resource.TestCheckResourceAttr(res, "aggregation.0.precision", "12")),
+			},
+			{
+				Config: config("", ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(res, plancheck.ResourceActionReplace), // precision is part of the state's fingerprint
+					plancheck.ExpectKnownValue(res, tfjsonpath.New("input").AtMapKey("time_unit"), knownvalue.StringExact("ms")),
+					plancheck.ExpectKnownValue(res, tfjsonpath.New("aggregation").AtSliceIndex(0).AtMapKey("name"), knownvalue.StringExact("distinct_device")),
+					plancheck.ExpectKnownValue(res, tfjsonpath.New("aggregation").AtSliceIndex(0).AtMapKey("precision"), knownvalue.Int64Exact(14)),
+				}},
+				Check: resource.ComposeTestCheckFunc(resource.TestCheckResourceAttr(res, "input.time_unit", "ms"),
+					resource.TestCheckResourceAttr(res, "input.max_record_bytes", "1048576"),
+					resource.TestCheckResourceAttr(res, "aggregation.0.name", "distinct_device")),
+			},
+		},
+	})
 }
