@@ -51,6 +51,10 @@ type owner struct {
 
 	nextOffset int64
 	nextSeq    uint64
+	// Where the last checkpoint, restored or saved, stands: a checkpoint that would save the
+	// same (a drain of an idle partition, a forced checkpoint just after another) is skipped.
+	ckptOffset int64
+	ckptSeq    uint64
 	sinceCkpt  int64
 	lastCkpt   time.Time
 	curOffset  int64 // offset of the record being applied, for emitted windows
@@ -130,6 +134,7 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 		}
 	}
 	o.lastCkpt = time.Now()
+	o.ckptOffset, o.ckptSeq = o.nextOffset, o.nextSeq
 	o.setStat(func(s *PartitionStatus) {
 		s.Generation = lease.Generation()
 		s.RestoredFrom = cp.Offset
@@ -396,6 +401,9 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	if o.nextOffset < 0 {
 		return nil // nothing consumed yet: nothing to checkpoint
 	}
+	if o.nextOffset == o.ckptOffset && o.nextSeq == o.ckptSeq {
+		return nil // nothing applied or emitted since: the last checkpoint says it all
+	}
 	start := time.Now()
 	if o.outbox != nil {
 		o.outbox.Position(o.nextSeq, o.nextOffset)
@@ -438,6 +446,7 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	pause := time.Since(start)
 	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf}
 	o.sinceCkpt, o.lastCkpt = 0, time.Now()
+	o.ckptOffset, o.ckptSeq = o.nextOffset, o.nextSeq // a failed save fails the partition
 	done := make(chan error, 1)
 	o.saving = done
 	go func() { done <- o.save(ctx, cp, start, pause) }()
