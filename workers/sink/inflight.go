@@ -9,10 +9,12 @@ import (
 // Observer hears about a sink that is failing and retrying, so the worker can say why
 // consumption paused (metrics, status, logs).
 type Observer interface {
-	// Retrying reports a transient write failure that will be retried.
-	Retrying(sink string, err error)
-	// Recovered reports that a sink that was retrying wrote again.
-	Recovered(sink string)
+	// Retrying reports a transient write failure that will be retried; first says it is the
+	// write's first failure. Writes of several partitions fail and retry at once.
+	Retrying(sink string, err error, first bool)
+	// Settled reports that a write which had failed is over: written (ok), or given up
+	// because the worker is stopping or the error turned out not to pass.
+	Settled(sink string, ok bool)
 }
 
 // Observable sinks accept an Observer; the worker sets one on every sink that has it.
@@ -22,8 +24,8 @@ type Observable interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Retrying(string, error) {}
-func (nopObserver) Recovered(string)       {}
+func (nopObserver) Retrying(string, error, bool) {}
+func (nopObserver) Settled(string, bool)         {}
 
 // retryPolicy decides which write errors pass (a sink down, a timeout, throttling). Writes
 // that fail with them are retried until they succeed or the worker stops: a sink that is down
@@ -82,18 +84,22 @@ func (f *inflight) run(ctx context.Context, write func() error) error {
 		err := write()
 		if err == nil {
 			if failed {
-				r.obs.Recovered(r.name)
+				r.obs.Settled(r.name, true)
 			}
 			return nil
 		}
 		if ctx.Err() != nil || !r.transient(err) {
+			if failed {
+				r.obs.Settled(r.name, false)
+			}
 			return err
 		}
+		r.obs.Retrying(r.name, err, !failed)
 		failed = true
-		r.obs.Retrying(r.name, err)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
+			r.obs.Settled(r.name, false)
 			return err
 		}
 		backoff = min(2*backoff, r.max)

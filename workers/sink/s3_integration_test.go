@@ -20,8 +20,14 @@ type seen struct {
 	retries, recoveries int
 }
 
-func (s *seen) Retrying(string, error) { s.mu.Lock(); s.retries++; s.mu.Unlock() }
-func (s *seen) Recovered(string)       { s.mu.Lock(); s.recoveries++; s.mu.Unlock() }
+func (s *seen) Retrying(string, error, bool) { s.mu.Lock(); s.retries++; s.mu.Unlock() }
+func (s *seen) Settled(_ string, ok bool) {
+	s.mu.Lock()
+	if ok {
+		s.recoveries++
+	}
+	s.mu.Unlock()
+}
 
 // TestS3SinkHoldsWritesWhileS3IsDown: moto's S3 behind a proxy the test takes down. Puts fail
 // for a passing reason, so the sink holds and retries them (Flush waits) and reports it; once

@@ -18,27 +18,33 @@ type SinkStatus struct {
 }
 
 // sinkHealth implements sink.Observer for the worker: it counts retries, says in the metrics
-// and the status which sink is holding consumption back, and logs it without flooding.
+// and the status which sink is holding consumption back, and logs it without flooding. A sink
+// is blocked while any write to it, of any partition, is failing: one partition's write
+// getting through says nothing of another's still retrying.
 type sinkHealth struct {
 	log     *slog.Logger
 	metrics *Metrics
 	errors  *atomic.Int64 // the worker's total of sink errors
 
-	mu     sync.Mutex
-	sinks  map[string]*SinkStatus
-	logged map[string]time.Time
+	mu      sync.Mutex
+	sinks   map[string]*SinkStatus
+	failing map[string]int // writes failing now, per sink
+	logged  map[string]time.Time
 }
 
 func newSinkHealth(log *slog.Logger, m *Metrics) *sinkHealth {
-	return &sinkHealth{log: log, metrics: m, sinks: map[string]*SinkStatus{}, logged: map[string]time.Time{}}
+	return &sinkHealth{log: log, metrics: m, sinks: map[string]*SinkStatus{}, failing: map[string]int{}, logged: map[string]time.Time{}}
 }
 
-func (h *sinkHealth) Retrying(name string, err error) {
+func (h *sinkHealth) Retrying(name string, err error, first bool) {
 	h.mu.Lock()
 	s := h.sinks[name]
 	if s == nil {
 		s = &SinkStatus{Name: name}
 		h.sinks[name] = s
+	}
+	if first {
+		h.failing[name]++
 	}
 	if !s.Blocked {
 		s.Blocked, s.Since = true, time.Now()
@@ -61,11 +67,12 @@ func (h *sinkHealth) Retrying(name string, err error) {
 	}
 }
 
-func (h *sinkHealth) Recovered(name string) {
+func (h *sinkHealth) Settled(name string, ok bool) {
 	h.mu.Lock()
 	s := h.sinks[name]
+	h.failing[name] = max(0, h.failing[name]-1)
 	var down time.Duration
-	if s != nil && s.Blocked {
+	if s != nil && s.Blocked && h.failing[name] == 0 {
 		s.Blocked = false
 		down = time.Since(s.Since)
 		h.logged[name] = time.Time{}
@@ -73,7 +80,9 @@ func (h *sinkHealth) Recovered(name string) {
 	h.mu.Unlock()
 	if down > 0 {
 		h.metrics.sinkRecovered(name)
-		h.log.Info("sink recovered; consumption resumes", "sink", name, "down_for", down.Round(time.Millisecond).String())
+		if ok {
+			h.log.Info("sink recovered; consumption resumes", "sink", name, "down_for", down.Round(time.Millisecond).String())
+		}
 	}
 }
 
