@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/workers/checkpoint"
@@ -24,19 +23,9 @@ import (
 // its last one saves nothing (a drain of idle partitions, the spot lambda's forced checkpoint
 // followed by the drain's), and one after new records does.
 func TestCheckpointSkipsUnchangedState(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	kopts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
+	kopts, cl := inProcessKafka(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(kopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	produce := func(from, to int) {
 		for i := from; i < to; i++ {
 			v := fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%3, 1767225600000+int64(i)*100)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/workers/checkpoint"
@@ -27,20 +26,9 @@ import (
 // against the real services. Two runs over the same input, the second restarted from the first's
 // checkpoints partway, must write the same rows.
 func TestWorkerOnInProcessKafka(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	kopts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
+	kopts, cl := inProcessKafka(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	cl, err := kgo.NewClient(append(kopts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	const n = 4000
 	for i := range n {
 		v := fmt.Appendf(nil, `{"k":"k%d","t":%d,"v":%d}`, i%7, 1767225600000+int64(i)*100, i)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/workers/checkpoint"
@@ -25,19 +24,9 @@ import (
 // that had it stops reporting it. A gauge left behind keeps its last value for ever: a lag
 // that never drains, a checkpoint timestamp whose age alarms after the partition has moved.
 func TestReleasedPartitionsLeaveNoGauges(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	kopts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
+	kopts, cl := inProcessKafka(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(append(kopts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	for i := range 200 {
 		v := fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%3, 1767225600000+int64(i)*100)
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "raw", Partition: int32(i % 2), Value: v}).FirstErr(); err != nil {

@@ -29,15 +29,7 @@ func TestCheckpointedOffsetLostToRetention(t *testing.T) {
 	topic := name + "-raw"
 	cl := newTopic(t, brokers, topic, 1)
 	adm := kadm.NewClient(cl)
-	produce := func(from, to int) {
-		var recs []*kgo.Record
-		for i := from; i < to; i++ {
-			recs = append(recs, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"k":"a","t":%d}`, 1767225600000+int64(i))})
-		}
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produce := func(from, to int) { produceSeq(t, ctx, cl, topic, from, to) }
 	dir := t.TempDir()
 	specPath := countSpec(t, dir, name, topic)
 	tokenPath := writeFile(t, dir, "token", "tok")
@@ -119,15 +111,7 @@ func TestOffsetLostWhileRunning(t *testing.T) {
 			name := testenv.Name(t, "lag")
 			topic := name + "-raw"
 			cl := newTopic(t, brokers, topic, 1)
-			produce := func(from, to int) {
-				var recs []*kgo.Record
-				for i := from; i < to; i++ {
-					recs = append(recs, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"k":"a","t":%d}`, 1767225600000+int64(i))})
-				}
-				if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			produce := func(from, to int) { produceSeq(t, ctx, cl, topic, from, to) }
 			dir := t.TempDir()
 			port := testenv.FreePort(t)
 			cfg := writeFile(t, dir, "w.yaml", `
@@ -209,5 +193,17 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 				}
 			}
 		})
+	}
+}
+
+// produceSeq produces records from..to-1 of one key, a millisecond of event time apart.
+func produceSeq(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, from, to int) {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"k":"a","t":%d}`, 1767225600000+int64(i))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }
