@@ -1,6 +1,9 @@
 package state
 
 import (
+	"math/bits"
+	"slices"
+
 	"github.com/cespare/xxhash/v2"
 )
 
@@ -32,6 +35,72 @@ type keyEntry struct {
 
 func newKeyTable() *keyTable {
 	return &keyTable{slots: make([]uint64, 1024)}
+}
+
+// reserve sizes an empty table for n keys of keyBytes bytes in all, so that filling it (a
+// restore re-interns every series of a snapshot) neither rehashes the table as it doubles,
+// some twenty times for millions of keys, nor copies the arena as it grows.
+func (t *keyTable) reserve(n, keyBytes int) {
+	size := len(t.slots)
+	for n*4 > size*3 {
+		size *= 2
+	}
+	if size > len(t.slots) && t.live == 0 {
+		t.slots = make([]uint64, size)
+	}
+	t.entries = slices.Grow(t.entries, n)
+	t.arena = slices.Grow(t.arena, keyBytes)
+}
+
+// add appends a key to an empty table being loaded, as id len(entries), without placing it in
+// the hash slots: load places them all at once.
+func (t *keyTable) add(key []byte) uint32 {
+	id := uint32(len(t.entries))
+	t.entries = append(t.entries, keyEntry{off: uint32(len(t.arena)), len: uint32(len(key))})
+	t.arena = append(t.arena, key...)
+	return id
+}
+
+// load places every added key in the hash slots and returns the id of a key added twice, or
+// -1. It places them in the order of their home slots (bucketed by the top bits of the home
+// index), so a table far larger than the caches, 16 MB for a million keys, is written nearly
+// front to back; in id order every placement would be a cache miss.
+func (t *keyTable) load() int {
+	n := len(t.entries)
+	for n*4 > len(t.slots)*3 {
+		t.slots = make([]uint64, 2*len(t.slots))
+	}
+	mask := uint32(len(t.slots) - 1)
+	shift := max(0, bits.Len32(mask)-8) // 256 buckets at most
+	nb := int(mask>>shift) + 1
+	start := make([]int, nb+1)
+	packed := make([]uint64, n)
+	for id := range packed {
+		h := hashKey(t.key(uint32(id)))
+		packed[id] = uint64(h)<<32 | uint64(id+1)
+		start[int((h&mask)>>shift)+1]++
+	}
+	for b := range nb {
+		start[b+1] += start[b]
+	}
+	ordered := make([]uint64, n)
+	for _, s := range packed {
+		b := (uint32(s>>32) & mask) >> shift
+		ordered[start[b]] = s
+		start[b]++
+	}
+	for _, s := range ordered {
+		h, id := uint32(s>>32), uint32(s)-1
+		i := h & mask
+		for ; t.slots[i] != 0; i = (i + 1) & mask {
+			if o := t.slots[i]; uint32(o>>32) == h && string(t.key(uint32(o)-1)) == string(t.key(id)) {
+				return int(id)
+			}
+		}
+		t.slots[i] = s
+	}
+	t.live = n
+	return -1
 }
 
 // hashKey hashes a key; the table uses its low 32 bits.

@@ -237,16 +237,16 @@ func Restore(s *spec.Spec, layout *agg.Layout, emit EmitFunc, data []byte) (*Sto
 		return nil, fmt.Errorf("%w: %d series in %d bytes", ErrCorrupt, n, len(r.b))
 	}
 	ids := make([]uint32, n)
+	st.keys.reserve(int(n), keyListBytes(r.b, n))
 	for i := range ids {
 		k := r.bytes(r.uvarint())
 		if r.err != nil {
 			return nil, r.err
 		}
-		id, added := st.keys.intern(k, hashKey(k))
-		if !added {
-			return nil, fmt.Errorf("%w: series %q listed twice", ErrCorrupt, k)
-		}
-		ids[i] = id
+		ids[i] = st.keys.add(k)
+	}
+	if dup := st.keys.load(); dup >= 0 {
+		return nil, fmt.Errorf("%w: series %q listed twice", ErrCorrupt, st.keys.key(uint32(dup)))
 	}
 	st.cursors = make([]cursor, len(st.keys.entries)*len(st.sizes))
 	for si := range st.sizes {
@@ -273,6 +273,21 @@ func Restore(s *spec.Spec, layout *agg.Layout, emit EmitFunc, data []byte) (*Sto
 		}
 	}
 	return st, nil
+}
+
+// keyListBytes is the total length of the n length-prefixed keys at the start of b, as far as
+// b holds them (a corrupt list is reported by the read that follows).
+func keyListBytes(b []byte, n uint64) int {
+	total := 0
+	for range n {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			break
+		}
+		total += int(l)
+		b = b[k+int(l):]
+	}
+	return total
 }
 
 func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) error {
