@@ -95,6 +95,7 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	o.lease = lease
 	emitFn := func(sw *state.Window) { o.emitWindow(sw) }
 	var cp checkpoint.Checkpoint
+	fellBack := false // the newest checkpoint did not restore
 	for skip := 0; ; skip++ {
 		cp, err = lease.LoadOlder(ctx, skip)
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) && skip > 0 {
@@ -116,6 +117,7 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 			break
 		}
 		o.log.Error("checkpoint state does not restore; trying an older one", "offset", cp.Offset, "err", rerr)
+		fellBack = true
 		if errors.Is(rerr, state.ErrMismatch) {
 			return 0, fmt.Errorf("partition %s: %w", o.key, rerr)
 		}
@@ -135,6 +137,9 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	}
 	o.lastCkpt = time.Now()
 	o.ckptOffset, o.ckptSeq = o.nextOffset, o.nextSeq
+	if fellBack {
+		o.ckptOffset = -2 // the newest checkpoint is unreadable: the next one must replace it
+	}
 	o.setStat(func(s *PartitionStatus) {
 		s.Generation = lease.Generation()
 		s.RestoredFrom = cp.Offset
@@ -197,6 +202,7 @@ func (o *owner) run(ctx context.Context) {
 				if err == nil {
 					o.store.Flush()
 					err = o.emitErr
+					o.ckptOffset = -2 // the flush moved the watermark, even with no window to emit
 				}
 				if err == nil {
 					err = o.checkpoint(ctx, true)

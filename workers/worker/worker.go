@@ -215,9 +215,16 @@ func (w *Worker) Run(ctx context.Context) error {
 			break
 		}
 		fs.EachError(func(t string, p int32, err error) {
+			var lost *kgo.ErrDataLoss
 			switch {
 			case errors.Is(err, kerr.OffsetOutOfRange):
 				w.outOfRange(ctx, cl, p)
+			case errors.As(err, &lost):
+				// The log was truncated under the worker (an unclean leader election): records
+				// it applied are gone and new ones will take their offsets, which apply would
+				// skip as already seen. Nothing safe to do but stop and say so.
+				w.fail(fmt.Errorf("worker: partition %d: %w: records the worker applied are no longer in Kafka and their offsets will be reused; "+
+					"stopping rather than skip or count records twice", p, lost))
 			case !errors.Is(err, context.Canceled):
 				w.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
@@ -225,14 +232,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			w.mu.Lock()
 			o := w.owners[p.Partition]
+			var lag int64
 			if len(p.Records) > 0 {
-				w.lag[p.Partition] = p.HighWatermark - (p.Records[len(p.Records)-1].Offset + 1)
+				lag = p.HighWatermark - (p.Records[len(p.Records)-1].Offset + 1)
+				w.lag[p.Partition] = lag
 			}
 			w.mu.Unlock()
 			if o == nil || len(p.Records) == 0 {
 				return
 			}
-			w.metrics.lag(p.Partition, w.lag[p.Partition])
+			w.metrics.lag(p.Partition, lag)
 			select {
 			case o.in <- p.Records:
 			case <-o.done:
@@ -302,7 +311,8 @@ func (w *Worker) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 // deleted records before the worker read them (it lagged by more than the topic keeps), the
 // same loss as a checkpoint behind the log start, which follows OnMissingOffset; or the log
 // no longer reaches what the worker has applied (a truncated or recreated topic), from which
-// no restart point avoids counting twice, so the worker stops.
+// no restart point avoids counting twice, so the worker stops. The partition fetches nothing
+// until this sets its offset or stops the worker.
 func (w *Worker) outOfRange(ctx context.Context, cl *kgo.Client, p int32) {
 	topic := w.cfg.Spec.Input.Topic
 	w.mu.Lock()
@@ -314,37 +324,71 @@ func (w *Worker) outOfRange(ctx context.Context, cl *kgo.Client, p int32) {
 	o.mu.Lock()
 	applied := o.stat.NextOffset
 	o.mu.Unlock()
-	adm := kadm.NewClient(cl)
-	starts, err := adm.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
-	}
-	ends, err2 := adm.ListEndOffsets(ctx, topic)
-	if err = cmp.Or(err, err2); err == nil {
-		err = ends.Error()
-	}
+	start, end, err := w.logBounds(ctx, cl, p)
 	if err != nil {
-		w.fail(fmt.Errorf("worker: partition %d: fetch offset out of range, and listing its offsets failed: %w", p, err))
+		w.fail(fmt.Errorf("worker: partition %d: fetch offset out of range, and its log bounds could not be listed: %w", p, err))
 		return
 	}
-	start, _ := starts.Lookup(topic, p)
-	end, _ := ends.Lookup(topic, p)
-	if applied >= start.Offset {
+	switch {
+	case applied < 0:
+		// Nothing applied and no checkpoint: it was to start at the log start anyway, and
+		// retention moved that start while it asked.
+		w.log.Info("log start moved before the first fetch; starting at the new one", "partition", p, "log_start", start)
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: start}}})
+		return
+	case applied >= start:
 		w.fail(fmt.Errorf("worker: partition %d: fetch offset out of range with records up to %d applied and the log at %d-%d: "+
-			"the topic was truncated or recreated, and no restart point avoids counting records twice", p, applied, start.Offset, end.Offset))
+			"the topic was truncated or recreated, and no restart point avoids counting records twice", p, applied, start, end))
 		return
 	}
 	w.metrics.offsetLost(p)
 	o.setStat(func(st *PartitionStatus) {
-		st.OffsetLost = fmt.Sprintf("fell behind retention: applied up to %d, log starts at %d", applied, start.Offset)
+		st.OffsetLost = fmt.Sprintf("fell behind retention: applied up to %d, log starts at %d", applied, start)
 	})
 	w.log.Error("OFFSET LOST TO RETENTION WHILE RUNNING: the worker lagged by more than the topic keeps; records between its position and the log start are gone",
-		"partition", p, "applied_offset", applied, "log_start", start.Offset, "missing_records_at_most", start.Offset-applied, "policy", w.cfg.OnMissingOffset)
+		"partition", p, "applied_offset", applied, "log_start", start, "missing_records_at_most", start-applied, "policy", w.cfg.OnMissingOffset)
 	if w.cfg.OnMissingOffset == MissingOffsetStop {
-		w.fail(fmt.Errorf("partition %d: %w (lagged behind retention: applied up to %d, log start %d)", p, ErrOffsetLost, applied, start.Offset))
+		w.fail(fmt.Errorf("partition %d: %w (lagged behind retention: applied up to %d, log start %d)", p, ErrOffsetLost, applied, start))
 		return
 	}
-	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: start.Offset}}})
+	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: start}}})
+}
+
+// logBounds lists partition p's start and end offsets, asking again for a while when a
+// broker is briefly without a leader for it.
+func (w *Worker) logBounds(ctx context.Context, cl *kgo.Client, p int32) (start, end int64, err error) {
+	topic := w.cfg.Spec.Input.Topic
+	adm := kadm.NewClient(cl)
+	for attempt := 1; ; attempt++ {
+		start, end, err = func() (int64, int64, error) {
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			starts, err := adm.ListStartOffsets(lctx, topic)
+			if err != nil {
+				return 0, 0, err
+			}
+			ends, err := adm.ListEndOffsets(lctx, topic)
+			if err != nil {
+				return 0, 0, err
+			}
+			s, ok1 := starts.Lookup(topic, p)
+			e, ok2 := ends.Lookup(topic, p)
+			switch {
+			case !ok1 || !ok2:
+				return 0, 0, fmt.Errorf("partition %d not listed", p)
+			case s.Err != nil || e.Err != nil:
+				return 0, 0, cmp.Or(s.Err, e.Err)
+			}
+			return s.Offset, e.Offset, nil
+		}()
+		if err == nil || attempt == 5 || ctx.Err() != nil {
+			return start, end, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
+	}
 }
 
 // adjustOffsets runs after assignment and before fetching: it restores each newly assigned
