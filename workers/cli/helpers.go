@@ -49,8 +49,14 @@ func inputPartitions(ctx context.Context, opts []kgo.Opt, topic string, wait tim
 		if ok && t.Err == nil {
 			return int32(len(t.Partitions)), nil
 		}
-		if (ok && !errors.Is(t.Err, kerr.UnknownTopicOrPartition)) || time.Now().After(deadline) {
-			return 0, fmt.Errorf("input topic %s: does not exist (%v)", topic, t.Err)
+		// Unknown (not in the metadata yet) or a passing error such as no leader yet.
+		waiting := !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition) || kerr.IsRetriable(t.Err)
+		if !waiting || time.Now().After(deadline) {
+			why := "not in the brokers' metadata"
+			if ok && t.Err != nil {
+				why = t.Err.Error()
+			}
+			return 0, fmt.Errorf("input topic %s: does not exist (%s)", topic, why)
 		}
 		select {
 		case <-ctx.Done():

@@ -237,12 +237,12 @@ func (w *kafkaWriter) tryProgressEnd(ctx context.Context, adm *kadm.Client) (end
 	case len(t.Partitions) == 0:
 		return end, true, fmt.Errorf("kafka outbox: progress topic %s has no partitions", topic)
 	}
-	for _, p := range t.Partitions {
-		if p.Err != nil || p.Leader < 0 {
-			return end, true, fmt.Errorf("kafka outbox: progress topic %s partition %d has no leader (%v)", topic, p.Partition, p.Err)
-		}
-	}
 	w.progressPart = w.p.Partition % int32(len(t.Partitions))
+	// Only this partition's leader matters (another may be down with its broker); a replica
+	// being unavailable is not a missing leader.
+	if pd, ok := t.Partitions[w.progressPart]; !ok || pd.Leader < 0 || (pd.Err != nil && !errors.Is(pd.Err, kerr.ReplicaNotAvailable)) {
+		return end, true, fmt.Errorf("kafka outbox: progress partition %s/%d has no leader (%v)", topic, w.progressPart, pd.Err)
+	}
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		return end, true, fmt.Errorf("kafka outbox: list %s offsets: %w", topic, err)
