@@ -17,7 +17,6 @@ import (
 	tfpath "github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -82,9 +81,12 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 	str := func(desc string) schema.StringAttribute {
 		return schema.StringAttribute{Optional: true, Description: desc}
 	}
+	// Optional values with defaults are Computed without UseStateForUnknown: ModifyPlan plans
+	// the default when the configuration leaves one out, and when the configuration is not
+	// known yet they are unknown too, since a default can depend on it (an aggregation's name
+	// on its fn and field).
 	computedStr := func(desc string) schema.StringAttribute {
-		return schema.StringAttribute{Optional: true, Computed: true, Description: desc,
-			PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}}
+		return schema.StringAttribute{Optional: true, Computed: true, Description: desc}
 	}
 	resp.Schema = schema.Schema{
 		Description: "An aggregation spec: what a fleet of workers reads, how it keys and windows it, what it computes and where it writes. The spec is checked at plan time by the same code the workers run, with each problem reported on its attribute, and stored as YAML at <spec_registry>/<name>.yaml, where workers load and hot-reload it.",
@@ -105,23 +107,21 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"input": schema.SingleNestedBlock{
 				Description: "What the spec reads.",
 				Attributes: map[string]schema.Attribute{
-					"topic":           str("The Kafka topic to consume."),
-					"format":          computedStr("json (raw records) or partials (partial states from a lower level); default json."),
-					"time_field":      str("The event-time field of a JSON record (dotted for nested fields); not for partials."),
-					"time_unit":       computedStr("How the time field is written: s, ms, us, ns or rfc3339; default ms."),
-					"max_future_skew": computedStr("How far a record's event time may run ahead of its Kafka timestamp; default 1h."),
-					"max_record_bytes": schema.Int64Attribute{Optional: true, Computed: true, Description: "Larger records are dead-lettered before parsing; default 1 MiB.",
-						PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}},
+					"topic":            str("The Kafka topic to consume."),
+					"format":           computedStr("json (raw records) or partials (partial states from a lower level); default json."),
+					"time_field":       str("The event-time field of a JSON record (dotted for nested fields); not for partials."),
+					"time_unit":        computedStr("How the time field is written: s, ms, us, ns or rfc3339; default ms."),
+					"max_future_skew":  computedStr("How far a record's event time may run ahead of its Kafka timestamp; default 1h."),
+					"max_record_bytes": schema.Int64Attribute{Optional: true, Computed: true, Description: "Larger records are dead-lettered before parsing; default 1 MiB."},
 				},
 			},
 			"aggregation": schema.ListNestedBlock{
 				Description: "A function computed per (series, window). Changing the list replaces the spec.",
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
-					"name":  computedStr("Output column; default count or <fn>_<field>."),
-					"fn":    str("count, sum, min, max, avg, last, distinct or quantiles."),
-					"field": str("The record field the function reads (not for count)."),
-					"precision": schema.Int64Attribute{Optional: true, Computed: true, Description: "HyperLogLog precision of distinct, 4-18; default 14 (about 0.8 % error).",
-						PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}},
+					"name":              computedStr("Output column; default count or <fn>_<field>."),
+					"fn":                str("count, sum, min, max, avg, last, distinct or quantiles."),
+					"field":             str("The record field the function reads (not for count)."),
+					"precision":         schema.Int64Attribute{Optional: true, Computed: true, Description: "HyperLogLog precision of distinct, 4-18; default 14 (about 0.8 % error)."},
 					"relative_accuracy": schema.Float64Attribute{Optional: true, Computed: true, Description: "DDSketch relative accuracy of quantiles; default 0.01."},
 					"quantiles":         schema.ListAttribute{ElementType: types.Float64Type, Optional: true, Computed: true, Description: "Ranks quantiles reports; default 0.5, 0.9, 0.99."},
 				}},
@@ -403,7 +403,10 @@ func (r *aggregationSpec) objectKey(prefix, name string) string {
 	return path.Join(prefix, name+".yaml")
 }
 
-func (r *aggregationSpec) write(ctx context.Context, m *specModel) diag.Diagnostics {
+// write stores the spec the model describes, unless prior (the state, on update) holds it
+// already: the model then only changes its spelling, and uploading the same YAML again could
+// change the object's version (an ETag under SSE-KMS) and restart every worker on it.
+func (r *aggregationSpec) write(ctx context.Context, m *specModel, prior *specModel) diag.Diagnostics {
 	var d diag.Diagnostics
 	s, pd, _ := m.parse(ctx)
 	d.Append(pd...)
@@ -421,6 +424,12 @@ func (r *aggregationSpec) write(ctx context.Context, m *specModel) diag.Diagnost
 		return d
 	}
 	key := r.objectKey(prefix, s.Name)
+	if prior != nil && !prior.Version.IsNull() && !prior.Version.IsUnknown() && prior.YAML.ValueString() == string(y) {
+		cfg := *m
+		m.fill(ctx, s, string(y), "s3://"+bucket+"/"+key, prior.Version.ValueString())
+		m.keepConfigured(&cfg)
+		return d
+	}
 	out, err := r.c.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(y),
 		ContentType: aws.String("application/yaml")})
 	if err != nil {
@@ -546,7 +555,7 @@ func (r *aggregationSpec) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	resp.Diagnostics.Append(r.write(ctx, &m)...)
+	resp.Diagnostics.Append(r.write(ctx, &m, nil)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -554,12 +563,13 @@ func (r *aggregationSpec) Create(ctx context.Context, req resource.CreateRequest
 }
 
 func (r *aggregationSpec) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var m specModel
+	var m, prior specModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	resp.Diagnostics.Append(r.write(ctx, &m)...)
+	resp.Diagnostics.Append(r.write(ctx, &m, &prior)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -608,8 +618,7 @@ func (r *aggregationSpec) Read(ctx context.Context, req resource.ReadRequest, re
 	m.fill(ctx, s, string(y), "s3://"+bucket+"/"+key, strings.Trim(aws.ToString(out.ETag), `"`))
 	if sameSpec(ctx, &prior, s) {
 		// The stored spec means what the state says: keep the state's spelling ("60s" where
-		// the store says 1m), or every plan would show the configuration's text as a change,
-		// and a window spelt differently as a replacement.
+		// the store says 1m), or every plan would show the configuration's text as a change.
 		prior.YAML, prior.Location, prior.Version = m.YAML, m.Location, m.Version
 		m = prior
 	}

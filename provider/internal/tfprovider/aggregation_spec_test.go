@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -77,6 +78,20 @@ func TestAccAggregationSpec(t *testing.T) {
 			return nil
 		}
 	}
+	// The version and upload time of the stored spec once its lateness is written back.
+	var stored2m string
+	var uploaded time.Time
+	version := func(into *string) resource.TestCheckFunc {
+		return func(st *terraform.State) error {
+			*into = st.RootModule().Resources["liveagg_aggregation_spec.s"].Primary.Attributes["version"]
+			out, err := cl.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				return err
+			}
+			uploaded = aws.ToTime(out.LastModified)
+			return nil
+		}
+	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories,
 		CheckDestroy: func(*terraform.State) error {
@@ -123,7 +138,7 @@ func TestAccAggregationSpec(t *testing.T) {
 			},
 			{ // apply writes it back
 				Config: specConfig(name, "2m", `"1m", "1h"`, ""),
-				Check:  storedLateness("2m"),
+				Check:  resource.ComposeTestCheckFunc(storedLateness("2m"), version(&stored2m)),
 			},
 			{ // import by name
 				ResourceName:      "liveagg_aggregation_spec.s",
@@ -131,14 +146,30 @@ func TestAccAggregationSpec(t *testing.T) {
 				ImportStateId:     name,
 				ImportStateVerify: true,
 			},
-			{ // the same durations spelt otherwise: an in-place rewrite, not a replacement, and
-				// no plan after it (refresh keeps "60s" though the store says 1m)
-				Config: specConfig(name, "120s", `"60s", "60m"`, ""),
+			{ // the same durations spelt otherwise: an in-place update of the state only, not a
+				// replacement nor an upload, and no plan after it (refresh keeps "60s" though the
+				// store says 1m)
+				PreConfig: func() { time.Sleep(1100 * time.Millisecond) }, // an upload would show in LastModified
+				Config:    specConfig(name, "120s", `"60s", "60m"`, ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("liveagg_aggregation_spec.s", plancheck.ResourceActionUpdate)}},
 				Check: resource.ComposeTestCheckFunc(storedLateness("2m"),
 					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "windows.0", "60s"),
-					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "allowed_lateness", "120s")),
+					resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "allowed_lateness", "120s"),
+					// the same spec is not uploaded again: its version, which workers watch, stays
+					func(st *terraform.State) error {
+						if v := st.RootModule().Resources["liveagg_aggregation_spec.s"].Primary.Attributes["version"]; v != stored2m {
+							return fmt.Errorf("version %s after a spelling-only change, want %s", v, stored2m)
+						}
+						out, err := cl.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+						if err != nil {
+							return err
+						}
+						if at := aws.ToTime(out.LastModified); !at.Equal(uploaded) {
+							return fmt.Errorf("the spec was uploaded again at %v (first at %v) for a spelling-only change", at, uploaded)
+						}
+						return nil
+					}),
 			},
 		},
 	})
