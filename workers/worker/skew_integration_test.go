@@ -46,6 +46,7 @@ type skewProc struct {
 	machine int // the fleet member (instance) the process stands for
 	admin   *admin.Client
 	busyCPU float64 // CPU seconds used in its turns, not joining, restoring or waiting
+	owns    []int32 // its partitions once the group was balanced
 }
 
 // BenchmarkMultilevelSkew measures why the multilevel pipeline exists. The same records, with
@@ -310,6 +311,10 @@ func (r *skewRun) balanced(specPath string) {
 				continue
 			}
 			counts = append(counts, len(st.Partitions))
+			sp.owns = sp.owns[:0]
+			for _, ps := range st.Partitions {
+				sp.owns = append(sp.owns, ps.Partition)
+			}
 		}
 		if len(counts) == 3 && counts[0] == 4 && counts[1] == 4 && counts[2] == 4 {
 			return
@@ -372,8 +377,21 @@ func (r *skewRun) caughtUp(sp *skewProc, ends map[int32]int64) bool {
 	if err := sp.admin.Status(r.ctx, &st); err != nil {
 		return false // not listening yet
 	}
+	got := map[int32]int64{}
 	for _, ps := range st.Partitions {
-		if ps.NextOffset < ends[ps.Partition] {
+		got[ps.Partition] = ps.NextOffset
+	}
+	// A frozen worker can outlast its session: then its partitions move, and its turn would
+	// measure nothing or the wrong records. Say so rather than report it.
+	if len(got) != len(sp.owns) {
+		r.b.Fatalf("%s: partitions moved during the run: owns %v, had %v", sp.spec, got, sp.owns)
+	}
+	for _, p := range sp.owns {
+		next, ok := got[p]
+		if !ok {
+			r.b.Fatalf("%s: partitions moved during the run: owns %v, had %v", sp.spec, got, sp.owns)
+		}
+		if next < ends[p] {
 			return false
 		}
 	}
