@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 type kafkaTopic struct{ c *clients }
@@ -82,7 +83,7 @@ func (r *kafkaTopic) Configure(_ context.Context, req resource.ConfigureRequest,
 }
 
 func (r *kafkaTopic) admin() (*kadm.Client, func(), error) {
-	cl, err := r.c.kafka()
+	cl, err := r.c.kafka(kgo.MetadataMinAge(250 * time.Millisecond)) // so a re-ask is a real ask
 	if err != nil {
 		return nil, nil, err
 	}
@@ -119,7 +120,20 @@ func (r *kafkaTopic) Create(ctx context.Context, req resource.CreateRequest, res
 		resp.Diagnostics.AddError("create topic "+m.Name.ValueString(), err.Error())
 		return
 	}
-	resp.Diagnostics.Append(r.read(ctx, adm, &m)...)
+	// A topic just created can be missing from the brokers' metadata for a moment; reading
+	// it as gone would leave its replication factor unknown after apply.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		d := r.read(ctx, adm, &m)
+		if d.HasError() || (m.ID.ValueString() != "" && m.Partitions.ValueInt64() > 0) {
+			resp.Diagnostics.Append(d...)
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			resp.Diagnostics.AddError("create topic "+m.Name.ValueString(), "created, but the brokers did not list it within 30s")
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 

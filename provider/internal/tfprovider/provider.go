@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,11 +57,11 @@ func (c *clients) cassandra() (*gocql.Session, error) {
 	return cl.CreateSession()
 }
 
-func (c *clients) kafka() (*kgo.Client, error) {
+func (c *clients) kafka(extra ...kgo.Opt) (*kgo.Client, error) {
 	if len(c.brokers) == 0 {
 		return nil, fmt.Errorf("the provider has no kafka bootstrap servers: set kafka.bootstrap_servers or LIVEAGG_KAFKA_BROKERS")
 	}
-	return kgo.NewClient(c.kafkaOpts...)
+	return kgo.NewClient(append(slices.Clip(c.kafkaOpts), extra...)...)
 }
 
 type providerModel struct {
