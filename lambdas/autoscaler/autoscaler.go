@@ -193,10 +193,14 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 	req := &cloudwatch.GetMetricDataInput{StartTime: aws.Time(start), EndTime: aws.Time(end), ScanBy: cwtypes.ScanByTimestampAscending,
 		MetricDataQueries: []cwtypes.MetricDataQuery{
 			q("hrate", metrics.RecordsIn, "Sum", dims, step*60),
-			q("hstate", metrics.StateBytes, "Sum", dims, step*60),
+			// State is a gauge every worker publishes each minute: a five-minute Sum would hold
+			// five of each worker's points, five times the fleet's state. The fleet's is the
+			// per-minute Sum (as in inputs), averaged here over each five minutes.
+			q("hstate", metrics.StateBytes, "Sum", dims, 60),
 			q("spot", metrics.SpotInterruptions, "Sum", spotDims, 3600),
 		}}
 	rate, state := nanSeries(n), nanSeries(n)
+	stateSum, stateMinutes := make([]float64, n), make([]int, n)
 	for {
 		out, err := s.cw.GetMetricData(ctx, req)
 		if err != nil {
@@ -215,7 +219,8 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 					}
 				case "hstate":
 					if k >= 0 && k < n {
-						state[k] = r.Values[i]
+						stateSum[k] += r.Values[i]
+						stateMinutes[k]++
 					}
 				case "spot":
 					if end.Sub(ts) <= time.Hour {
@@ -228,6 +233,11 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 			break
 		}
 		req.NextToken = out.NextToken
+	}
+	for k, m := range stateMinutes {
+		if m > 0 {
+			state[k] = stateSum[k] / float64(m)
+		}
 	}
 	in.RateHistory, in.StateHistory, in.HistoryStep = rate, state, step
 	return nil

@@ -216,3 +216,51 @@ func putMetrics(t *testing.T, ctx context.Context, cfg aws.Config, data []cwtype
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}
 }
+
+// TestLearningReadsFleetStateHistory: three workers each publish 2 GiB of state every minute
+// for a day, with little traffic. The fleet holds 6 GiB; at 4 GiB per worker and 80 % that
+// needs 2 workers. Summing the gauge over five-minute periods would read 30 GiB and ask for 10.
+func TestLearningReadsFleetStateHistory(t *testing.T) {
+	ctx := testenv.Context(t, 5*time.Minute)
+	cfg := testenv.AWSConfig(t)
+	bootstrap := testenv.Build(t, "./bootstrap", t.TempDir(), "bootstrap", "lambda.norpc")
+	ec, as := ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg)
+	group := testenv.Name(t, "mem")
+	spec := group + "-spec"
+	testenv.AutoScalingGroup(t, ctx, ec, as, group, 1, 20, 2)
+	now := time.Now().Truncate(time.Minute)
+	dims := []cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(spec)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String(group)}}
+	var data []cwtypes.MetricDatum
+	for at := now.Add(-24 * time.Hour); at.Before(now); at = at.Add(time.Minute) {
+		ts := aws.Time(at.Add(10 * time.Second))
+		data = append(data,
+			cwtypes.MetricDatum{MetricName: aws.String("RecordsIn"), Value: aws.Float64(1000 * 60), Timestamp: ts, Dimensions: dims, Unit: cwtypes.StandardUnitCount},
+			cwtypes.MetricDatum{MetricName: aws.String("ProcessingSecondsPerRecord"), Value: aws.Float64(100e-6), Timestamp: ts, Dimensions: dims, Unit: cwtypes.StandardUnitSeconds},
+			cwtypes.MetricDatum{MetricName: aws.String("ConsumerLag"), Value: aws.Float64(0), Timestamp: ts, Dimensions: dims, Unit: cwtypes.StandardUnitCount})
+		for range 3 {
+			data = append(data, cwtypes.MetricDatum{MetricName: aws.String("StateBytes"), Value: aws.Float64(2 << 30), Timestamp: ts, Dimensions: dims, Unit: cwtypes.StandardUnitBytes})
+		}
+		if len(data) >= 900 {
+			putMetrics(t, ctx, cfg, data)
+			data = data[:0]
+		}
+	}
+	if len(data) > 0 {
+		putMetrics(t, ctx, cfg, data)
+	}
+	lam := testenv.StartLambda(t, bootstrap, "LIVEAGG_POLICY=learning", "LIVEAGG_DRY_RUN=true", "LIVEAGG_ASG="+group, "LIVEAGG_SPEC="+spec,
+		"LIVEAGG_PARTITIONS=24", "LIVEAGG_CORES_PER_WORKER=2", "LIVEAGG_TARGET_UTILIZATION=0.75",
+		"AWS_ENDPOINT_URL="+testenv.AWSEndpoint(t), "AWS_REGION="+testenv.Region, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
+	resp, err := lam.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r autoscaler.Result
+	if err := json.Unmarshal(resp, &r); err != nil {
+		t.Fatalf("lambda answered %s", resp)
+	}
+	t.Logf("%+v", r)
+	if r.Desired != 2 {
+		t.Fatalf("learning policy: %+v, want 2 workers for 6 GiB of state", r)
+	}
+}
