@@ -36,7 +36,7 @@ func TestInputPartitionsWaitsForANewTopic(t *testing.T) {
 	}{
 		{"exists", "t-exists", 0, time.Second, 3, ""},
 		{"created while waiting", "t-later", 1200 * time.Millisecond, 10 * time.Second, 3, ""},
-		{"never created", "t-never", -1, 1500 * time.Millisecond, 0, "input topic t-never: does not exist"},
+		{"never created", "t-never", -1, 1500 * time.Millisecond, 0, "input topic: topic t-never: not in the brokers' metadata"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/workers/emit"
+	"github.com/liveagg/liveagg/workers/topics"
 )
 
 // Kafka is the transactional outbox of a spec: its Kafka outputs, its dead letters, and the
@@ -204,57 +205,41 @@ func (w *kafkaWriter) readMarker(ctx context.Context) error {
 
 // progressEnd finds this input partition's progress partition and where it ends. A progress
 // topic created a moment ago, by this worker or another of the fleet starting with it, can be
-// missing from the brokers' metadata for a while, or lack a leader: it is asked about again
-// for up to metadataWait. The partition count must be the topic's own, since the marker's
-// partition is derived from it, and a wrong one would look for committed progress in the
-// wrong place and produce committed output again.
+// missing from the brokers' metadata for a while, or lack a leader: it is waited for. The
+// partition count must be the topic's own, since the marker's partition is derived from it,
+// and a wrong one would look for committed progress in the wrong place and produce committed
+// output again.
 func (w *kafkaWriter) progressEnd(ctx context.Context) (kadm.ListedOffset, error) {
-	adm := kadm.NewClient(w.cl)
-	deadline := time.Now().Add(w.k.metadataWait)
-	for {
-		end, retriable, err := w.tryProgressEnd(ctx, adm)
-		if err == nil || !retriable || time.Now().After(deadline) {
-			return end, err
-		}
-		select {
-		case <-ctx.Done():
-			return end, fmt.Errorf("%w (%w)", err, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-func (w *kafkaWriter) tryProgressEnd(ctx context.Context, adm *kadm.Client) (end kadm.ListedOffset, retriable bool, err error) {
 	topic := w.k.progressTopic
-	td, err := adm.ListTopics(ctx, topic)
+	adm := kadm.NewClient(w.cl)
+	var end kadm.ListedOffset
+	_, err := topics.Await(ctx, w.k.opts, topic, w.k.metadataWait, func(t kadm.TopicDetail) error {
+		if len(t.Partitions) == 0 {
+			return fmt.Errorf("progress topic %s has no partitions", topic)
+		}
+		w.progressPart = w.p.Partition % int32(len(t.Partitions))
+		// Only this partition's leader matters (another may be down with its broker); a
+		// replica being unavailable is not a missing leader.
+		if pd, ok := t.Partitions[w.progressPart]; !ok || pd.Leader < 0 || (pd.Err != nil && !errors.Is(pd.Err, kerr.ReplicaNotAvailable)) {
+			return fmt.Errorf("progress partition %s/%d has no leader (%v)", topic, w.progressPart, pd.Err)
+		}
+		ends, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("list %s offsets: %w", topic, err)
+		}
+		var ok bool
+		if end, ok = ends.Lookup(topic, w.progressPart); !ok {
+			return fmt.Errorf("end offset of %s/%d: %w", topic, w.progressPart, topics.ErrNotListed)
+		}
+		if end.Err != nil {
+			return fmt.Errorf("end offset of %s/%d: %w", topic, w.progressPart, end.Err)
+		}
+		return nil
+	})
 	if err != nil {
-		return end, false, fmt.Errorf("kafka outbox: describe %s: %w", topic, err)
+		return end, fmt.Errorf("kafka outbox: %w", err)
 	}
-	t, ok := td[topic]
-	switch {
-	case !ok || t.Err != nil:
-		return end, true, fmt.Errorf("kafka outbox: progress topic %s is not in the brokers' metadata (%v)", topic, t.Err)
-	case len(t.Partitions) == 0:
-		return end, true, fmt.Errorf("kafka outbox: progress topic %s has no partitions", topic)
-	}
-	w.progressPart = w.p.Partition % int32(len(t.Partitions))
-	// Only this partition's leader matters (another may be down with its broker); a replica
-	// being unavailable is not a missing leader.
-	if pd, ok := t.Partitions[w.progressPart]; !ok || pd.Leader < 0 || (pd.Err != nil && !errors.Is(pd.Err, kerr.ReplicaNotAvailable)) {
-		return end, true, fmt.Errorf("kafka outbox: progress partition %s/%d has no leader (%v)", topic, w.progressPart, pd.Err)
-	}
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return end, true, fmt.Errorf("kafka outbox: list %s offsets: %w", topic, err)
-	}
-	end, ok = ends.Lookup(topic, w.progressPart)
-	if !ok {
-		return end, true, fmt.Errorf("kafka outbox: end offset of %s/%d: not listed", topic, w.progressPart)
-	}
-	if end.Err != nil {
-		return end, true, fmt.Errorf("kafka outbox: end offset of %s/%d: %w", topic, w.progressPart, end.Err)
-	}
-	return end, false, nil
+	return end, nil
 }
 
 func markerKey(p PartitionKey) []byte {

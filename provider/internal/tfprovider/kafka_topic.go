@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/workers/topics"
 )
 
 type kafkaTopic struct{ c *clients }
@@ -122,17 +124,17 @@ func (r *kafkaTopic) Create(ctx context.Context, req resource.CreateRequest, res
 	}
 	// A topic just created can be missing from the brokers' metadata for a moment; reading
 	// it as gone would leave its replication factor unknown after apply.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		d := r.read(ctx, adm, &m)
-		if d.HasError() || (m.ID.ValueString() != "" && m.Partitions.ValueInt64() > 0) {
-			resp.Diagnostics.Append(d...)
-			break
+	var d diag.Diagnostics
+	_, err = topics.Await(ctx, r.c.kafkaOpts, m.Name.ValueString(), 30*time.Second, func(kadm.TopicDetail) error {
+		if d = r.read(ctx, adm, &m); d.HasError() || m.ID.ValueString() != "" {
+			return nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			resp.Diagnostics.AddError("create topic "+m.Name.ValueString(), "created, but the brokers did not list it within 30s")
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
+		return topics.ErrNotListed
+	})
+	resp.Diagnostics.Append(d...)
+	if err != nil {
+		resp.Diagnostics.AddError("create topic "+m.Name.ValueString(), "created, but: "+err.Error())
+		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
@@ -233,11 +235,14 @@ func (r *kafkaTopic) Update(ctx context.Context, req resource.UpdateRequest, res
 			return
 		}
 		// New partitions reach every broker's metadata shortly after.
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			got := plan
-			if d := r.read(ctx, adm, &got); d.HasError() || got.Partitions.ValueInt64() >= want {
-				break
+		if _, err := topics.Await(ctx, r.c.kafkaOpts, name, 15*time.Second, func(t kadm.TopicDetail) error {
+			if int64(len(t.Partitions)) < want {
+				return fmt.Errorf("%d of its %d partitions listed", len(t.Partitions), want)
 			}
+			return nil
+		}); err != nil {
+			resp.Diagnostics.AddError("grow topic "+name, "grown, but: "+err.Error())
+			return
 		}
 	}
 	var before, after map[string]string
