@@ -22,19 +22,23 @@ import (
 // TestCheckpointSkipsUnchangedState: a checkpoint of a partition that applied nothing since
 // its last one saves nothing (a drain of idle partitions, the spot lambda's forced checkpoint
 // followed by the drain's), and one after new records does.
-func TestCheckpointSkipsUnchangedState(t *testing.T) {
-	kopts, cl := inProcessKafka(t, 1)
+// It runs here on franz-go's in-process broker and in kafka_integration_test.go on the real
+// Kafka.
+func TestCheckpointSkipsUnchangedState(t *testing.T) { testCheckpointSkips(t, inProcessKafka(t, 1)) }
+
+func testCheckpointSkips(t *testing.T, k testKafka) {
+	kopts, cl := k.opts, k.cl
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	produce := func(from, to int) {
 		for i := from; i < to; i++ {
 			v := fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%3, 1767225600000+int64(i)*100)
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "raw", Value: v}).FirstErr(); err != nil {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: k.topic, Value: v}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	s, err := spec.Parse([]byte("name: skip\ninput: {topic: raw, time_field: t}\nkey: [k]\nwindows: [1m]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n"))
+	s, err := spec.Parse(fmt.Appendf(nil, "name: %s-skip\ninput: {topic: %s, time_field: t}\nkey: [k]\nwindows: [1m]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n", k.topic, k.topic))
 	if err != nil {
 		t.Fatal(err)
 	}

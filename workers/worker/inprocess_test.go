@@ -7,10 +7,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// testKafka is a Kafka a test runs a worker on: options that reach it, a producer that places
+// records on the partition they name, and a fresh input topic.
+type testKafka struct {
+	opts  []kgo.Opt
+	cl    *kgo.Client
+	topic string
+}
+
 // inProcessKafka starts franz-go's in-process broker with a topic "raw" of the given
-// partitions. It returns the options that reach it and a producer that places records on the
-// partition they name; both end with the test.
-func inProcessKafka(t *testing.T, partitions int32) ([]kgo.Opt, *kgo.Client) {
+// partitions; everything ends with the test. kafka_integration_test.go has realKafka, the same
+// on the real Kafka.
+func inProcessKafka(t *testing.T, partitions int32) testKafka {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "raw"))
 	if err != nil {
@@ -23,5 +31,5 @@ func inProcessKafka(t *testing.T, partitions int32) ([]kgo.Opt, *kgo.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return kopts, cl
+	return testKafka{opts: kopts, cl: cl, topic: "raw"}
 }

@@ -26,7 +26,8 @@ import (
 // against the real services. Two runs over the same input, the second restarted from the first's
 // checkpoints partway, must write the same rows.
 func TestWorkerOnInProcessKafka(t *testing.T) {
-	kopts, cl := inProcessKafka(t, 2)
+	k := inProcessKafka(t, 2)
+	kopts, cl := k.opts, k.cl
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const n = 4000

@@ -23,17 +23,21 @@ import (
 // TestReleasedPartitionsLeaveNoGauges: after a rebalance moves a partition away, the worker
 // that had it stops reporting it. A gauge left behind keeps its last value for ever: a lag
 // that never drains, a checkpoint timestamp whose age alarms after the partition has moved.
-func TestReleasedPartitionsLeaveNoGauges(t *testing.T) {
-	kopts, cl := inProcessKafka(t, 2)
+// It runs here on franz-go's in-process broker and in kafka_integration_test.go on the real
+// Kafka.
+func TestReleasedPartitionsLeaveNoGauges(t *testing.T) { testReleasedGauges(t, inProcessKafka(t, 2)) }
+
+func testReleasedGauges(t *testing.T, k testKafka) {
+	kopts, cl := k.opts, k.cl
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := range 200 {
 		v := fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%3, 1767225600000+int64(i)*100)
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "raw", Partition: int32(i % 2), Value: v}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: k.topic, Partition: int32(i % 2), Value: v}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s, err := spec.Parse([]byte("name: gauges\ninput: {topic: raw, time_field: t}\nkey: [k]\nwindows: [1m]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n"))
+	s, err := spec.Parse(fmt.Appendf(nil, "name: %s-gauges\ninput: {topic: %s, time_field: t}\nkey: [k]\nwindows: [1m]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n", k.topic, k.topic))
 	if err != nil {
 		t.Fatal(err)
 	}
