@@ -62,7 +62,7 @@ lint: tools ## go vet (with and without the integration tag), gofmt and staticch
 
 bench: ## Engine benchmarks: ingest (vs a naive baseline), snapshot, memory, decode. ~5 minutes.
 	$(GO) test -run XXX -bench 'Ingest' -benchtime 3000000x -benchmem ./workers/state/
-	$(GO) test -run XXX -bench 'Snapshot|Memory' -benchtime 5x ./workers/state/
+	$(GO) test -run XXX -bench 'Snapshot|Memory|KeyTableLoad' -benchtime 5x ./workers/state/
 	$(GO) test -run XXX -bench . -benchmem ./workers/record/
 
 bench-scale: ## 10M series x 2 windows in one process: heap in use (needs ~3 GB).

@@ -69,3 +69,38 @@ func TestKeyTableLoad(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkKeyTableLoad compares the two ways to fill a key table with a snapshot's million
+// series keys: interning them one by one (what restore did, and ingest still does) and the
+// bulk load restore now uses. Both sized as restore sizes them.
+func BenchmarkKeyTableLoad(b *testing.B) {
+	const n = 1_000_000
+	keys := make([][]byte, n)
+	total := 0
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "org-%04d|site-%03d|floor-%d|zone-%06d", i%97, i%300, i%7, i)
+		total += len(keys[i])
+	}
+	b.Run("intern", func(b *testing.B) {
+		for b.Loop() {
+			kt := newKeyTable()
+			for _, k := range keys {
+				kt.intern(k, hashKey(k))
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+	})
+	b.Run("load", func(b *testing.B) {
+		for b.Loop() {
+			kt := newKeyTable()
+			kt.reserve(n, total)
+			for _, k := range keys {
+				kt.add(k)
+			}
+			if kt.load() >= 0 {
+				b.Fatal("duplicate")
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/key")
+	})
+}
