@@ -35,8 +35,9 @@ type Config struct {
 	Partitions int32
 	// Window is how many minutes of metrics to read at one-minute resolution (default 15).
 	Window int
-	// HistoryDays is how much history forecasting policies get, at five-minute resolution
-	// (default 15: two weekly seasons and a day).
+	// HistoryDays is how much history forecasting policies get, in five-minute points from
+	// CloudWatch's one-minute ones, which it keeps 15 days (default 15: two weekly seasons and
+	// a day).
 	HistoryDays int
 	// DryRun decides and publishes but does not change the group.
 	DryRun bool

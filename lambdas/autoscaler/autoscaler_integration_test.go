@@ -79,18 +79,8 @@ func TestAutoscalerAgainstMoto(t *testing.T) {
 				}
 				putMetrics(t, ctx, cfg, data)
 			}
-			env := []string{"LIVEAGG_POLICY=capacity", "LIVEAGG_ASG=" + group, "LIVEAGG_SPEC=" + spec, "LIVEAGG_PARTITIONS=12", "LIVEAGG_CORES_PER_WORKER=2",
-				"LIVEAGG_TARGET_UTILIZATION=0.6", "AWS_ENDPOINT_URL=" + testenv.AWSEndpoint(t), "AWS_REGION=" + testenv.Region,
-				"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", fmt.Sprintf("LIVEAGG_DRY_RUN=%v", tc.dryRun)}
-			lam := testenv.StartLambda(t, bootstrap, env...)
-			resp, err := lam.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var r autoscaler.Result
-			if err := json.Unmarshal(resp, &r); err != nil {
-				t.Fatalf("lambda answered %s", resp)
-			}
+			r := decide(t, ctx, bootstrap, "LIVEAGG_POLICY=capacity", "LIVEAGG_ASG="+group, "LIVEAGG_SPEC="+spec, "LIVEAGG_PARTITIONS=12",
+				"LIVEAGG_CORES_PER_WORKER=2", "LIVEAGG_TARGET_UTILIZATION=0.6", fmt.Sprintf("LIVEAGG_DRY_RUN=%v", tc.dryRun))
 			t.Logf("%+v", r)
 			if r.Desired != tc.want || r.Applied != tc.applied {
 				t.Fatalf("decision %+v, want desired %d applied %v", r, tc.want, tc.applied)
@@ -163,23 +153,15 @@ func TestLearningAllocatesAhead(t *testing.T) {
 		}
 	}
 	flush()
-	decide := func(policy string) autoscaler.Result {
-		lam := testenv.StartLambda(t, bootstrap, "LIVEAGG_POLICY="+policy, "LIVEAGG_DRY_RUN=true", "LIVEAGG_ASG="+group, "LIVEAGG_SPEC="+spec,
+	ask := func(policy string) autoscaler.Result {
+		r := decide(t, ctx, bootstrap, "LIVEAGG_POLICY="+policy, "LIVEAGG_DRY_RUN=true", "LIVEAGG_ASG="+group, "LIVEAGG_SPEC="+spec,
 			"LIVEAGG_PARTITIONS=24", "LIVEAGG_CORES_PER_WORKER=2", "LIVEAGG_TARGET_UTILIZATION=0.75",
-			"AWS_ENDPOINT_URL="+testenv.AWSEndpoint(t), "AWS_REGION="+testenv.Region, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
-		resp, err := lam.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r autoscaler.Result
-		if err := json.Unmarshal(resp, &r); err != nil {
-			t.Fatalf("lambda answered %s", resp)
-		}
+			"LIVEAGG_HISTORY_DAYS=3") // the 50 hours put; moto reads 15 days of minutes slowly
 		t.Logf("%s: %+v", policy, r)
 		return r
 	}
 	// 20,000 rec/s at 100 µs on 2 cores at 75 %: 1.33 workers; 60,000: 4.
-	reactive, learning := decide("capacity"), decide("learning")
+	reactive, learning := ask("capacity"), ask("learning")
 	if reactive.Desired != 2 {
 		t.Fatalf("reactive policy: %+v, want to hold 2 for the quiet present", reactive)
 	}
@@ -248,10 +230,21 @@ func TestLearningReadsFleetStateHistory(t *testing.T) {
 	if len(data) > 0 {
 		putMetrics(t, ctx, cfg, data)
 	}
-	lam := testenv.StartLambda(t, bootstrap, "LIVEAGG_POLICY=learning", "LIVEAGG_DRY_RUN=true", "LIVEAGG_ASG="+group, "LIVEAGG_SPEC="+spec,
-		"LIVEAGG_PARTITIONS=24", "LIVEAGG_CORES_PER_WORKER=2", "LIVEAGG_TARGET_UTILIZATION=0.75",
-		"AWS_ENDPOINT_URL="+testenv.AWSEndpoint(t), "AWS_REGION="+testenv.Region, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
-	resp, err := lam.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
+	r := decide(t, ctx, bootstrap, "LIVEAGG_POLICY=learning", "LIVEAGG_DRY_RUN=true", "LIVEAGG_ASG="+group, "LIVEAGG_SPEC="+spec,
+		"LIVEAGG_PARTITIONS=24", "LIVEAGG_CORES_PER_WORKER=2", "LIVEAGG_TARGET_UTILIZATION=0.75", "LIVEAGG_HISTORY_DAYS=2")
+	t.Logf("%+v", r)
+	if r.Desired != 2 {
+		t.Fatalf("learning policy: %+v, want 2 workers for 6 GiB of state", r)
+	}
+}
+
+// decide starts the built bootstrap under the runtime interface emulator with env (and moto's
+// endpoint and credentials), sends it one scheduled event and returns its decision.
+func decide(t *testing.T, ctx context.Context, bootstrap string, env ...string) autoscaler.Result {
+	t.Helper()
+	env = append(env, "AWS_ENDPOINT_URL="+testenv.AWSEndpoint(t), "AWS_REGION="+testenv.Region,
+		"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
+	resp, err := testenv.StartLambda(t, bootstrap, env...).Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +252,5 @@ func TestLearningReadsFleetStateHistory(t *testing.T) {
 	if err := json.Unmarshal(resp, &r); err != nil {
 		t.Fatalf("lambda answered %s", resp)
 	}
-	t.Logf("%+v", r)
-	if r.Desired != 2 {
-		t.Fatalf("learning policy: %+v, want 2 workers for 6 GiB of state", r)
-	}
+	return r
 }

@@ -22,6 +22,7 @@ import (
 //	LIVEAGG_DRY_RUN             true: decide and publish, change nothing
 //	LIVEAGG_POLICY              learning (forecasts ahead) or capacity (reacts) (learning)
 //	LIVEAGG_LEAD                time from asking for a worker to its consuming (4m)
+//	LIVEAGG_HISTORY_DAYS        days of history the learning policy reads, 1-15 (15)
 func FromEnv(getenv func(string) string) (Config, Policy, error) {
 	cfg, p, err := capacityFromEnv(getenv)
 	if err != nil {
@@ -34,6 +35,14 @@ func FromEnv(getenv func(string) string) (Config, Policy, error) {
 			return cfg, nil, fmt.Errorf("LIVEAGG_LEAD %q is not a duration of a minute or more", v)
 		}
 		lead = d
+	}
+	if v := getenv("LIVEAGG_HISTORY_DAYS"); v != "" {
+		// CloudWatch keeps one-minute points for 15 days, and the history reads them.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 15 {
+			return cfg, nil, fmt.Errorf("LIVEAGG_HISTORY_DAYS %q is not a whole number of days from 1 to 15", v)
+		}
+		cfg.HistoryDays = n
 	}
 	switch v := getenv("LIVEAGG_POLICY"); v {
 	case "", "learning":

@@ -78,6 +78,17 @@ func TestFromEnv(t *testing.T) {
 	if _, pol, err = FromEnv(func(k string) string { return env[k] }); err != nil || pol.(Learning).CatchUpSeconds != 300 {
 		t.Fatalf("LIVEAGG_CATCH_UP: %+v %v", pol, err)
 	}
+	env["LIVEAGG_HISTORY_DAYS"] = "3"
+	if cfg, _, err := FromEnv(func(k string) string { return env[k] }); err != nil || cfg.HistoryDays != 3 {
+		t.Fatalf("LIVEAGG_HISTORY_DAYS: %+v %v", cfg, err)
+	}
+	for _, v := range []string{"0", "16", "a week"} {
+		env["LIVEAGG_HISTORY_DAYS"] = v
+		if _, _, err := FromEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "LIVEAGG_HISTORY_DAYS") {
+			t.Errorf("LIVEAGG_HISTORY_DAYS=%s: %v", v, err)
+		}
+	}
+	delete(env, "LIVEAGG_HISTORY_DAYS")
 	env["LIVEAGG_POLICY"] = "capacity"
 	if _, pol, err := FromEnv(func(k string) string { return env[k] }); err != nil || pol.(Capacity).MemoryPerWorker != 2<<30 {
 		t.Fatalf("capacity policy: %+v %v", pol, err)
