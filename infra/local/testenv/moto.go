@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,8 +26,11 @@ func AMI(t testing.TB, ctx context.Context, ec *ec2.Client) string {
 // deleted when the test ends, and returns its instance ids (moto launches them at once).
 func AutoScalingGroup(t testing.TB, ctx context.Context, ec *ec2.Client, as *autoscaling.Client, name string, minSize, maxSize, desired int32) []string {
 	t.Helper()
+	// The name is the test's own (testenv.Name): if it is taken, an SDK retry of this very
+	// request found the first attempt done (moto answered too late), and the template is ours.
 	if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(name),
-		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(AMI(t, ctx, ec)), InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil {
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(AMI(t, ctx, ec)), InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil &&
+		!strings.Contains(err.Error(), "InvalidLaunchTemplateName.AlreadyExistsException") {
 		t.Fatal(err)
 	}
 	if _, err := as.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
