@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 
@@ -36,13 +38,14 @@ const (
 	ReasonBadTime   Reason = "bad_time"
 	ReasonFuture    Reason = "future_time"
 	ReasonBadKey    Reason = "bad_key"
+	ReasonBadUTF8   Reason = "invalid_utf8"
 	ReasonLate      Reason = "late"
 	ReasonBadState  Reason = "bad_partial"
 )
 
 // Reasons lists every Reason, for pre-registering metric label values.
 var Reasons = []Reason{ReasonTooLarge, ReasonMalformed, ReasonMissing, ReasonWrongType,
-	ReasonBadTime, ReasonFuture, ReasonBadKey, ReasonLate, ReasonBadState}
+	ReasonBadTime, ReasonFuture, ReasonBadKey, ReasonBadUTF8, ReasonLate, ReasonBadState}
 
 // Error is why one record could not be used.
 type Error struct {
@@ -189,6 +192,11 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		if bytes.IndexByte(b, KeySep) >= 0 {
 			return &Error{Reason: ReasonBadKey, Field: d.keyNames[i], Detail: "key value contains the control character U+001F"}
 		}
+		// Keys become text columns and JSON strings downstream; a store that validates text
+		// (Cassandra does) would refuse the row on every replay, so bad text stops here.
+		if !utf8.Valid(b) {
+			return &Error{Reason: ReasonBadUTF8, Field: d.keyNames[i], Detail: "key value is not valid UTF-8"}
+		}
 		r.Key[i] = b
 	}
 	t, err := d.eventTime(v)
@@ -207,10 +215,21 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		if f == nil {
 			return &Error{Reason: ReasonMissing, Field: d.numNames[i], Detail: "field is missing"}
 		}
-		if f.Type() != fastjson.TypeNumber {
+		var x float64
+		switch f.Type() {
+		case fastjson.TypeNumber:
+			x, err = f.Float64()
+		case fastjson.TypeString:
+			// Many producers write numbers as strings ("amount":"12.50"); a string that is a
+			// number in JSON's syntax counts as that number.
+			b, _ := f.StringBytes()
+			x, err = parseNumericString(b)
+			if err != nil {
+				return &Error{Reason: ReasonWrongType, Field: d.numNames[i], Detail: "must be a number or a numeric string, not the string " + preview(b)}
+			}
+		default:
 			return &Error{Reason: ReasonWrongType, Field: d.numNames[i], Detail: "must be a number, not " + f.Type().String()}
 		}
-		x, err := f.Float64()
 		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
 			return &Error{Reason: ReasonWrongType, Field: d.numNames[i], Detail: "number out of the float64 range"}
 		}
@@ -224,6 +243,9 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		switch f.Type() {
 		case fastjson.TypeString:
 			r.Str[i], _ = f.StringBytes()
+			if !utf8.Valid(r.Str[i]) {
+				return &Error{Reason: ReasonBadUTF8, Field: d.strNames[i], Detail: "text value is not valid UTF-8"}
+			}
 		case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
 			d.strScratch[i] = rawScalar(f, d.strScratch[i][:0])
 			r.Str[i] = d.strScratch[i]
@@ -232,6 +254,30 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		}
 	}
 	return nil
+}
+
+// parseNumericString reads a string holding a JSON number (no spaces, no hex, no "NaN"/"Inf").
+func parseNumericString(b []byte) (float64, error) {
+	if len(b) == 0 || len(b) > 64 {
+		return 0, errNotNumeric
+	}
+	for _, c := range b {
+		if (c < '0' || c > '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
+			return 0, errNotNumeric
+		}
+	}
+	return strconv.ParseFloat(string(b), 64)
+}
+
+var errNotNumeric = errors.New("not a numeric string")
+
+// preview quotes at most 32 bytes of a value for an error message.
+func preview(b []byte) string {
+	const n = 32
+	if len(b) > n {
+		return strconv.Quote(string(b[:n])) + "..."
+	}
+	return strconv.Quote(string(b))
 }
 
 // rawScalar appends a number's or boolean's JSON text to dst: fastjson keeps a number's text as

@@ -37,7 +37,7 @@ func TestDecodeValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := d.NewRecord()
-	in := `{"org":"acme","loc":{"zone":7},"ts":1764000000123,"dwell_ms":250,"rssi":-61.5,"device":"d\u00e9v-1","extra":[1,2,{"x":null}]}`
+	in := `{"org":"acme","loc":{"zone":7},"ts":1764000000123,"dwell_ms":"250","rssi":-61.5,"device":"d\u00e9v-1","extra":[1,2,{"x":null}]}`
 	if err := d.Decode([]byte(in), logTime, r); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"string time", strings.Replace(good, `"ts":1764000000000`, `"ts":"soon"`, 1), ReasonBadTime, "ts"},
 		{"huge time", strings.Replace(good, `"ts":1764000000000`, `"ts":1e300`, 1), ReasonBadTime, "ts"},
 		{"far future", strings.Replace(good, `"ts":1764000000000`, `"ts":1864000000000`, 1), ReasonFuture, "ts"},
-		{"string number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":"1"`, 1), ReasonWrongType, "dwell_ms"},
+		{"text number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":"soon"`, 1), ReasonWrongType, "dwell_ms"},
+		{"hex string number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":"0x10"`, 1), ReasonWrongType, "dwell_ms"},
+		{"NaN string number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":"NaN"`, 1), ReasonWrongType, "dwell_ms"},
+		{"huge string number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":"1e999"`, 1), ReasonWrongType, "dwell_ms"},
+		{"invalid UTF-8 in a key", strings.Replace(good, `"org":"a"`, "\"org\":\"m\xff\xfe\"", 1), ReasonBadUTF8, "org"},
+		{"invalid UTF-8 in a text field", strings.Replace(good, `"device":"d"`, "\"device\":\"d\xc3\"", 1), ReasonBadUTF8, "device"},
 		{"huge number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":1e999`, 1), ReasonWrongType, "dwell_ms"},
 		{"missing number", strings.Replace(good, `"rssi":1,`, ``, 1), ReasonMissing, "rssi"},
 		{"array distinct", strings.Replace(good, `"device":"d"`, `"device":[1]`, 1), ReasonWrongType, "device"},
