@@ -260,7 +260,7 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 		closeAll()
 		return nil, nil, err
 	}
-	if err := outbox.EnsureTopics(ctx, parts); err != nil {
+	if err := outbox.EnsureTopics(ctx, s.Input.Topic, parts); err != nil {
 		closeAll()
 		return nil, nil, err
 	}

@@ -64,7 +64,7 @@ func newFleet(ctx context.Context, o Options, s *spec.Spec, kopts []kgo.Opt, sto
 	if strings.HasSuffix(s.Input.Topic, "-org") {
 		parts = 2
 	}
-	if err := outbox.EnsureTopics(ctx, parts); err != nil {
+	if err := outbox.EnsureTopics(ctx, s.Input.Topic, parts); err != nil {
 		return nil, fmt.Errorf("demo: %s topics: %w", s.Name, err)
 	}
 	sinks := []sink.Sink{outbox}

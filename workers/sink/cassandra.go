@@ -2,13 +2,9 @@ package sink
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -158,7 +154,7 @@ func (c *Cassandra) Observe(o Observer) { c.obs = o }
 
 // Open implements Sink.
 func (c *Cassandra) Open(context.Context, PartitionKey, string) (Writer, error) {
-	retry := &retryPolicy{name: c.Name(), transient: retryable, obs: c.obs, min: 50 * time.Millisecond, max: c.cfg.MaxBackoff}
+	retry := &retryPolicy{name: c.Name(), obs: c.obs, min: 50 * time.Millisecond, max: c.cfg.MaxBackoff}
 	return &cassandraWriter{c: c, f: newInflight(c.cfg.Concurrency, retry)}, nil
 }
 
@@ -188,7 +184,11 @@ func (w *cassandraWriter) Write(ctx context.Context, win *emit.Window) error {
 				args = append(args, v)
 			}
 		}
-		if err := w.f.goWrite(ctx, func() error { return w.c.exec(ctx, args) }); err != nil {
+		row := i
+		reject := func(err error) []Rejection {
+			return []Rejection{{Sink: w.c.Name(), Window: win, Row: row, Err: err}}
+		}
+		if err := w.f.goWrite(ctx, func() error { return w.c.exec(ctx, args) }, reject); err != nil {
 			return err
 		}
 	}
@@ -202,25 +202,10 @@ func (c *Cassandra) exec(ctx context.Context, args []any) error {
 	return nil
 }
 
-// retryable says whether a write failed for reasons that pass: timeouts, unavailable replicas,
-// an overloaded coordinator, a lost connection.
-func retryable(err error) bool {
-	var rt gocql.RequestError
-	if errors.As(err, &rt) {
-		switch rt.Code() {
-		case gocql.ErrCodeWriteTimeout, gocql.ErrCodeUnavailable, gocql.ErrCodeOverloaded, gocql.ErrCodeReadTimeout, gocql.ErrCodeServer:
-			return true
-		}
-		return false
-	}
-	var ne net.Error
-	return errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrNoConnections) ||
-		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, gocql.ErrNoStreams) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ne)
-}
-
 func (w *cassandraWriter) Flush(context.Context) (string, error) { return "", w.f.wait() }
+
+// TakeRejections implements Rejecter.
+func (w *cassandraWriter) TakeRejections() []Rejection { return w.f.takeRejections() }
 
 func (w *cassandraWriter) Close() error {
 	_ = w.f.wait()

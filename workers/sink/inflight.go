@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -27,35 +28,37 @@ type nopObserver struct{}
 func (nopObserver) Retrying(string, error, bool) {}
 func (nopObserver) Settled(string, bool)         {}
 
-// retryPolicy decides which write errors pass (a sink down, a timeout, throttling). Writes
-// that fail with them are retried until they succeed or the worker stops: a sink that is down
-// holds its writes, the full semaphore blocks Write, the partition stops consuming, and
-// nothing is dropped.
+// retryPolicy holds writes that fail for a transient or a configuration reason (Classify): a
+// sink that is down or refuses every write holds its writes, retried with backoff until they
+// succeed or the worker stops; the full semaphore blocks Write, the partition stops consuming,
+// and nothing is dropped. A write refused for its row is handed to the write's reject function
+// instead.
 type retryPolicy struct {
-	name      string
-	transient func(error) bool
-	obs       Observer
-	min, max  time.Duration
+	name     string
+	obs      Observer
+	min, max time.Duration
 }
 
-// inflight runs a writer's asynchronous writes with bounded concurrency and remembers the first
-// error that is not transient: the Cassandra and S3 writers issue writes as windows arrive and
-// wait for all of them at Flush. A full semaphore blocks Write, which is how a slow or absent
-// sink pauses consumption.
+// inflight runs a writer's asynchronous writes with bounded concurrency, remembers the first
+// error that ended a write (the worker stopping), and collects the rows refused for good: the
+// Cassandra and S3 writers issue writes as windows arrive and wait for all of them at Flush. A
+// full semaphore blocks Write, which is how a slow or absent sink pauses consumption.
 type inflight struct {
-	sem   chan struct{}
-	retry *retryPolicy
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	err   error
+	sem      chan struct{}
+	retry    *retryPolicy
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	err      error
+	rejected []Rejection
 }
 
 func newInflight(concurrency int, retry *retryPolicy) *inflight {
 	return &inflight{sem: make(chan struct{}, concurrency), retry: retry}
 }
 
-// goWrite runs write once a slot is free, or returns ctx's error while waiting for one.
-func (f *inflight) goWrite(ctx context.Context, write func() error) error {
+// goWrite runs write once a slot is free, or returns ctx's error while waiting for one. If the
+// sink refuses the write for good, reject turns its error into the rows to dead-letter.
+func (f *inflight) goWrite(ctx context.Context, write func() error, reject func(error) []Rejection) error {
 	select {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -64,18 +67,24 @@ func (f *inflight) goWrite(ctx context.Context, write func() error) error {
 	f.wg.Add(1)
 	go func() {
 		defer func() { <-f.sem; f.wg.Done() }()
-		if err := f.run(ctx, write); err != nil {
-			f.mu.Lock()
-			if f.err == nil {
-				f.err = err
-			}
-			f.mu.Unlock()
+		err := f.run(ctx, write)
+		if err == nil {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if ctx.Err() == nil && Classify(err) == Rejected {
+			f.rejected = append(f.rejected, reject(err)...)
+			return
+		}
+		if f.err == nil {
+			f.err = err
 		}
 	}()
 	return nil
 }
 
-// run calls write until it succeeds, fails for good, or ctx ends.
+// run calls write until it succeeds, is rejected for good, or ctx ends.
 func (f *inflight) run(ctx context.Context, write func() error) error {
 	r := f.retry
 	backoff := r.min
@@ -88,11 +97,15 @@ func (f *inflight) run(ctx context.Context, write func() error) error {
 			}
 			return nil
 		}
-		if ctx.Err() != nil || !r.transient(err) {
+		class := Classify(err)
+		if ctx.Err() != nil || class == Rejected {
 			if failed {
 				r.obs.Settled(r.name, false)
 			}
 			return err
+		}
+		if class == Configuration {
+			err = fmt.Errorf("%w (the sink refuses every write: check its credentials, permissions and schema; the partition holds until then)", err)
 		}
 		r.obs.Retrying(r.name, err, !failed)
 		failed = true
@@ -111,6 +124,15 @@ func (f *inflight) firstErr() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.err
+}
+
+// takeRejections returns the rows refused since the last call. Call it after wait.
+func (f *inflight) takeRejections() []Rejection {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.rejected
+	f.rejected = nil
+	return r
 }
 
 // wait waits for every write and returns the first error.

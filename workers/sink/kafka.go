@@ -35,8 +35,11 @@ type Kafka struct {
 	outputs       []KafkaOutput
 	deadLetter    string
 	progressTopic string
+	inputTopic    string
 	txnTimeout    time.Duration
 	metadataWait  time.Duration
+	// limits is max.message.bytes of each topic the outbox writes, read by EnsureTopics.
+	limits topicLimits
 }
 
 // KafkaOutput is one Kafka output of a spec.
@@ -77,8 +80,11 @@ func (k *Kafka) Name() string { return "kafka" }
 func (k *Kafka) Close() error { return nil }
 
 // EnsureTopics creates the progress topic (compacted, one partition per input partition) and
-// the dead-letter topic if they are missing.
-func (k *Kafka) EnsureTopics(ctx context.Context, inputPartitions int32) error {
+// the dead-letter topic if they are missing, makes the dead-letter topic take any record the
+// input topic takes (ErrDeadLetterTooSmall when it exists smaller and cannot be raised), and
+// reads the message limit of every topic the outbox writes.
+func (k *Kafka) EnsureTopics(ctx context.Context, inputTopic string, inputPartitions int32) error {
+	k.inputTopic = inputTopic
 	cl, err := kgo.NewClient(k.opts...)
 	if err != nil {
 		return err
@@ -92,7 +98,6 @@ func (k *Kafka) EnsureTopics(ctx context.Context, inputPartitions int32) error {
 		configs map[string]*string
 	}{
 		{k.progressTopic, inputPartitions, map[string]*string{"cleanup.policy": &compact}},
-		{k.deadLetter, 1, nil},
 	} {
 		if t.name == "" {
 			continue
@@ -101,7 +106,10 @@ func (k *Kafka) EnsureTopics(ctx context.Context, inputPartitions int32) error {
 			return fmt.Errorf("create topic %s: %w", t.name, err)
 		}
 	}
-	return nil
+	if err := k.sizeDeadLetters(ctx, adm); err != nil {
+		return err
+	}
+	return k.readLimits(ctx, adm)
 }
 
 // Marker is the committed progress of one input partition's outbox.
@@ -120,6 +128,7 @@ func (k *Kafka) Open(ctx context.Context, p PartitionKey, _ string) (Writer, err
 		kgo.TransactionalID(txnID),
 		kgo.TransactionTimeout(k.txnTimeout),
 		kgo.RecordPartitioner(outboxPartitioner{manual: map[string]bool{k.progressTopic: true, k.deadLetter: true}}),
+		kgo.ProducerBatchMaxBytesFn(k.batchCap),
 	)...)
 	if err != nil {
 		return nil, err
@@ -294,6 +303,13 @@ func (w *kafkaWriter) Write(ctx context.Context, win *emit.Window) error {
 				val = win.AppendJSON(nil, i)
 			}
 			r := &kgo.Record{Topic: out.Topic, Key: key, Value: val, Partition: -1}
+			if !w.k.limits.fits(r) {
+				// A row its topic cannot take would fail the whole transaction on every
+				// replay: it goes to the dead letters instead, once.
+				w.produceDeadLetter(ctx, rowDeadLetter(w.k.deadLetter, Rejection{Sink: w.k.Name() + ":" + out.Topic, Window: win, Row: i,
+					Err: fmt.Errorf("%w: row of %d bytes, topic %s takes %d", kerr.MessageTooLarge, recordSize(r), out.Topic, w.k.limits.of(out.Topic))}))
+				continue
+			}
 			w.produce(ctx, r)
 		}
 	}
@@ -309,15 +325,71 @@ func (w *kafkaWriter) DeadLetter(ctx context.Context, in *kgo.Record, reason, de
 	if err := w.begin(); err != nil {
 		return err
 	}
-	w.produce(ctx, &kgo.Record{
+	w.produceDeadLetter(ctx, &kgo.Record{
 		Topic: w.k.deadLetter, Key: in.Key, Value: in.Value, Partition: 0, Timestamp: in.Timestamp,
 		Headers: []kgo.RecordHeader{
 			{Key: "liveagg-reason", Value: []byte(reason)},
-			{Key: "liveagg-detail", Value: []byte(detail)},
+			{Key: "liveagg-detail", Value: []byte(capDetail(detail))},
 			{Key: "liveagg-source", Value: []byte(fmt.Sprintf("%s/%d@%d", in.Topic, in.Partition, in.Offset))},
 		},
 	})
 	return nil
+}
+
+// RejectedRow is the dead-letter reason of an output row a sink refused for good.
+const RejectedRow = "sink_rejected"
+
+// DeadLetterRow routes an output row that a sink refused for good (rej.Err says why) to the
+// dead-letter topic: the row as JSON, keyed by its series, with the sink and the window in
+// headers. A window an earlier owner's transaction committed is skipped, as windows are.
+func (w *kafkaWriter) DeadLetterRow(ctx context.Context, rej Rejection) error {
+	win := rej.Window
+	if w.k.deadLetter == "" || win.Seq < w.committed.Seq {
+		return nil
+	}
+	if err := w.begin(); err != nil {
+		return err
+	}
+	w.produceDeadLetter(ctx, rowDeadLetter(w.k.deadLetter, rej))
+	return nil
+}
+
+func rowDeadLetter(topic string, rej Rejection) *kgo.Record {
+	win := rej.Window
+	return &kgo.Record{
+		Topic: topic, Key: []byte(rowKey(win, rej.Row)), Value: win.AppendJSON(nil, rej.Row), Partition: 0,
+		Timestamp: time.UnixMilli(win.Start),
+		Headers: []kgo.RecordHeader{
+			{Key: "liveagg-reason", Value: []byte(RejectedRow)},
+			{Key: "liveagg-detail", Value: []byte(capDetail(rej.Err.Error()))},
+			{Key: "liveagg-sink", Value: []byte(rej.Sink)},
+			{Key: "liveagg-source", Value: []byte(fmt.Sprintf("%s/%d window %d+%d seq %d", win.Topic, win.Partition, win.Start, win.Size, win.Seq))},
+		},
+	}
+}
+
+// produceDeadLetter produces a dead letter that always fits its topic.
+func (w *kafkaWriter) produceDeadLetter(ctx context.Context, r *kgo.Record) {
+	if !w.k.limits.fits(r) {
+		truncateToFit(r, w.k.limits.of(r.Topic))
+	}
+	w.produce(ctx, r)
+}
+
+func capDetail(s string) string {
+	if len(s) <= maxDetail {
+		return s
+	}
+	return s[:maxDetail] + "..."
+}
+
+// batchCap is the producer's batch limit for a topic: the topic's own max.message.bytes when
+// EnsureTopics read it, else franz-go's conservative default.
+func (k *Kafka) batchCap(topic string) int32 {
+	if v, ok := k.limits[topic]; ok {
+		return v
+	}
+	return 1000012
 }
 
 // Position sets what the next commit's marker records.

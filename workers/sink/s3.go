@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/liveagg/liveagg/workers/emit"
@@ -62,14 +61,8 @@ func (s *S3) Observe(o Observer) { s.obs = o }
 
 // Open implements Sink.
 func (s *S3) Open(context.Context, PartitionKey, string) (Writer, error) {
-	retry := &retryPolicy{name: s.Name(), transient: s3Transient, obs: s.obs, min: 100 * time.Millisecond, max: 10 * time.Second}
+	retry := &retryPolicy{name: s.Name(), obs: s.obs, min: 100 * time.Millisecond, max: 10 * time.Second}
 	return &s3Writer{s: s, f: newInflight(s.concurrency, retry)}, nil
-}
-
-// s3Transient says whether a put failed for a reason that passes: the SDK's own list
-// (throttling, 5xx, connection errors), after its own attempts ran out.
-func s3Transient(err error) bool {
-	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
 
 type s3Writer struct {
@@ -111,10 +104,20 @@ func (w *s3Writer) Write(ctx context.Context, win *emit.Window) error {
 			return fmt.Errorf("s3 sink: put %s: %w", key, err)
 		}
 		return nil
+	}, func(err error) []Rejection {
+		// The object is the window's rows of this partition: all of them are refused.
+		out := make([]Rejection, len(win.Rows))
+		for i := range win.Rows {
+			out[i] = Rejection{Sink: w.s.Name(), Window: win, Row: i, Err: err}
+		}
+		return out
 	})
 }
 
 func (w *s3Writer) Flush(context.Context) (string, error) { return "", w.f.wait() }
+
+// TakeRejections implements Rejecter.
+func (w *s3Writer) TakeRejections() []Rejection { return w.f.takeRejections() }
 
 func (w *s3Writer) Close() error {
 	_ = w.f.wait()

@@ -36,6 +36,26 @@ type Writer interface {
 	Close() error
 }
 
+// Rejection is one output row a sink refused for a reason that neither a retry nor a replay
+// can fix: a value the store does not accept, a row too large for it. Such a row is set aside
+// and dead-lettered, so that one row never stops its partition.
+type Rejection struct {
+	// Sink is the name of the sink that refused the row.
+	Sink string
+	// Window holds the row; Row is its index in Window.Rows.
+	Window *emit.Window
+	Row    int
+	// Err is the store's answer.
+	Err error
+}
+
+// Rejecter is a Writer that sets refused rows aside instead of failing. The worker takes them
+// after each Flush and dead-letters them in the same checkpoint.
+type Rejecter interface {
+	// TakeRejections returns the rows refused since the last call.
+	TakeRejections() []Rejection
+}
+
 // Sink opens writers for input partitions.
 type Sink interface {
 	// Name identifies the sink in checkpoints' progress, logs and metrics.

@@ -72,7 +72,7 @@ outputs: [{type: cassandra, keyspace: %s, table: rollup}]
 	}
 	kopts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
 	outbox := sink.NewKafka(kopts, nil, name+".dlq", name+".progress")
-	if err := outbox.EnsureTopics(ctx, 2); err != nil {
+	if err := outbox.EnsureTopics(ctx, topic, 2); err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{WorkerID: "bp", Spec: s, KafkaOpts: kopts, Checkpoints: store,

@@ -63,7 +63,7 @@ outputs: [{type: stdout}]
 			t.Fatal(err)
 		}
 		outbox := sink.NewKafka(kopts, nil, "unit.dlq", "unit.progress")
-		if err := outbox.EnsureTopics(ctx, 2); err != nil {
+		if err := outbox.EnsureTopics(ctx, "raw", 2); err != nil {
 			t.Fatal(err)
 		}
 		w, err := worker.New(worker.Config{WorkerID: "u", Spec: s, KafkaOpts: kopts, Checkpoints: store,

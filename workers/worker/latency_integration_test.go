@@ -96,7 +96,7 @@ func BenchmarkMultilevelLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 			outbox := sink.NewKafka(kopts, outs, s.Name+".dlq", s.Name+".progress")
-			if err := outbox.EnsureTopics(ctx, 4); err != nil {
+			if err := outbox.EnsureTopics(ctx, s.Input.Topic, 4); err != nil {
 				b.Fatal(err)
 			}
 			w, err := worker.New(worker.Config{WorkerID: s.Name, Spec: s, KafkaOpts: kopts, Checkpoints: store,

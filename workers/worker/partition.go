@@ -21,6 +21,7 @@ import (
 // deadLetterer is the outbox writer's extra surface: dead letters and the progress position.
 type deadLetterer interface {
 	DeadLetter(ctx context.Context, in *kgo.Record, reason, detail string) error
+	DeadLetterRow(ctx context.Context, rej sink.Rejection) error
 	Position(nextSeq uint64, nextOffset int64)
 }
 
@@ -258,34 +259,26 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
 			continue // before the checkpoint (a fetch that raced the seek)
 		}
 		o.curOffset = kr.Offset
+		var reason record.Reason
+		var detail string
 		if o.proj != nil {
-			reason, detail := o.applyPartial(kr.Value)
-			if reason != "" {
-				if reason == record.ReasonLate {
-					late++
-				} else {
-					bad++
-				}
-				m.deadLettered(string(reason))
-				if err := o.deadLetter(ctx, kr, string(reason), detail); err != nil {
-					return err
-				}
-			}
+			reason, detail = o.applyPartial(kr.Value)
 		} else if err := o.dec.Decode(kr.Value, kr.Timestamp.UnixMilli(), o.rec); err != nil {
-			reason, detail := record.ReasonOf(err), err.Error()
+			reason, detail = record.ReasonOf(err), err.Error()
 			if reason == "" {
 				reason = record.ReasonMalformed
 			}
-			bad++
-			m.deadLettered(string(reason))
-			if err := o.deadLetter(ctx, kr, string(reason), detail); err != nil {
-				return err
-			}
 		} else if !o.store.Apply(o.rec) {
-			late++
-			m.deadLettered(string(record.ReasonLate))
-			if err := o.deadLetter(ctx, kr, string(record.ReasonLate),
-				fmt.Sprintf("event time %d is behind the watermark %d", o.rec.Time, o.store.Watermark())); err != nil {
+			reason = record.ReasonLate
+			detail = fmt.Sprintf("event time %d is behind the watermark %d", o.rec.Time, o.store.Watermark())
+		}
+		if reason != "" {
+			if reason == record.ReasonLate {
+				late++
+			} else {
+				bad++
+			}
+			if err := o.reject(ctx, kr, reason, detail); err != nil {
 				return err
 			}
 		}
@@ -351,11 +344,14 @@ func (o *owner) logBadPartial(err error) {
 	o.log.Error("partials do not fit this spec; they go to the dead-letter topic", "err", err)
 }
 
-func (o *owner) deadLetter(ctx context.Context, kr *kgo.Record, reason, detail string) error {
+// reject counts, logs (rate-limited) and dead-letters one input record.
+func (o *owner) reject(ctx context.Context, kr *kgo.Record, reason record.Reason, detail string) error {
+	o.w.metrics.deadLettered(string(reason))
+	o.w.deadLetters.note(o.log, string(reason), string(kr.Value), kr.Partition, kr.Offset, detail)
 	if o.outbox == nil {
 		return nil
 	}
-	return o.outbox.DeadLetter(ctx, kr, reason, detail)
+	return o.outbox.DeadLetter(ctx, kr, string(reason), detail)
 }
 
 // emitWindow is the state store's callback for a closed window.
@@ -418,6 +414,12 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	// The Kafka outbox commits last: if an idempotent sink fails first, the transaction still
 	// aborts and the replay redoes both.
 	for _, outbox := range []bool{false, true} {
+		if outbox {
+			// Rows the other sinks refused for good join this checkpoint's transaction.
+			if err := o.deadLetterRejections(ctx); err != nil {
+				return err
+			}
+		}
 		for i, wr := range o.writers {
 			if _, ok := wr.(deadLetterer); ok != outbox {
 				continue
@@ -458,6 +460,31 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	go func() { done <- o.save(ctx, cp, start, pause) }()
 	if wait {
 		return o.waitSave()
+	}
+	return nil
+}
+
+// deadLetterRejections dead-letters the rows that sinks refused for good since the last
+// checkpoint: one row never stops its partition.
+func (o *owner) deadLetterRejections(ctx context.Context) error {
+	for i, wr := range o.writers {
+		rj, ok := wr.(sink.Rejecter)
+		if !ok {
+			continue
+		}
+		for _, rej := range rj.TakeRejections() {
+			o.w.metrics.deadLettered(sink.RejectedRow)
+			o.w.totalDead.Add(1)
+			o.setStat(func(s *PartitionStatus) { s.RowsRejected++ })
+			o.w.deadLetters.note(o.log, sink.RejectedRow, fmt.Sprintf("window %d+%d row %v", rej.Window.Start, rej.Window.Size, rej.Window.Rows[rej.Row].Key),
+				o.key.Partition, rej.Window.Offset, fmt.Sprintf("%s: %v", o.names[i], rej.Err))
+			if o.outbox == nil {
+				continue
+			}
+			if err := o.outbox.DeadLetterRow(ctx, rej); err != nil {
+				return fmt.Errorf("partition %s: dead-letter a row %s refused: %w", o.key, o.names[i], err)
+			}
+		}
 	}
 	return nil
 }

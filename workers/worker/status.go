@@ -16,8 +16,10 @@ type PartitionStatus struct {
 	Records      int64 `json:"records"`
 	// BusySeconds is the time the partition's owner spent applying records (decode, state,
 	// emitting windows): with Records, the partition's cost per record.
-	BusySeconds           float64   `json:"busy_seconds"`
-	DeadLettered          int64     `json:"dead_lettered"`
+	BusySeconds  float64 `json:"busy_seconds"`
+	DeadLettered int64   `json:"dead_lettered"`
+	// RowsRejected counts output rows a sink refused for good, dead-lettered as sink_rejected.
+	RowsRejected          int64     `json:"rows_rejected"`
 	WindowsEmitted        int64     `json:"windows_emitted"`
 	Series                int       `json:"series"`
 	Slots                 int       `json:"slots"`

@@ -109,7 +109,7 @@ outputs: [{type: stdout}]
 		}
 		kopts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
 		outbox := sink.NewKafka(kopts, nil, name+".dlq", name+".progress")
-		if err := outbox.EnsureTopics(ctx, 4); err != nil {
+		if err := outbox.EnsureTopics(ctx, s.Input.Topic, 4); err != nil {
 			b.Fatal(err)
 		}
 		fs, err := sink.NewFile(filepath.Join(b.TempDir(), "out"))

@@ -97,6 +97,7 @@ type Worker struct {
 
 	// Totals over the worker's life, for the CloudWatch publisher's per-interval deltas.
 	totalRecords, totalDead, busyNanos, totalSinkErrors atomic.Int64
+	deadLetters                                         *deadLetterLog
 
 	mu       sync.Mutex
 	owners   map[int32]*owner
@@ -163,7 +164,7 @@ func New(cfg Config) (*Worker, error) {
 	w := &Worker{
 		cfg: cfg, log: log, states: states, values: values,
 		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m, health: health,
-		owners: map[int32]*owner{}, lag: map[int32]int64{},
+		owners: map[int32]*owner{}, lag: map[int32]int64{}, deadLetters: newDeadLetterLog(time.Minute),
 	}
 	health.errors = &w.totalSinkErrors
 	return w, nil

@@ -1,0 +1,170 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
+	"github.com/gocql/gocql"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Class is what a failed write means for the partition that made it. Every sink error is
+// classified by the one function Classify, so the rule is the same for Cassandra, S3 and Kafka
+// outputs and the worker's poison-record guard.
+type Class int
+
+const (
+	// Transient errors pass: a timeout, an unavailable replica, throttling, a lost connection.
+	// The write is retried with backoff and the partition holds (it stops consuming) until it
+	// succeeds. Nothing is dropped.
+	Transient Class = iota
+	// Configuration errors refuse every write until an operator acts: bad credentials, no
+	// permission, a table or bucket that does not exist. They hold the partition like
+	// transient ones (a restart would not help, and dead-lettering every row would move the
+	// whole stream into the dead letters), and are reported as such.
+	Configuration
+	// Rejected errors are about one row: a value the store does not accept, a row too large.
+	// Neither a retry nor a replay can change the answer, so the row is dead-lettered with the
+	// error and the partition goes on.
+	Rejected
+)
+
+func (c Class) String() string {
+	switch c {
+	case Transient:
+		return "transient"
+	case Configuration:
+		return "configuration"
+	case Rejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// Classify says what a sink's write error means. Errors it does not recognise are transient
+// when they look like the network or a deadline, and otherwise rejected: a write of one row
+// that failed for no known sink-wide reason is about that row, and holding the partition on it
+// forever would end in retention deleting what the partition never read.
+func Classify(err error) Class {
+	if err == nil {
+		return Transient
+	}
+	if c, ok := classifyCassandra(err); ok {
+		return c
+	}
+	if c, ok := classifyKafka(err); ok {
+		return c
+	}
+	if c, ok := classifyS3(err); ok {
+		return c
+	}
+	if isNetwork(err) {
+		return Transient
+	}
+	return Rejected
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
+}
+
+func classifyCassandra(err error) (Class, bool) {
+	var rt gocql.RequestError
+	if errors.As(err, &rt) {
+		switch rt.Code() {
+		case gocql.ErrCodeWriteTimeout, gocql.ErrCodeUnavailable, gocql.ErrCodeOverloaded,
+			gocql.ErrCodeReadTimeout, gocql.ErrCodeServer, gocql.ErrCodeBootstrapping,
+			gocql.ErrCodeTruncate, gocql.ErrCodeUnprepared, gocql.ErrCodeCASWriteUnknown:
+			return Transient, true
+		case gocql.ErrCodeCredentials, gocql.ErrCodeUnauthorized, gocql.ErrCodeSyntax,
+			gocql.ErrCodeConfig, gocql.ErrCodeProtocol, gocql.ErrCodeAlreadyExists:
+			return Configuration, true
+		case gocql.ErrCodeInvalid:
+			// The same code covers a value the table refuses ("String didn't validate",
+			// "Key length ... is longer than maximum") and a schema that is not there.
+			m := strings.ToLower(rt.Message())
+			for _, schema := range []string{"unconfigured table", "keyspace", "undefined column", "unknown identifier", "does not exist"} {
+				if strings.Contains(m, schema) {
+					return Configuration, true
+				}
+			}
+			return Rejected, true
+		case gocql.ErrCodeWriteFailure, gocql.ErrCodeFunctionFailure, gocql.ErrCodeCDCWriteFailure:
+			// Replicas answered and refused this mutation (too large, a bad value for a
+			// function): about the row.
+			return Rejected, true
+		}
+		return Transient, true
+	}
+	var me gocql.MarshalError
+	if errors.As(err, &me) {
+		return Rejected, true
+	}
+	if errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrNoConnections) ||
+		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, gocql.ErrNoStreams) ||
+		errors.Is(err, gocql.ErrSessionClosed) {
+		return Transient, true
+	}
+	if errors.Is(err, gocql.ErrNotFound) {
+		return Configuration, true
+	}
+	return 0, false
+}
+
+func classifyKafka(err error) (Class, bool) {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return 0, false
+	}
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge),
+		errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.CorruptMessage),
+		errors.Is(err, kerr.InvalidTimestamp):
+		return Rejected, true
+	case ke.Retriable:
+		return Transient, true
+	}
+	// Authorization, an invalid or missing topic, a policy violation: sink-wide.
+	return Configuration, true
+}
+
+// s3 error codes that say the object itself is wrong; every other code that is not the SDK's
+// retryable list is about the bucket, the credentials or the permissions.
+var s3RowCodes = map[string]bool{
+	"EntityTooLarge": true, "KeyTooLongError": true, "InvalidArgument": true,
+	"MetadataTooLarge": true, "InvalidDigest": true, "BadDigest": true, "InvalidObjectName": true,
+}
+
+// s3 error codes of a store that is struggling, whatever the HTTP status said.
+var s3TransientCodes = map[string]bool{
+	"InternalError": true, "ServiceUnavailable": true, "RequestTimeout": true, "SlowDown": true,
+	"OperationAborted": true,
+}
+
+func classifyS3(err error) (Class, bool) {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		if retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary {
+			return Transient, true
+		}
+		return 0, false
+	}
+	if retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary || s3TransientCodes[api.ErrorCode()] {
+		return Transient, true
+	}
+	if s3RowCodes[api.ErrorCode()] {
+		return Rejected, true
+	}
+	return Configuration, true
+}
