@@ -5,14 +5,16 @@ locals {
   region              = data.aws_region.current.region
   token_parameter_arn = "arn:aws:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.admin_token_parameter, "/")}"
   binary              = regex("^s3://([^/]+)/(.+)$", var.binary_location)
-  msk_cluster_arn     = coalesce(var.msk_cluster_arn, "")
-  tags                = merge(var.tags, { "liveagg:stack" = var.stack })
+  # "" leaves the MSK IAM statement out of the policy (null is the variable's default).
+  msk_cluster_arn = var.msk_cluster_arn == null ? "" : var.msk_cluster_arn
+  kafka_sasl      = var.kafka_sasl_mechanism != null ? var.kafka_sasl_mechanism : (var.msk_cluster_arn != null ? "aws-msk-iam" : "")
+  tags            = merge(var.tags, { "liveagg:stack" = var.stack })
 
   worker_config = templatefile("${path.module}/worker.yaml.tftpl", {
     spec_location         = var.spec_location
     kafka_brokers         = var.kafka_brokers
     kafka_tls             = var.kafka_tls
-    kafka_sasl_mechanism  = var.kafka_sasl_mechanism
+    kafka_sasl_mechanism  = local.kafka_sasl
     checkpoint_location   = var.checkpoint_location
     checkpoint_interval   = var.checkpoint_interval
     on_missing_offset     = var.on_missing_offset
@@ -46,6 +48,13 @@ resource "aws_iam_role_policy" "this" {
     msk_cluster_arn     = local.msk_cluster_arn
     msk_resource_prefix = replace(local.msk_cluster_arn, ":cluster/", ":*/")
   })
+
+  lifecycle {
+    precondition {
+      condition     = local.kafka_sasl != "aws-msk-iam" || var.msk_cluster_arn != null
+      error_message = "kafka_sasl_mechanism is aws-msk-iam but msk_cluster_arn is null: the workers would have no kafka-cluster permissions. Set msk_cluster_arn, or set kafka_sasl_mechanism to \"\" for a Kafka without IAM authentication."
+    }
+  }
 }
 
 resource "aws_iam_instance_profile" "this" {
@@ -169,4 +178,8 @@ resource "aws_autoscaling_group" "this" {
   lifecycle {
     ignore_changes = [desired_capacity]
   }
+
+  # The launch template names only the instance profile: without this, the first instances can
+  # boot before their role's policy is attached, and their user data fails to fetch the binary.
+  depends_on = [aws_iam_role_policy.this]
 }

@@ -51,8 +51,13 @@ variable "max_size" {
 }
 
 variable "binary_location" {
-  description = "s3:// location of the liveagg binary for the instances' architecture."
+  description = "s3://bucket/key of the liveagg binary for the instances' architecture."
   type        = string
+
+  validation {
+    condition     = can(regex("^s3://[^/]+/.+$", var.binary_location))
+    error_message = "binary_location is an s3://bucket/key location."
+  }
 }
 
 variable "spec_location" {
@@ -99,15 +104,25 @@ variable "kafka_tls" {
 }
 
 variable "kafka_sasl_mechanism" {
-  description = "Kafka SASL mechanism: aws-msk-iam, or empty for none."
+  description = "Kafka SASL mechanism: aws-msk-iam, or \"\" for none; null (the default) means aws-msk-iam when msk_cluster_arn is set and none otherwise."
   type        = string
-  default     = "aws-msk-iam"
+  default     = null
+
+  validation {
+    condition     = var.kafka_sasl_mechanism == null || contains(["aws-msk-iam", ""], var.kafka_sasl_mechanism)
+    error_message = "kafka_sasl_mechanism is aws-msk-iam or \"\"."
+  }
 }
 
 variable "msk_cluster_arn" {
-  description = "ARN of the MSK cluster, for the IAM authentication permissions; null when not on MSK IAM."
+  description = "ARN of the MSK cluster (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>), for the IAM authentication permissions; null when kafka_sasl_mechanism is not aws-msk-iam."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.msk_cluster_arn == null || can(regex("^arn:[^:]+:kafka:[^:]*:[0-9]*:cluster/[^/]+/[^/]+$", var.msk_cluster_arn))
+    error_message = "msk_cluster_arn is an MSK cluster ARN (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>), or null."
+  }
 }
 
 variable "cassandra_hosts" {
