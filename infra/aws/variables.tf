@@ -40,7 +40,7 @@ variable "kafka_brokers" {
 }
 
 variable "msk_cluster_arn" {
-  description = "ARN of the MSK cluster."
+  description = "ARN of the MSK cluster (arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>)."
   type        = string
 }
 
@@ -69,4 +69,16 @@ variable "alarm_topic_arn" {
   description = "SNS topic for alarms; null for none."
   type        = string
   default     = null
+}
+
+variable "lag_alarm_seconds" {
+  description = "Seconds of its peak input a fleet may fall behind before its lag alarm fires."
+  type        = number
+  default     = 60
+}
+
+variable "force_destroy" {
+  description = "Let destroy delete the checkpoint and spec bucket with every object version in it. Keep false for a stack whose checkpoints matter; set true (and apply) before destroying a test stack."
+  type        = bool
+  default     = false
 }

@@ -27,9 +27,11 @@ provider "aws" {
   }
 }
 
-# Kafka, the spec registry and Cassandra, as the workers see them. The spec registry is the
-# bucket this root creates; on the first apply, create it first:
-#   tofu apply -target=module.stack.module.store
+# Kafka, the spec registry and Cassandra, as the workers see them. The provider connects to all
+# three during plan and apply, so run tofu or terraform from a machine that reaches them (see
+# README.md). The spec registry is the bucket this root creates, named from the variable so it
+# is known at plan time; the stack module stores the specs only after the bucket is ready, so
+# one apply creates both.
 provider "liveagg" {
   kafka {
     bootstrap_servers = var.kafka_brokers

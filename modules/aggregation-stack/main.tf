@@ -1,13 +1,17 @@
 module "store" {
-  source = "../checkpoint-store"
-  name   = var.bucket_name
-  tags   = var.tags
+  source        = "../checkpoint-store"
+  name          = var.bucket_name
+  force_destroy = var.force_destroy
+  tags          = var.tags
 }
 
 module "pipeline" {
   source = "../pipeline"
   topics = var.topics
   specs  = var.specs
+  # The store's output is known once the bucket is ready: the specs are stored after it, and a
+  # liveagg provider configured with another registry fails the plan.
+  spec_registry = module.store.spec_registry
   fleet = { for k, f in var.fleets : k => {
     peak_records_per_second = f.peak_records_per_second
     live_series             = f.live_series
@@ -17,6 +21,18 @@ module "pipeline" {
 
 locals {
   inputs = { for k, doc in var.specs : k => yamldecode(doc).input.topic }
+
+  # A worker has up to one poll of records fetched and not yet applied (workers/worker's
+  # MaxPollRecords default; a test keeps the two equal): that much lag per worker is no backlog.
+  poll_records_per_worker = 10000
+
+  # Lag alarm threshold per fleet: lag_alarm_seconds of the fleet's planned peak input, at least
+  # one poll per worker at the plan's max_workers (which the input's partitions cap), unless the
+  # fleet sets lag_alarm_records itself.
+  lag_alarm_records = { for k, f in var.fleets : k => f.lag_alarm_records != null ? f.lag_alarm_records : max(
+    ceil(f.peak_records_per_second * var.lag_alarm_seconds),
+    module.pipeline.fleet_plans[k].max_workers * local.poll_records_per_worker,
+  ) }
 }
 
 module "workers" {
@@ -72,10 +88,24 @@ module "monitoring" {
   name              = "${var.name}-${each.key}"
   spec_name         = module.pipeline.spec_names[each.key]
   asg_name          = "${var.name}-${each.key}"
-  lag_alarm_records = var.lag_alarm_records
+  lag_alarm_records = local.lag_alarm_records[each.key]
   alarm_actions     = var.alarm_actions
   tags              = var.tags
 }
 
 data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
+
+data "aws_caller_identity" "current" {
+  lifecycle {
+    # Checked here, at plan time, because Terraform before 1.9 cannot compare two variables in
+    # a validation block.
+    precondition {
+      condition     = length(setsubtract(keys(var.specs), keys(var.fleets))) == 0
+      error_message = "Every spec needs a fleet to run it; no fleet runs: ${join(", ", setsubtract(keys(var.specs), keys(var.fleets)))}. Add a fleets entry for each, or remove the spec."
+    }
+    precondition {
+      condition     = length(setsubtract(keys(var.fleets), keys(var.specs))) == 0
+      error_message = "Fleets without a spec: ${join(", ", setsubtract(keys(var.fleets), keys(var.specs)))}. A fleet's key is the key of the spec it runs."
+    }
+  }
+}

@@ -3,16 +3,22 @@ output "bucket" {
   value       = module.store.bucket
 }
 
+output "spec_registry" {
+  description = "s3://bucket/specs: the liveagg provider's spec_registry.location for this stack."
+  value       = module.store.spec_registry
+}
+
 output "spec_locations" {
   description = "Where each spec is stored."
   value       = module.pipeline.spec_locations
 }
 
 output "fleets" {
-  description = "Per fleet: its Auto Scaling group, its plan, its dashboard."
+  description = "Per fleet: its Auto Scaling group, its plan, its dashboard, its lag alarm threshold in records."
   value = { for k, w in module.workers : k => {
-    asg       = w.asg_name
-    plan      = module.pipeline.fleet_plans[k]
-    dashboard = module.monitoring[k].dashboard_name
+    asg               = w.asg_name
+    plan              = try(module.pipeline.fleet_plans[k], null)
+    dashboard         = try(module.monitoring[k].dashboard_name, null)
+    lag_alarm_records = try(local.lag_alarm_records[k], null)
   } }
 }

@@ -18,13 +18,18 @@ variable "network" {
 }
 
 variable "kafka" {
-  description = "Kafka: bootstrap servers, TLS, SASL mechanism (aws-msk-iam or empty) and the MSK cluster ARN for IAM authentication."
+  description = "Kafka as the workers reach it: bootstrap servers, TLS (default true), SASL mechanism (aws-msk-iam, or \"\" for none; unset: aws-msk-iam when msk_cluster_arn is set, none otherwise) and the MSK cluster ARN, required with aws-msk-iam for the workers' kafka-cluster permissions."
   type = object({
     brokers         = list(string)
     tls             = optional(bool, true)
-    sasl_mechanism  = optional(string, "aws-msk-iam")
+    sasl_mechanism  = optional(string)
     msk_cluster_arn = optional(string)
   })
+
+  validation {
+    condition     = var.kafka.sasl_mechanism == null || contains(["aws-msk-iam", ""], var.kafka.sasl_mechanism)
+    error_message = "kafka.sasl_mechanism is aws-msk-iam (then set msk_cluster_arn) or \"\" for none."
+  }
 }
 
 variable "cassandra_hosts" {
@@ -48,12 +53,13 @@ variable "specs" {
 }
 
 variable "fleets" {
-  description = "A worker fleet per spec key: its peak load, from which the fleet plan sizes it, and the instance types (all of one architecture, matching ami_id and the binary)."
+  description = "A worker fleet per spec key (every spec needs one): its peak load in records per second and live series, from which the fleet plan sizes it; vCPUs per worker; the instance types (all of one architecture, matching ami_id and the binary); and, to override the derived threshold, its lag alarm threshold in records."
   type = map(object({
     peak_records_per_second = number
     live_series             = number
     cores_per_worker        = optional(number, 2)
     instance_types          = optional(list(string), ["m7g.large", "m6g.large", "c7g.xlarge", "r7g.large"])
+    lag_alarm_records       = optional(number)
   }))
 }
 
@@ -77,9 +83,21 @@ variable "admin_token_parameter" {
   type        = string
 }
 
-variable "lag_alarm_records" {
-  description = "Consumer lag in records above which a fleet's lag alarm fires."
+variable "lag_alarm_seconds" {
+  description = "How far behind, in seconds of its planned peak input, a fleet may fall before its lag alarm fires: each fleet's threshold is its peak_records_per_second times this, and at least one poll (10,000 records) per worker at the plan's max_workers."
   type        = number
+  default     = 60
+
+  validation {
+    condition     = var.lag_alarm_seconds > 0
+    error_message = "lag_alarm_seconds must be positive."
+  }
+}
+
+variable "force_destroy" {
+  description = "Let `destroy` delete the checkpoint and spec bucket with everything in it, every object version included (test stacks). false keeps a stack's checkpoints from going with it."
+  type        = bool
+  default     = false
 }
 
 variable "alarm_actions" {

@@ -67,8 +67,19 @@ resource "liveagg_aggregation_spec" "this" {
     }
   }
 
-  # A spec's topics exist before workers can load it.
-  depends_on = [liveagg_kafka_topic.this]
+  # A spec's topics exist before workers can load it, and its bucket before it is stored: the
+  # provider's PutObject fails on a bucket not made yet. var.spec_registry carries the
+  # dependency on whatever makes the bucket (see its description).
+  depends_on = [liveagg_kafka_topic.this, var.spec_registry]
+
+  lifecycle {
+    # Workers are allowed to read specs from the registry bucket only: a provider configured
+    # with another registry would store specs no worker can load.
+    postcondition {
+      condition     = var.spec_registry == null || startswith(self.location, "${trimsuffix(var.spec_registry, "/")}/")
+      error_message = "The liveagg provider stores this spec at ${self.location}, outside spec_registry ${var.spec_registry}: set the provider's spec_registry.location (or LIVEAGG_SPEC_REGISTRY) to it."
+    }
+  }
 }
 
 resource "liveagg_rollup_table" "this" {

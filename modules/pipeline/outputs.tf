@@ -24,10 +24,13 @@ output "rollup_tables" {
 }
 
 output "fleet_plans" {
-  description = "Worker count bounds and instance memory per spec key with a fleet entry."
+  description = "Per spec key with a fleet entry: worker count bounds, instance memory, the planned peak input rate and one worker's rate at full use (records/s), and the input topic's partitions."
   value = { for k, p in data.liveagg_fleet_plan.this : k => {
-    min_workers         = p.min_workers
-    max_workers         = p.max_workers
-    instance_memory_mib = p.instance_memory_mib
+    min_workers                   = p.min_workers
+    max_workers                   = p.max_workers
+    instance_memory_mib           = p.instance_memory_mib
+    peak_records_per_second       = p.peak_records_per_second
+    records_per_second_per_worker = p.records_per_second_per_worker
+    partitions                    = p.partitions
   } }
 }

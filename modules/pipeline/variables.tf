@@ -19,6 +19,17 @@ variable "cassandra_replication" {
   default     = null
 }
 
+variable "spec_registry" {
+  description = "s3://bucket/prefix the liveagg provider stores specs under, taken from the module or resource that makes the bucket (modules/checkpoint-store's spec_registry output): the specs then wait for that bucket on a first apply, and a provider configured with another registry fails the plan. null when the bucket exists already."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.spec_registry == null || can(regex("^s3://[^/]+", var.spec_registry))
+    error_message = "spec_registry is an s3://bucket/prefix location, or null."
+  }
+}
+
 variable "fleet" {
   description = "Peak load per spec key, for a fleet plan: records per second and live series at the busiest time, and the instance's vCPUs."
   type = map(object({

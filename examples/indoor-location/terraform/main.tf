@@ -1,12 +1,12 @@
 # The indoor-location pipeline as a stack, the way an outside user calls the module: every
-# value a real deployment differs in is a variable (see variables.tf and infra/aws for a
-# complete environment root with pinned versions and a walkthrough).
+# value a real deployment differs in is a variable (see variables.tf, terraform.tfvars.example,
+# and infra/aws for a complete environment root with pinned versions and a walkthrough).
 terraform {
   required_version = ">= 1.6"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.40"
+      version = ">= 6.0"
     }
     liveagg = {
       source  = "liveagg/liveagg"
@@ -15,13 +15,38 @@ terraform {
   }
 }
 
+provider "aws" {
+  region = var.region
+}
+
+# The liveagg provider talks to Kafka, S3 and Cassandra during plan and apply: run them from a
+# machine inside the VPC (see infra/aws/README.md). The spec registry is the stack's own bucket,
+# named from the variable so that it is known at plan time; the module stores specs only after
+# the bucket is ready.
+provider "liveagg" {
+  kafka {
+    bootstrap_servers = var.kafka_brokers
+    tls               = true
+    sasl_mechanism    = "aws-msk-iam"
+    aws_region        = var.region
+  }
+  spec_registry {
+    location = "s3://${var.bucket_name}/specs"
+    region   = var.region
+  }
+  cassandra {
+    hosts = var.cassandra_hosts
+  }
+}
+
 module "indoor" {
   source = "../../../modules/aggregation-stack"
 
-  name        = "indoor"
-  bucket_name = var.bucket_name
-  network     = var.network
-  kafka       = { brokers = var.kafka_brokers, msk_cluster_arn = var.msk_cluster_arn }
+  name          = "indoor"
+  bucket_name   = var.bucket_name
+  force_destroy = var.force_destroy
+  network       = var.network
+  kafka         = { brokers = var.kafka_brokers, msk_cluster_arn = var.msk_cluster_arn }
 
   cassandra_hosts = var.cassandra_hosts
   topics = {
@@ -30,26 +55,29 @@ module "indoor" {
     "location-partials-org" = { partitions = 2 }
   }
   specs = {
-    l1   = file("${path.module}/../level1.yaml")
-    zone = file("${path.module}/../level2-zone.yaml")
-    site = file("${path.module}/../level2-site.yaml")
-    org  = file("${path.module}/../level3-org.yaml")
+    l1    = file("${path.module}/../level1.yaml")
+    zone  = file("${path.module}/../level2-zone.yaml")
+    floor = file("${path.module}/../level2-floor.yaml")
+    site  = file("${path.module}/../level2-site.yaml")
+    org   = file("${path.module}/../level3-org.yaml")
   }
+  # Every spec runs on its own fleet; each fleet's lag alarm is derived from its plan.
   fleets = {
-    l1   = { peak_records_per_second = 200000, live_series = 500000 }
-    zone = { peak_records_per_second = 10000, live_series = 50000 }
-    site = { peak_records_per_second = 10000, live_series = 5000 }
-    org  = { peak_records_per_second = 1000, live_series = 500 }
+    l1    = { peak_records_per_second = 200000, live_series = 500000 }
+    zone  = { peak_records_per_second = 10000, live_series = 50000 }
+    floor = { peak_records_per_second = 10000, live_series = 15000 }
+    site  = { peak_records_per_second = 10000, live_series = 5000 }
+    org   = { peak_records_per_second = 1000, live_series = 500 }
   }
 
   ami_id                = var.ami_id
   binary_location       = var.binary_location
   lambda_dist_dir       = "${path.module}/../../../lambdas/dist"
   admin_token_parameter = var.admin_token_parameter
-  lag_alarm_records     = 12000000
+  lag_alarm_seconds     = 60
 }
 
 output "indoor" {
-  description = "Bucket, spec locations and fleets of the stack."
+  description = "Bucket, spec registry, spec locations and fleets of the stack."
   value       = module.indoor
 }

@@ -1,3 +1,8 @@
+variable "region" {
+  description = "AWS region of the stack, its MSK cluster and its bucket."
+  type        = string
+}
+
 variable "bucket_name" {
   description = "Checkpoint and spec bucket name (globally unique)."
   type        = string
@@ -40,4 +45,10 @@ variable "binary_location" {
 variable "admin_token_parameter" {
   description = "SSM SecureString with the workers' admin token."
   type        = string
+}
+
+variable "force_destroy" {
+  description = "Let destroy delete the bucket with its checkpoints and specs (every version): true for a test stack only."
+  type        = bool
+  default     = false
 }
