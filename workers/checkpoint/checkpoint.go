@@ -96,6 +96,24 @@ type Manifest struct {
 	Owner      string `json:"owner"`
 	Current    *Entry `json:"current,omitempty"`
 	Previous   *Entry `json:"previous,omitempty"`
+	// Failure is the partition's last failure at one record, kept until a checkpoint passes
+	// that record.
+	Failure *Failure `json:"failure,omitempty"`
+}
+
+// Failure records that owners of a partition failed while handling the record at Offset, so a
+// later owner can tell a record that fails every time (a poison record) from a passing fault.
+// It lives in the manifest because that is what every owner reads at claim, and because only
+// the owner holding the lease may write it.
+type Failure struct {
+	Offset int64 `json:"offset"`
+	// Count is how many owners in a row failed at Offset.
+	Count int `json:"count"`
+	// Phase is what the owner was doing: "apply" (decoding or aggregating the record) or
+	// "emit" (writing the windows the record closed).
+	Phase string    `json:"phase"`
+	Error string    `json:"error"`
+	Last  time.Time `json:"last"`
 }
 
 const manifestVersion = 1

@@ -73,6 +73,9 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 		CRC32C: crc32.Checksum(cp.State, castagnoli), Generation: l.gen, Created: created,
 	}
 	man := l.man
+	if man.Failure != nil && cp.Offset > man.Failure.Offset {
+		man.Failure = nil // the record that failed is behind the new checkpoint
+	}
 	stale := man.Previous
 	if man.Current != nil && man.Current.Object != obj {
 		man.Previous = man.Current
@@ -105,6 +108,34 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 		}
 	}
 	return e, nil
+}
+
+// RecordFailure notes in the manifest that this owner failed at the record at offset, counting
+// failures in a row at the same offset. It returns the updated record, or ErrFenced when a newer
+// owner holds the partition (whose own failures count, not ours).
+func (l *Lease) RecordFailure(ctx context.Context, offset int64, phase string, cause error) (Failure, error) {
+	man := l.man
+	f := Failure{Offset: offset, Count: 1, Phase: phase, Error: cause.Error(), Last: time.Now().UTC()}
+	if prev := man.Failure; prev != nil && prev.Offset == offset {
+		f.Count = prev.Count + 1
+	}
+	if len(f.Error) > 2048 {
+		f.Error = f.Error[:2048] + "..."
+	}
+	man.Failure = &f
+	body, err := json.Marshal(man)
+	if err != nil {
+		return Failure{}, fmt.Errorf("record failure %s: %w", l.key, err)
+	}
+	tag, err := l.s.b.putIf(ctx, path.Join(l.key.dir(), "MANIFEST"), body, l.tag)
+	if errors.Is(err, errPrecondition) {
+		return Failure{}, fmt.Errorf("record failure %s generation %d: %w", l.key, l.gen, ErrFenced)
+	}
+	if err != nil {
+		return Failure{}, fmt.Errorf("record failure %s: %w", l.key, err)
+	}
+	l.tag, l.man = tag, man
+	return f, nil
 }
 
 // Load returns the newest readable checkpoint of the lease's partition: the current one, or,

@@ -29,6 +29,50 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		}
 	})
 
+	t.Run("failures count across owners until a checkpoint passes them", func(t *testing.T) {
+		s := open(t)
+		l, err := s.Claim(ctx, key, "w1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Save(ctx, Checkpoint{Offset: 10, State: []byte("s")}); err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("boom")
+		for want := 1; want <= 3; want++ {
+			f, err := l.RecordFailure(ctx, 17, "apply", boom)
+			if err != nil || f.Count != want || f.Offset != 17 || f.Error != "boom" {
+				t.Fatalf("failure %d: %+v, %v", want, f, err)
+			}
+			// The next owner sees it at claim.
+			if l, err = s.Claim(ctx, key, fmt.Sprintf("w%d", want+1)); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Manifest().Failure; got == nil || got.Count != want {
+				t.Fatalf("claim after failure %d sees %+v", want, got)
+			}
+		}
+		// A failure at another offset starts again at one.
+		if f, err := l.RecordFailure(ctx, 18, "emit", boom); err != nil || f.Count != 1 {
+			t.Fatalf("failure at a new offset: %+v, %v", f, err)
+		}
+		// A zombie cannot record one.
+		old := l
+		if l, err = s.Claim(ctx, key, "w9"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.RecordFailure(ctx, 18, "emit", boom); !errors.Is(err, ErrFenced) {
+			t.Fatalf("zombie RecordFailure = %v, want ErrFenced", err)
+		}
+		// A checkpoint at the failed record keeps it; one past it forgets it.
+		if _, err := l.Save(ctx, Checkpoint{Offset: 18, State: []byte("s")}); err != nil || l.Manifest().Failure == nil {
+			t.Fatalf("save at the failed offset: %v, failure %+v", err, l.Manifest().Failure)
+		}
+		if _, err := l.Save(ctx, Checkpoint{Offset: 19, State: []byte("s")}); err != nil || l.Manifest().Failure != nil {
+			t.Fatalf("save past the failed offset: %v, failure %+v", err, l.Manifest().Failure)
+		}
+	})
+
 	t.Run("save, load, keep previous, drop older", func(t *testing.T) {
 		s := open(t)
 		l, err := s.Claim(ctx, key, "w1")

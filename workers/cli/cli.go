@@ -20,6 +20,15 @@ const (
 	// notice: its instance is going away, so a supervisor must not restart it (systemd:
 	// RestartPreventExitStatus=3). A spec change or SIGTERM ends with 0.
 	ExitDrained = 3
+	// ExitFailed ends a worker that failed at run time (a partition failed, a store was lost
+	// for good): restart it, it restores its checkpoints and replays. A record that fails it
+	// again and again is dead-lettered as poison by the restarts, so this cannot loop forever.
+	ExitFailed = 4
+	// ExitHalted ends a worker that stopped on a condition no restart can fix: an offset lost
+	// to retention under on_missing_offset: stop, a dead-letter topic too small that it may
+	// not raise, checkpoints that do not fit the spec. An operator must act (the log says
+	// what), so a supervisor must not restart it (systemd: RestartPreventExitStatus=3 5).
+	ExitHalted = 5
 )
 
 // ExitError carries an exit code out of a command after its message has been printed.

@@ -33,6 +33,7 @@ import (
 	"github.com/liveagg/liveagg/workers/spec"
 	"github.com/liveagg/liveagg/workers/specsrc"
 	"github.com/liveagg/liveagg/workers/spot"
+	"github.com/liveagg/liveagg/workers/state"
 	"github.com/liveagg/liveagg/workers/worker"
 )
 
@@ -54,11 +55,26 @@ before exiting. See workers/config for the file's fields; LIVEAGG_* variables ov
 			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)).With("worker", cfg.WorkerID)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return RunWorker(ctx, cfg, log)
+			return exitStatus(RunWorker(ctx, cfg, log), log)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "worker.yaml", "worker configuration file")
 	return cmd
+}
+
+// exitStatus turns a worker's end into the exit status its supervisor acts on: ExitHalted for
+// what a restart cannot fix, ExitFailed for the rest.
+func exitStatus(err error, log *slog.Logger) error {
+	var exit *ExitError
+	switch {
+	case err == nil || errors.As(err, &exit):
+		return err
+	case errors.Is(err, worker.ErrOffsetLost), errors.Is(err, sink.ErrDeadLetterTooSmall), errors.Is(err, state.ErrMismatch):
+		log.Error("worker halted: a restart cannot fix this; see the error", "err", err, "exit_status", ExitHalted)
+		return &ExitError{Code: ExitHalted}
+	}
+	log.Error("worker failed; restart it to restore its checkpoints and replay", "err", err, "exit_status", ExitFailed)
+	return &ExitError{Code: ExitFailed}
 }
 
 // RunWorker wires a worker from its configuration and runs it until ctx ends (then it drains)

@@ -41,11 +41,14 @@ const (
 	ReasonBadUTF8   Reason = "invalid_utf8"
 	ReasonLate      Reason = "late"
 	ReasonBadState  Reason = "bad_partial"
+	// ReasonPoison is a record that failed the worker PoisonAfter times in a row; the detail
+	// holds the error.
+	ReasonPoison Reason = "poison"
 )
 
 // Reasons lists every Reason, for pre-registering metric label values.
 var Reasons = []Reason{ReasonTooLarge, ReasonMalformed, ReasonMissing, ReasonWrongType,
-	ReasonBadTime, ReasonFuture, ReasonBadKey, ReasonBadUTF8, ReasonLate, ReasonBadState}
+	ReasonBadTime, ReasonFuture, ReasonBadKey, ReasonBadUTF8, ReasonLate, ReasonBadState, ReasonPoison}
 
 // Error is why one record could not be used.
 type Error struct {
@@ -81,6 +84,8 @@ type Record struct {
 	Key [][]byte
 	// Time is the event time in Unix milliseconds.
 	Time int64
+	// LogTime is the record's Kafka log timestamp in Unix milliseconds (0 when unknown).
+	LogTime int64
 	// Num holds numeric field values, indexed as Decoder.NumIndex says.
 	Num []float64
 	// Str holds the raw values distinct counts, indexed as Decoder.StrIndex says.
@@ -209,7 +214,7 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 				time.UnixMilli(t).UTC().Format(time.RFC3339), time.Duration(d.maxSkewMs)*time.Millisecond,
 				time.UnixMilli(logTimeMs).UTC().Format(time.RFC3339))}
 	}
-	r.Time = t
+	r.Time, r.LogTime = t, logTimeMs
 	for i, path := range d.numPaths {
 		f := v.Get(path...)
 		if f == nil {

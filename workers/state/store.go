@@ -63,7 +63,7 @@ type Stats struct {
 	Bytes       int64 // memory of keys, slots and cursors (sketches estimated)
 	KeyBytes    int64 // of which interned key bytes
 	Watermark   int64 // ms; math.MinInt64 before the first record
-	MaxTime     int64 // newest event time seen, ms
+	MaxTime     int64 // newest watermark time seen (event time, held to log time), ms
 	Late        int64 // records rejected as late, ever
 	Records     int64 // records applied, ever
 	Emitted     int64 // windows emitted, ever
@@ -122,12 +122,20 @@ func New(s *spec.Spec, layout *agg.Layout, emit EmitFunc) *Store {
 // Layout returns the store's slot layout.
 func (st *Store) Layout() *agg.Layout { return st.layout }
 
-// Watermark is the newest event time seen minus the allowed lateness (ms). Records older than it
-// are late, and every window ending at or before it has been emitted.
+// Watermark is the newest watermark time seen (see Apply) minus the allowed lateness (ms).
+// Records older than it are late, and every window ending at or before it has been emitted.
 func (st *Store) Watermark() int64 { return st.watermark }
 
 // Apply adds one decoded record to every window it falls in, and emits the windows its event
-// time closes. It returns false, and changes nothing but the late counter, for a late record:
+// time closes.
+//
+// A record moves the watermark by the earlier of its event time and its Kafka log time (when
+// it has one). A record stamped ahead of the moment it was written (a device with a wrong
+// clock, within the spec's max_future_skew) would otherwise drag the watermark with it and
+// make every record after it late; held to its log time, it can only move the watermark as
+// far as the log itself has gone. Both times are in the record, so a replay decides exactly
+// as the first run did, and records written after their events (the normal case) are not
+// affected at all. It returns false, and changes nothing but the late counter, for a late record:
 // one older than the watermark. A record is thus either in all its windows or in none, so the
 // windows of every size agree on which records they hold.
 func (st *Store) Apply(r *record.Record) bool {
@@ -144,9 +152,13 @@ func (st *Store) Apply(r *record.Record) bool {
 		pos := st.findSlot(si, b, id)
 		st.layout.Update(st.slot(b, pos), r, st.pool)
 	}
-	if r.Time > st.maxTime {
-		st.maxTime = r.Time
-		if wm := r.Time - st.lateness; wm > st.watermark {
+	t := r.Time
+	if r.LogTime > 0 && r.LogTime < t {
+		t = r.LogTime
+	}
+	if t > st.maxTime {
+		st.maxTime = t
+		if wm := t - st.lateness; wm > st.watermark {
 			st.watermark = wm
 			if wm >= st.nextClose {
 				st.closeUpTo(wm)

@@ -293,6 +293,35 @@ func TestLateRecordsAreRejectedWhole(t *testing.T) {
 	}
 }
 
+// A record stamped ahead of when it was written moves the watermark only to its log time, so
+// the records after it that are on time by the log are not made late.
+func TestWatermarkHeldToLogTime(t *testing.T) {
+	f := newFixture(t, fullSpec) // allowed lateness 30s
+	st := New(f.spec, f.layout, nil)
+	r := f.dec.NewRecord()
+	mk := func(ts int64) []byte {
+		return fmt.Appendf(nil, `{"org":"o","site":"s","zone":"z","device":"d","ts":%d,"rssi":-50,"dwell_ms":10}`, ts)
+	}
+	for _, tc := range []struct {
+		ts, logTime int64
+		want        bool
+		watermark   int64
+	}{
+		{600_000, 601_000, true, 570_000},
+		{900_000, 602_000, true, 572_000}, // five minutes ahead of its log time: held to 602_000
+		{600_500, 603_000, true, 572_000}, // on time by the log: not late
+		{910_000, 0, true, 880_000},       // no log time: the event time counts
+		{600_600, 604_000, false, 880_000},
+	} {
+		if err := f.dec.Decode(mk(tc.ts), tc.logTime, r); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Apply(r); got != tc.want || st.Watermark() != tc.watermark {
+			t.Errorf("Apply(ts=%d, log=%d) = %v with watermark %d, want %v with %d", tc.ts, tc.logTime, got, st.Watermark(), tc.want, tc.watermark)
+		}
+	}
+}
+
 func TestSnapshotRestoreContinuesExactly(t *testing.T) {
 	f := newFixture(t, fullSpec)
 	recs := events(11, 30_000)

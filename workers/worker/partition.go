@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -61,6 +62,17 @@ type owner struct {
 	curOffset  int64 // offset of the record being applied, for emitted windows
 	emitErr    error
 	badLogged  time.Time
+
+	// handling is the offset of the record being handled (-1 between records) and phase what
+	// is being done with it, so that a failure can be pinned to its record (see poison).
+	handling int64
+	phase    string
+	// poison is a record that failed PoisonAfter owners in a row: it is dead-lettered
+	// instead of applied (phase apply), or the windows it closes are written guarded, their
+	// rows dead-lettered if a sink fails on them (phase emit).
+	poison *checkpoint.Failure
+	// guardEmit is set while the poison record of phase emit is applied.
+	guardEmit bool
 
 	in   chan []*kgo.Record
 	ctl  chan control
@@ -138,6 +150,12 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	}
 	o.lastCkpt = time.Now()
 	o.ckptOffset, o.ckptSeq = o.nextOffset, o.nextSeq
+	o.handling = -1
+	if f := lease.Manifest().Failure; f != nil && f.Count >= w.cfg.PoisonAfter && f.Offset >= o.nextOffset {
+		o.poison = f
+		o.log.Error("POISON RECORD: this partition failed at one record repeatedly; it will be dead-lettered as poison and the partition goes on",
+			"offset", f.Offset, "failures", f.Count, "phase", f.Phase, "err", f.Error)
+	}
 	if fellBack {
 		o.ckptOffset = -2 // the newest checkpoint is unreadable: the next one must replace it
 	}
@@ -250,15 +268,37 @@ func (o *owner) drainInput(ctx context.Context) error {
 }
 
 // apply runs one fetched batch through decode and state.
-func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
+func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 	start := time.Now()
 	m := o.w.metrics
 	var bad, late int
+	defer func() {
+		// A panic while handling a record is a bug, but it must not take the process down
+		// with every other partition, nor loop: it fails this partition like any error, at
+		// this record, and the poison guard takes over if it happens again and again.
+		if r := recover(); r != nil {
+			o.log.Error("BUG: panic while handling a record", "offset", o.handling, "phase", o.phase, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("partition %s: BUG: panic at offset %d (%s): %v", o.key, o.handling, o.phase, r)
+		}
+	}()
 	for _, kr := range batch {
 		if kr.Offset < o.nextOffset {
 			continue // before the checkpoint (a fetch that raced the seek)
 		}
 		o.curOffset = kr.Offset
+		o.handling, o.phase = kr.Offset, phaseApply
+		if p := o.poison; p != nil && kr.Offset == p.Offset {
+			skip, err := o.handlePoison(ctx, kr)
+			if err != nil {
+				return err
+			}
+			if skip {
+				bad++
+				o.nextOffset = kr.Offset + 1
+				o.sinceCkpt++
+				continue
+			}
+		}
 		var reason record.Reason
 		var detail string
 		if o.proj != nil {
@@ -285,9 +325,11 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
 		if o.emitErr != nil {
 			return o.emitErr
 		}
+		o.guardEmit = false
 		o.nextOffset = kr.Offset + 1
 		o.sinceCkpt++
 	}
+	o.handling = -1
 	busy := time.Since(start)
 	m.recordsIn(o.key.Partition, len(batch), busy)
 	o.w.totalRecords.Add(int64(len(batch)))
@@ -304,6 +346,29 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) error {
 	})
 	m.state(o.key.Partition, st)
 	return nil
+}
+
+// Phases of handling a record, as checkpoint.Failure records them.
+const (
+	phaseApply = "apply"
+	phaseEmit  = "emit"
+)
+
+// handlePoison deals with the record that failed PoisonAfter owners in a row. A record that
+// failed while being decoded or aggregated is dead-lettered as poison and skipped (skip is
+// true). One that failed while writing the windows it closed is applied, with those windows
+// written guarded: a sink that fails on them gets their rows dead-lettered instead.
+func (o *owner) handlePoison(ctx context.Context, kr *kgo.Record) (skip bool, err error) {
+	p := o.poison
+	o.poison = nil
+	if p.Phase == phaseEmit {
+		o.log.Error("POISON RECORD: writing the windows this record closes failed repeatedly; they are written guarded",
+			"offset", kr.Offset, "failures", p.Count, "err", p.Error)
+		o.guardEmit = true
+		return false, nil
+	}
+	o.log.Error("POISON RECORD: dead-lettered without being applied", "offset", kr.Offset, "failures", p.Count, "err", p.Error)
+	return true, o.reject(ctx, kr, record.ReasonPoison, fmt.Sprintf("failed %d times at this offset: %s", p.Count, p.Error))
 }
 
 // applyPartial merges one partial record; it returns why the record is dead-lettered, if it is.
@@ -373,7 +438,16 @@ func (o *owner) emitWindow(sw *state.Window) {
 	}
 	o.nextSeq++
 	ctx := o.w.runCtx
+	o.phase = phaseEmit
+	defer func() { o.phase = phaseApply }()
 	for i, wr := range o.writers {
+		if o.guardEmit {
+			if err := o.guardedWrite(ctx, i, wr, win); err != nil {
+				o.emitErr = err
+				return
+			}
+			continue
+		}
 		if err := wr.Write(ctx, win); err != nil {
 			o.w.metrics.sinkFailed(o.names[i])
 			o.w.totalSinkErrors.Add(1)
@@ -384,6 +458,37 @@ func (o *owner) emitWindow(sw *state.Window) {
 	}
 	o.w.metrics.windowsEmitted(len(win.Rows))
 	o.setStat(func(s *PartitionStatus) { s.WindowsEmitted++ })
+}
+
+// guardedWrite writes a window closed by a poison record: a sink that fails or panics on it
+// gets the window's rows dead-lettered instead. Only the outbox failing is an error.
+func (o *owner) guardedWrite(ctx context.Context, i int, wr sink.Writer, win *emit.Window) (err error) {
+	if _, outbox := wr.(deadLetterer); outbox {
+		return wr.Write(ctx, win)
+	}
+	werr := func() (werr error) {
+		defer func() {
+			if r := recover(); r != nil {
+				werr = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return wr.Write(ctx, win)
+	}()
+	if werr == nil {
+		return nil
+	}
+	o.log.Error("POISON RECORD: a sink failed on a window it closed; its rows are dead-lettered", "sink", o.names[i], "err", werr)
+	for row := range win.Rows {
+		rej := sink.Rejection{Sink: o.names[i], Window: win, Row: row, Err: fmt.Errorf("poison: %w", werr)}
+		o.w.metrics.deadLettered(sink.RejectedRow)
+		o.w.totalDead.Add(1)
+		if o.outbox != nil {
+			if err := o.outbox.DeadLetterRow(ctx, rej); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkpoint makes everything emitted durable in the sinks and snapshots the state, then saves
@@ -533,8 +638,27 @@ func (o *owner) fail(err error) {
 		o.log.Warn("partition fenced by a newer owner; dropping it", "err", err)
 		return
 	}
+	o.recordFailure(err)
 	o.log.Error("partition failed; the worker stops so it can be restarted from the last checkpoint", "err", err)
 	o.w.fail(err)
+}
+
+// recordFailure notes a failure at a record in the partition's manifest, where the owners after
+// this one see it: PoisonAfter failures in a row at one offset make it a poison record. Transient
+// failures (a sink or a broker away) are not the record's fault and are not counted.
+func (o *owner) recordFailure(err error) {
+	if o.handling < 0 || o.lease == nil || sink.Classify(err) == sink.Transient {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f, rerr := o.lease.RecordFailure(ctx, o.handling, o.phase, err)
+	if rerr != nil {
+		o.log.Warn("could not record the failure at its record", "offset", o.handling, "err", rerr)
+		return
+	}
+	o.log.Error("partition failed at one record", "offset", f.Offset, "phase", f.Phase, "failures_in_a_row", f.Count,
+		"poison_after", o.w.cfg.PoisonAfter)
 }
 
 func (o *owner) closeWriters() {

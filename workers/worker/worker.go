@@ -73,6 +73,10 @@ type Config struct {
 	Metrics *Metrics
 	// MaxPollRecords bounds one poll (default 10,000).
 	MaxPollRecords int
+	// PoisonAfter is how many owners in a row may fail at the same record (counted in the
+	// partition's checkpoint manifest, across restarts) before the record is treated as
+	// poison: dead-lettered, logged, and passed (default 3). Transient failures do not count.
+	PoisonAfter int
 	// SessionTimeout is how long the group waits for a silent member before moving its
 	// partitions (default 10s: an instance that vanishes without a drain is replaced fast).
 	SessionTimeout time.Duration
@@ -125,6 +129,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.Group == "" {
 		cfg.Group = "liveagg." + cfg.Spec.Name
+	}
+	if cfg.PoisonAfter <= 0 {
+		cfg.PoisonAfter = 3
 	}
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 10_000
