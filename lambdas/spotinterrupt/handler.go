@@ -2,13 +2,17 @@ package spotinterrupt
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
@@ -24,12 +28,14 @@ import (
 
 // Tags the handler reads and writes on instances.
 const (
-	// TagStack marks an instance as part of a liveagg stack; others are ignored.
+	// TagStack marks an instance as part of a liveagg stack; the handler acts only on
+	// instances whose value is its own stack.
 	TagStack = "liveagg:stack"
-	// TagDrained records that an event's drain was done, so a redelivered event (or a second
-	// event for the same instance) does not do it again.
+	// TagDrained records which event's drain was done, so later events for the instance (and
+	// redeliveries) do not do it again. Claims (TagClaimPrefix) cover the drain while it runs.
 	TagDrained = "liveagg:drained"
-	tagASG     = "aws:autoscaling:groupName"
+	// tagASG is written by Auto Scaling itself; the aws: prefix is reserved, so no one else can.
+	tagASG = "aws:autoscaling:groupName"
 )
 
 // EC2 is the part of the EC2 API the handler uses.
@@ -63,17 +69,24 @@ type Worker interface {
 
 // Handler handles interruption events. Build it in main with New.
 type Handler struct {
-	ec2   EC2
-	asg   AutoScaling
-	ssm   SSM
-	cw    CloudWatch
-	log   *slog.Logger
-	param string
+	ec2    EC2
+	asg    AutoScaling
+	ssm    SSM
+	cw     CloudWatch
+	log    *slog.Logger
+	param  string
+	stack  string
+	groups []string
 	// worker makes an admin client for an endpoint and token.
 	worker func(endpoint, token string) Worker
 	// notice is how long after its event time a spot warning's instance may be reclaimed.
-	notice time.Duration
-	now    func() time.Time
+	notice       time.Duration
+	settle       time.Duration
+	port         int
+	tls          *tls.Config
+	dialOverride map[string]string
+	now          func() time.Time
+	invocation   func(context.Context) string
 
 	mu      sync.Mutex
 	token   string
@@ -84,25 +97,56 @@ type Handler struct {
 // Option configures a Handler.
 type Option func(*Handler)
 
-// WithWorkerClient replaces how admin clients are made (tests point it elsewhere).
+// WithWorkerClient replaces how admin clients are made (tests count calls with it). The
+// default is workers/admin's client over the handler's own HTTP client (see WithAdminTLS).
 func WithWorkerClient(f func(endpoint, token string) Worker) Option {
 	return func(h *Handler) { h.worker = f }
 }
 
-// WithNotice sets the time between an event and the instance's end (default 2 minutes).
+// WithNotice sets the time between an event and the instance's end (default 2 minutes). It is
+// also how long a claim on a drain stands.
 func WithNotice(d time.Duration) Option { return func(h *Handler) { h.notice = d } }
 
-// WithClock sets the clock (tests).
+// WithClock sets the clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
 
-// New returns a handler; tokenParameter names the SSM SecureString that holds the workers'
-// admin token.
-func New(e EC2, a AutoScaling, s SSM, c CloudWatch, tokenParameter string, log *slog.Logger, opts ...Option) *Handler {
-	h := &Handler{ec2: e, asg: a, ssm: s, cw: c, param: tokenParameter, log: log, notice: 2 * time.Minute,
-		now: time.Now, done: map[string]Outcome{},
-		worker: func(endpoint, token string) Worker { return admin.NewClient(endpoint, token, nil) }}
+// WithClaimSettle sets how long an invocation waits between writing its claim and reading
+// everyone's (default 2 s; see TagClaimPrefix).
+func WithClaimSettle(d time.Duration) Option { return func(h *Handler) { h.settle = d } }
+
+// WithAdminPort sets the workers' admin API port (default DefaultAdminPort, 7070).
+func WithAdminPort(p int) Option { return func(h *Handler) { h.port = p } }
+
+// WithAdminTLS makes admin calls over HTTPS, verified with c (build it with AdminTLS). The
+// default, nil, is plain HTTP: acceptable only while the admin port is open to this function's
+// security group alone, as modules/spot-workers does.
+func WithAdminTLS(c *tls.Config) Option { return func(h *Handler) { h.tls = c } }
+
+// WithAdminDialOverride is a test hook: it maps the address the handler would dial (the
+// private ip:port EC2 reports, which does not exist on a test machine) to a loopback address
+// where a test's worker listens. Requests keep their URL, Host and TLS server name; only the
+// TCP connection goes elsewhere, and an address not in the map is not dialled at all. Default:
+// none. Deployments never set it (ParseDialOverride refuses targets off the loopback).
+func WithAdminDialOverride(m map[string]string) Option {
+	return func(h *Handler) { h.dialOverride = m }
+}
+
+// withInvocation sets how an invocation is named in its claim (tests).
+func withInvocation(f func(context.Context) string) Option {
+	return func(h *Handler) { h.invocation = f }
+}
+
+// New returns a handler for cfg's stack and groups.
+func New(e EC2, a AutoScaling, s SSM, c CloudWatch, cfg Config, log *slog.Logger, opts ...Option) *Handler {
+	h := &Handler{ec2: e, asg: a, ssm: s, cw: c, param: cfg.TokenParameter, stack: cfg.Stack, groups: slices.Clone(cfg.Groups),
+		log: log, notice: 2 * time.Minute, settle: 2 * time.Second, port: DefaultAdminPort,
+		now: time.Now, invocation: invocationID, done: map[string]Outcome{}}
 	for _, o := range opts {
 		o(h)
+	}
+	if h.worker == nil {
+		hc := h.adminHTTPClient()
+		h.worker = func(endpoint, token string) Worker { return admin.NewClient(endpoint, token, hc) }
 	}
 	return h
 }
@@ -112,7 +156,7 @@ type Outcome struct {
 	EventID  string `json:"event_id"`
 	Kind     string `json:"kind"`
 	Instance string `json:"instance,omitempty"`
-	// Action is drained, already-drained, ignored or failed.
+	// Action is drained, already-draining, already-drained, ignored or failed.
 	Action       string  `json:"action"`
 	Reason       string  `json:"reason,omitempty"`
 	Group        string  `json:"group,omitempty"`
@@ -124,22 +168,31 @@ type Outcome struct {
 
 // Actions of an Outcome.
 const (
-	ActionDrained        = "drained"
-	ActionAlreadyDrained = "already-drained"
-	ActionIgnored        = "ignored"
-	ActionFailed         = "failed"
+	ActionDrained = "drained"
+	// ActionAlreadyDraining: another invocation holds the drain (the same event delivered
+	// twice, or another event for the instance); not a failure.
+	ActionAlreadyDraining = "already-draining"
+	ActionAlreadyDrained  = "already-drained"
+	ActionIgnored         = "ignored"
+	ActionFailed          = "failed"
 )
 
-// Handle is the Lambda entry point. It returns an error only for failures worth a retry (an AWS
-// API that did not answer); an event it cannot or need not act on, or a worker that did not
-// drain in time, is an Outcome.
-func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (Outcome, error) {
-	n, err := FromEvent(ev)
-	out := Outcome{EventID: ev.ID, Kind: ev.DetailType, Instance: n.InstanceID}
-	if err != nil {
+// Handle is the Lambda entry point. It takes the event undecoded so that a malformed one is
+// answered with an error that says what is wrong with it (the runtime's own decoding says only
+// "unexpected EOF"); such events wrap ErrBadEvent and end in the dead-letter queue. Otherwise it
+// returns an error only for failures worth a retry (an AWS API that did not answer); an event
+// it cannot or need not act on, or a worker that did not drain in time, is an Outcome.
+func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Outcome, error) {
+	n, err := Parse(raw)
+	out := Outcome{EventID: n.EventID, Kind: n.Kind, Instance: n.InstanceID}
+	if errors.Is(err, ErrNotHandled) {
 		out.Action, out.Reason = ActionIgnored, err.Error()
-		h.log.Warn("event ignored", "event", ev.ID, "detail_type", ev.DetailType, "reason", err)
+		h.log.Info("event ignored", "event", n.EventID, "detail_type", n.Kind, "reason", err)
 		return out, nil
+	}
+	if err != nil {
+		h.log.Error("bad event", "event", n.EventID, "err", err, "bytes", len(raw))
+		return out, err
 	}
 	h.mu.Lock()
 	prev, seen := h.done[n.EventID]
@@ -167,7 +220,7 @@ func (h *Handler) handle(ctx context.Context, n Notice, out Outcome) (Outcome, e
 	if !n.Time.IsZero() {
 		deadline = n.Time.Add(h.notice - 10*time.Second)
 	}
-	if least := h.now().Add(min(5*time.Second, h.notice/2)); deadline.Before(least) {
+	if least := h.now().Add(min(5*time.Second+h.settle, h.notice/2)); deadline.Before(least) {
 		deadline = least
 	}
 	dctx, cancel := context.WithDeadline(ctx, deadline)
@@ -182,32 +235,62 @@ func (h *Handler) handle(ctx context.Context, n Notice, out Outcome) (Outcome, e
 		h.log.Info("event ignored: instance not found", "event", n.EventID, "instance", n.InstanceID)
 		return out, nil
 	}
-	tags := map[string]string{}
-	for _, t := range inst.Tags {
-		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	if _, ours := tags[TagStack]; !ours {
-		out.Action, out.Reason = ActionIgnored, "instance is not tagged "+TagStack
-		h.log.Info("event ignored: not a liveagg instance", "event", n.EventID, "instance", n.InstanceID)
-		if n.Lifecycle != nil {
-			// Not ours, but a hook someone pointed here still must not hang the group.
+	tags := tagMap(inst)
+	out.Group = tags[tagASG]
+	// A hook of one of this function's groups is completed whatever is decided below, so the
+	// group never waits for the hook's timeout; anyone else's is not this function's to touch.
+	ownHook := n.Lifecycle != nil && slices.Contains(h.groups, n.Lifecycle.Group)
+	if reason, err := h.foreign(dctx, n, tags); err != nil {
+		return out, err
+	} else if reason != "" {
+		out.Action, out.Reason = ActionIgnored, reason
+		h.log.Info("event ignored: not this function's instance", "event", n.EventID, "instance", n.InstanceID, "reason", reason)
+		if ownHook {
 			out.Lifecycle = h.complete(ctx, n, "CONTINUE")
 		}
 		return out, nil
 	}
-	out.Group = tags[tagASG]
-	if n.Lifecycle != nil {
+	if out.Group == "" && n.Lifecycle != nil {
 		out.Group = n.Lifecycle.Group
 	}
 
-	// The same event delivered again to another container (the done cache is per container):
-	// handled already, and counting it again would inflate the autoscaler's spot headroom.
-	redelivered := tags[TagDrained] == n.EventID
-	if tags[TagDrained] != "" {
+	// The same event delivered again after its drain: the answer it had, counted once.
+	if tags[TagDrained] == n.EventID {
+		out.Action, out.Reason = ActionAlreadyDrained, "drained for this event already"
+		h.log.Info("event already handled", "event", n.EventID, "instance", n.InstanceID)
+		if n.Lifecycle != nil {
+			out.Lifecycle = h.complete(ctx, n, "CONTINUE")
+		}
+		return out, nil
+	}
+	me := claim{By: h.invocation(ctx), At: h.now(), State: claimHeld, Event: n.EventID}
+	if dup, ok := h.duplicate(claims(tags), n.EventID, me.By); ok {
+		return h.duplicateOutcome(n, out, dup), nil
+	}
+	if tags, err = h.takeClaim(dctx, n, me); err != nil {
+		return out, err
+	}
+	cs := claims(tags)
+	if dup, ok := h.duplicate(cs, n.EventID, me.By); ok && dup.before(me) {
+		return h.duplicateOutcome(n, out, dup), nil
+	}
+
+	// This invocation speaks for its event: it counts it, and completes its lifecycle action.
+	switch first, _ := h.firstHeld(cs); {
+	case tags[TagDrained] != "":
 		out.Action, out.Reason = ActionAlreadyDrained, "drained for event "+tags[TagDrained]
 		h.log.Info("worker already drained", "event", n.EventID, "instance", n.InstanceID, "by", tags[TagDrained])
-	} else {
-		out = h.drain(dctx, n, tags, out)
+	case first.By != "" && first.By != me.By:
+		out.Action, out.Reason = ActionAlreadyDraining, "draining for event "+first.Event
+		h.log.Info("worker already draining", "event", n.EventID, "instance", n.InstanceID, "by_event", first.Event, "by", first.By)
+		if n.Lifecycle != nil {
+			// Completing now would terminate the instance under the running drain.
+			out.Lifecycle = h.complete(ctx, n, h.awaitDrain(dctx, n, first))
+		}
+		h.publish(ctx, n, out)
+		return out, nil
+	default:
+		out = h.drain(dctx, n, inst, tags, me, out)
 	}
 
 	result := "CONTINUE"
@@ -221,10 +304,73 @@ func (h *Handler) handle(ctx context.Context, n Notice, out Outcome) (Outcome, e
 	} else if out.Action == ActionDrained && out.Group != "" {
 		out.Replacement = h.replace(ctx, n, out.Group)
 	}
-	if !redelivered {
-		h.publish(ctx, n, out)
-	}
+	h.publish(ctx, n, out)
 	return out, nil
+}
+
+// duplicate returns the first live claim of event by an invocation other than me: whoever
+// holds it speaks for the event.
+func (h *Handler) duplicate(cs []claim, event, me string) (claim, bool) {
+	first, ok := h.firstOf(cs, event)
+	return first, ok && first.By != me
+}
+
+// duplicateOutcome answers an event another invocation speaks for: no drain, no metric, no
+// lifecycle completion (that invocation does all three).
+func (h *Handler) duplicateOutcome(n Notice, out Outcome, by claim) Outcome {
+	out.Action, out.Reason = ActionAlreadyDraining, "event handled by invocation "+by.By
+	if by.State == claimFailed {
+		out.Reason += ", whose drain failed"
+	}
+	h.log.Info("event already handled by another invocation", "event", n.EventID, "instance", n.InstanceID, "by", by.By, "state", by.State)
+	return out
+}
+
+// foreign says why an instance is not this function's to drain ("" when it is): it must carry
+// this stack's liveagg:stack tag and belong to one of this function's groups. A lifecycle
+// action must also be for the group the instance is in.
+func (h *Handler) foreign(ctx context.Context, n Notice, tags map[string]string) (string, error) {
+	stack, tagged := tags[TagStack]
+	switch {
+	case !tagged:
+		return "instance is not tagged " + TagStack, nil
+	case h.stack == "" || stack != h.stack:
+		return fmt.Sprintf("instance is tagged %s=%q; this function serves %q", TagStack, stack, h.stack), nil
+	}
+	group := tags[tagASG]
+	if group == "" {
+		// Auto Scaling tags its instances; asking it covers an instance it has not tagged yet.
+		var err error
+		if group, err = h.groupOf(ctx, n.InstanceID); err != nil {
+			return "", err
+		}
+	}
+	if !slices.Contains(h.groups, group) {
+		if group == "" {
+			return fmt.Sprintf("instance is in none of this function's groups (%s)", strings.Join(h.groups, ", ")), nil
+		}
+		return fmt.Sprintf("instance is in group %q, not one of this function's (%s)", group, strings.Join(h.groups, ", ")), nil
+	}
+	if n.Lifecycle != nil && n.Lifecycle.Group != group {
+		return fmt.Sprintf("lifecycle action of group %q for an instance of group %q", n.Lifecycle.Group, group), nil
+	}
+	return "", nil
+}
+
+// groupOf returns which of this function's groups has the instance ("" for none).
+func (h *Handler) groupOf(ctx context.Context, id string) (string, error) {
+	res, err := h.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: h.groups})
+	if err != nil {
+		return "", fmt.Errorf("describe groups %s: %w", strings.Join(h.groups, ","), err)
+	}
+	for _, g := range res.AutoScalingGroups {
+		for _, i := range g.Instances {
+			if aws.ToString(i.InstanceId) == id {
+				return aws.ToString(g.AutoScalingGroupName), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // instance describes one instance; nil when it does not exist.
@@ -245,19 +391,31 @@ func (h *Handler) instance(ctx context.Context, id string) (*ec2types.Instance, 
 	return nil, nil
 }
 
-// drain checkpoints and drains the instance's worker, then marks the instance drained.
-func (h *Handler) drain(ctx context.Context, n Notice, tags map[string]string, out Outcome) Outcome {
-	endpoint := tags[spot.AdminEndpointTag]
-	if endpoint == "" {
-		out.Action, out.Reason = ActionFailed, "instance has no "+spot.AdminEndpointTag+" tag: its worker never published its admin endpoint"
-		h.log.Error("cannot drain", "event", n.EventID, "instance", n.InstanceID, "reason", out.Reason)
+func tagMap(inst *ec2types.Instance) map[string]string {
+	tags := map[string]string{}
+	for _, t := range inst.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return tags
+}
+
+// drain checkpoints and drains the instance's worker, then marks the instance drained (or
+// this invocation's claim failed).
+func (h *Handler) drain(ctx context.Context, n Notice, inst *ec2types.Instance, tags map[string]string, me claim, out Outcome) Outcome {
+	fail := func(reason string) Outcome {
+		out.Action, out.Reason = ActionFailed, reason
+		h.markClaim(ctx, n, me, claimFailed)
 		return out
+	}
+	endpoint, err := h.endpoint(n, inst, tags)
+	if err != nil {
+		h.log.Error("cannot drain", "event", n.EventID, "instance", n.InstanceID, "err", err)
+		return fail(err.Error())
 	}
 	token, err := h.adminToken(ctx)
 	if err != nil {
-		out.Action, out.Reason = ActionFailed, err.Error()
 		h.log.Error("cannot drain: admin token", "event", n.EventID, "err", err)
-		return out
+		return fail(err.Error())
 	}
 	w := h.worker(endpoint, token)
 	start := h.now()
@@ -274,19 +432,75 @@ func (h *Handler) drain(ctx context.Context, n Notice, tags map[string]string, o
 		h.log.Warn("checkpoint before drain failed; draining anyway", "instance", n.InstanceID, "endpoint", endpoint, "err", err)
 	}
 	if _, err := w.Drain(ctx); err != nil {
-		out.Action, out.Reason = ActionFailed, fmt.Sprintf("drain %s: %v", endpoint, err)
 		out.DrainSeconds = h.now().Sub(start).Seconds()
+		// A worker that is not listening may have been drained by someone else in the moment
+		// since the claims were read (it exits after a drain): if that is visible now, this is
+		// not a failure of the hand-over.
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			if by := h.drainedElsewhere(ctx, n, me); by != "" {
+				out.Action, out.Reason, out.DrainSeconds = ActionAlreadyDrained, by, 0
+				h.log.Info("worker gone after another drain", "event", n.EventID, "instance", n.InstanceID, "by", by)
+				return out
+			}
+		}
 		h.log.Error("worker did not drain; its partitions move when its session expires", "event", n.EventID,
 			"instance", n.InstanceID, "endpoint", endpoint, "seconds", out.DrainSeconds, "err", err)
-		return out
+		return fail(fmt.Sprintf("drain %s: %v", endpoint, err))
 	}
 	out.Action, out.DrainSeconds = ActionDrained, h.now().Sub(start).Seconds()
 	h.log.Info("worker drained", "event", n.EventID, "instance", n.InstanceID, "seconds", out.DrainSeconds)
 	if _, err := h.ec2.CreateTags(context.WithoutCancel(ctx), &ec2.CreateTagsInput{Resources: []string{n.InstanceID},
 		Tags: []ec2types.Tag{{Key: aws.String(TagDrained), Value: aws.String(n.EventID)}}}); err != nil {
-		h.log.Warn("could not mark the instance drained; a redelivered event would drain again (harmless)", "err", err)
+		h.log.Warn("could not mark the instance drained; later events see this invocation's claim until the notice ends", "err", err)
 	}
 	return out
+}
+
+// drainedElsewhere re-reads the instance and names another drain of it, if one is visible:
+// the liveagg:drained mark or another invocation's held claim.
+func (h *Handler) drainedElsewhere(ctx context.Context, n Notice, me claim) string {
+	inst, err := h.instance(context.WithoutCancel(ctx), n.InstanceID)
+	if err != nil || inst == nil {
+		return ""
+	}
+	tags := tagMap(inst)
+	if d := tags[TagDrained]; d != "" {
+		return "drained for event " + d
+	}
+	for _, c := range claims(tags) {
+		if c.By != me.By && c.State == claimHeld && h.live(c) {
+			return "drained by invocation " + c.By + " for event " + c.Event
+		}
+	}
+	return ""
+}
+
+// awaitDrain waits for another invocation's drain of the instance and returns the lifecycle
+// result it calls for: CONTINUE once the instance is marked drained, ABANDON if that drain
+// failed, went stale, or the deadline came first.
+func (h *Handler) awaitDrain(ctx context.Context, n Notice, by claim) string {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if inst, err := h.instance(ctx, n.InstanceID); err == nil && inst != nil {
+			tags := tagMap(inst)
+			if tags[TagDrained] != "" {
+				return "CONTINUE"
+			}
+			still := false
+			for _, c := range claims(tags) {
+				still = still || (c.By == by.By && c.State == claimHeld && h.live(c))
+			}
+			if !still {
+				return "ABANDON"
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "ABANDON"
+		case <-t.C:
+		}
+	}
 }
 
 // adminToken reads the admin token from SSM, cached for 5 minutes across invocations.
@@ -345,7 +559,8 @@ func (h *Handler) replace(ctx context.Context, n Notice, group string) bool {
 	return true
 }
 
-// publish records the event in CloudWatch: handled, drain seconds, failures.
+// publish records the event in CloudWatch: handled, drain seconds, failures. Only the
+// invocation that speaks for an event calls it, so each event is counted once.
 func (h *Handler) publish(ctx context.Context, n Notice, out Outcome) {
 	dims := []cwtypes.Dimension{{Name: aws.String("EventType"), Value: aws.String(n.Kind)}}
 	if out.Group != "" {

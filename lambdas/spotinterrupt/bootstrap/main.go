@@ -1,12 +1,7 @@
-// Command bootstrap is the spotinterrupt Lambda (provided.al2023 runtime).
-//
-// Environment:
-//
-//	LIVEAGG_ADMIN_TOKEN_PARAMETER  SSM SecureString holding the workers' admin token (required)
-//	LIVEAGG_NOTICE                 time from an event to the instance's end (default 2m)
-//
-// AWS clients take the usual SDK configuration (region, credentials, AWS_ENDPOINT_URL and
-// AWS_ENDPOINT_URL_<SERVICE> overrides).
+// Command bootstrap is the spotinterrupt Lambda (provided.al2023 runtime). Its environment is
+// documented on spotinterrupt.FromEnv (LIVEAGG_ADMIN_TOKEN_PARAMETER, LIVEAGG_STACK and
+// LIVEAGG_ASG are required); AWS clients take the usual SDK configuration (region, credentials,
+// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> overrides).
 package main
 
 import (
@@ -14,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -37,22 +31,18 @@ func main() {
 }
 
 func build(ctx context.Context, log *slog.Logger) (*spotinterrupt.Handler, error) {
-	param := os.Getenv("LIVEAGG_ADMIN_TOKEN_PARAMETER")
-	if param == "" {
-		return nil, fmt.Errorf("LIVEAGG_ADMIN_TOKEN_PARAMETER is not set: name the SSM SecureString parameter that holds the workers' admin token")
+	cfg, opts, err := spotinterrupt.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
 	}
-	var opts []spotinterrupt.Option
-	if v := os.Getenv("LIVEAGG_NOTICE"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("LIVEAGG_NOTICE %q is not a positive duration such as 2m", v)
-		}
-		opts = append(opts, spotinterrupt.WithNotice(d))
+	if os.Getenv(spotinterrupt.EnvAdminDialOverride) != "" {
+		log.Warn("spotinterrupt: " + spotinterrupt.EnvAdminDialOverride + " is set: admin calls go to its loopback targets (a test hook, never a deployment)")
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
 	}
-	return spotinterrupt.New(ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), ssm.NewFromConfig(cfg),
-		cloudwatch.NewFromConfig(cfg), param, log, opts...), nil
+	log.Info("spotinterrupt: serving", "stack", cfg.Stack, "groups", cfg.Groups)
+	return spotinterrupt.New(ec2.NewFromConfig(awsCfg), autoscaling.NewFromConfig(awsCfg), ssm.NewFromConfig(awsCfg),
+		cloudwatch.NewFromConfig(awsCfg), cfg, log, opts...), nil
 }
