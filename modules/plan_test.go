@@ -966,12 +966,18 @@ func (m *modInstance) body(b *hclsyntax.Body, extra map[string]cty.Value, node, 
 }
 
 // condition checks a validation, precondition or postcondition: a condition known to be
-// false is the error Terraform would report with its error_message.
+// false is the error Terraform would report with its error_message. OpenTofu evaluates the
+// error_message whether or not the condition holds, so it must evaluate (not interpolate a
+// null, say) in every case.
 func (m *modInstance) condition(b *hclsyntax.Block, extra map[string]cty.Value, what string) {
 	c := b.Body.Attributes["condition"]
 	if c == nil {
 		m.run.problem(b.DefRange(), "%s: %s without a condition", what, b.Type)
 		return
+	}
+	var msg cty.Value = cty.StringVal("(no error_message)")
+	if a := b.Body.Attributes["error_message"]; a != nil {
+		msg = m.eval(a.Expr, extra)
 	}
 	v := m.eval(c.Expr, extra)
 	v, _ = v.UnmarkDeep()
@@ -983,14 +989,11 @@ func (m *modInstance) condition(b *hclsyntax.Block, extra map[string]cty.Value, 
 		return
 	}
 	if v.False() {
-		msg := "(no error_message)"
-		if a := b.Body.Attributes["error_message"]; a != nil {
-			if mv := m.eval(a.Expr, extra); mv.IsKnown() && mv.Type() == cty.String {
-				mv, _ = mv.Unmark()
-				msg = mv.AsString()
-			}
+		text := "(error_message unknown)"
+		if msg, _ = msg.Unmark(); msg.IsKnown() && !msg.IsNull() && msg.Type() == cty.String {
+			text = msg.AsString()
 		}
-		m.run.problem(c.SrcRange, "%s: %s failed: %s", what, b.Type, msg)
+		m.run.problem(c.SrcRange, "%s: %s failed: %s", what, b.Type, text)
 	}
 }
 

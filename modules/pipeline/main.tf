@@ -77,7 +77,7 @@ resource "liveagg_aggregation_spec" "this" {
     # with another registry would store specs no worker can load.
     postcondition {
       condition     = var.spec_registry == null || startswith(self.location, "${trimsuffix(var.spec_registry, "/")}/")
-      error_message = "The liveagg provider stores this spec at ${self.location}, outside spec_registry ${var.spec_registry}: set the provider's spec_registry.location (or LIVEAGG_SPEC_REGISTRY) to it."
+      error_message = "The liveagg provider stores this spec at ${self.location}, outside spec_registry ${var.spec_registry == null ? "" : var.spec_registry}: set the provider's spec_registry.location (or LIVEAGG_SPEC_REGISTRY) to it."
     }
   }
 }
