@@ -89,7 +89,7 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 		return schema.StringAttribute{Optional: true, Computed: true, Description: desc}
 	}
 	resp.Schema = schema.Schema{
-		Description: "An aggregation spec: what a fleet of workers reads, how it keys and windows it, what it computes and where it writes. The spec is checked at plan time by the same code the workers run, with each problem reported on its attribute, and stored as YAML at <spec_registry>/<name>.yaml, where workers load and hot-reload it.",
+		Description: "An aggregation spec: what a fleet of workers reads, how it keys and windows it, what it computes and where it writes. The spec is checked at plan time by the same code the workers run, with each problem reported on its attribute, and stored as YAML at <spec_registry>/<name>.yaml, where workers load and hot-reload it. The spec registry's bucket must exist before the spec is created: if the same configuration creates the bucket, make the spec depend on it and its configuration.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{Computed: true, Description: "The spec name.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},

@@ -114,7 +114,7 @@ func (p *liveaggProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 				},
 			},
 			"spec_registry": schema.SingleNestedBlock{
-				Description: "The S3 location specs are stored in, which workers load and watch.",
+				Description: "The S3 location specs are stored in, which workers load and watch. The bucket must exist before a spec is stored: when the same configuration creates it, make every liveagg_aggregation_spec depend on the bucket (modules/pipeline's spec_registry input does), or the first apply fails with NoSuchBucket.",
 				Attributes: map[string]schema.Attribute{
 					"location": schema.StringAttribute{Optional: true, Description: "s3://bucket/prefix (env LIVEAGG_SPEC_REGISTRY)."},
 					"region":   schema.StringAttribute{Optional: true, Description: "The bucket's region (env AWS_REGION)."},
