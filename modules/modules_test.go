@@ -403,3 +403,50 @@ func TestDashboardAndAlarmsUseEmittedMetrics(t *testing.T) {
 		t.Fatalf("dashboard has %d metrics, monitoring %d alarms", seen, len(alarms))
 	}
 }
+
+// TestLambdaEnvironments: each function gets every variable its code requires (the "(required)"
+// lines of its documented environment) and no variable its code does not read, so a new
+// required setting in a lambda fails here rather than at the function's first event.
+func TestLambdaEnvironments(t *testing.T) {
+	cfg := loadConfig(t, "control-lambdas")
+	run := &planRun{root: cfg, args: map[string]map[string][]cty.Value{}}
+	fns := newInstance(run, cfg, "", run.inputs(cfg, nil, hcl.Range{})).local("functions")
+	if len(run.problems) > 0 {
+		t.Fatal(run.problems)
+	}
+	for fn, v := range fns.AsValueMap() {
+		reads, required := map[string]bool{}, map[string]bool{}
+		files, _ := filepath.Glob(filepath.Join("../lambdas", fn, "*.go"))
+		more, _ := filepath.Glob(filepath.Join("../lambdas", fn, "bootstrap", "*.go"))
+		for _, f := range append(files, more...) {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range regexp.MustCompile(`"(LIVEAGG_[A-Z0-9_]+)"`).FindAllStringSubmatch(string(src), -1) {
+				reads[m[1]] = true
+			}
+			for _, m := range regexp.MustCompile(`(?m)^//\s+(LIVEAGG_[A-Z0-9_]+)\s.*\(required\)`).FindAllStringSubmatch(string(src), -1) {
+				required[m[1]] = true
+			}
+		}
+		if len(required) == 0 {
+			t.Errorf("%s: found no documented required variables; has the doc format changed?", fn)
+		}
+		set := map[string]bool{}
+		for name := range v.GetAttr("env").Type().AttributeTypes() {
+			set[name] = true
+			if !reads[name] {
+				t.Errorf("%s: the module sets %s, which the code does not read", fn, name)
+			}
+		}
+		for name := range required {
+			if !set[name] {
+				t.Errorf("%s: the code requires %s, which the module does not set", fn, name)
+			}
+		}
+	}
+}

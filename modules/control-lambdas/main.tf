@@ -10,8 +10,12 @@ locals {
     spotinterrupt = {
       timeout = 120 # the spot notice's two minutes
       memory  = 256
+      # The function drains only instances of this stack's group, at the workers' admin port.
       env = {
         LIVEAGG_ADMIN_TOKEN_PARAMETER = var.admin_token_parameter
+        LIVEAGG_STACK                 = var.stack
+        LIVEAGG_ASG                   = var.asg_name
+        LIVEAGG_ADMIN_PORT            = tostring(var.admin_port)
       }
       policy_vars = { stack = var.stack, asg_arn = var.asg_arn, token_parameter_arn = local.token_parameter_arn }
     }
