@@ -87,7 +87,8 @@ func (r *recorder) completed() []url.Values {
 // CloudWatch) and real liveagg workers on the real Kafka. A terminate lifecycle action for
 // worker A's instance drains A and completes the action; a spot warning for worker B's drains
 // B and has the group replace the instance; the last worker ends up with every partition, and
-// the rollups of everything produced are exact.
+// the rollups of everything produced are exact. The workers are reached at the addresses moto
+// reports for their instances, never at the ones their tags name.
 func TestSpotEventsDrainRealWorkers(t *testing.T) {
 	ctx := testenv.Context(t, 6*time.Minute)
 	brokers := testenv.KafkaBrokers(t)
@@ -177,25 +178,30 @@ admin: {listen: "127.0.0.1:%d", token_ssm_parameter: %q}
 	waitFor("A and B to share the partitions", func() bool { return owns("A", 2)() && owns("B", 2)() })
 	produce(20_000)
 
-	// The fleet in moto: three instances of a group with a lifecycle hook, two tagged with
-	// their worker's loopback admin endpoint. Nothing connects to moto's instance addresses.
+	// The fleet in moto: three instances of a group with a lifecycle hook, two tagged with this
+	// stack. Their admin-endpoint tags name a trap that must receive nothing: the function
+	// reaches a worker at the private IP EC2 reports, which the test hook
+	// LIVEAGG_ADMIN_HOST_OVERRIDE moves onto the worker's loopback port. Nothing connects to
+	// moto's instance addresses.
 	ec := ec2.NewFromConfig(cfg)
 	as := autoscaling.NewFromConfig(cfg)
 	group := name
 	instances := newGroup(t, ctx, ec, as, group)
-	tag := func(inst, worker string) {
+	trap := newListener(t, "")
+	for _, inst := range instances[:2] {
 		if _, err := ec.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{inst}, Tags: []ec2types.Tag{
 			{Key: aws.String(spotinterrupt.TagStack), Value: aws.String(name)},
-			{Key: aws.String(spot.AdminEndpointTag), Value: aws.String(fmt.Sprintf("http://127.0.0.1:%d", ports[worker]))},
+			{Key: aws.String(spot.AdminEndpointTag), Value: aws.String(trap.URL)},
 		}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tag(instances[0], "A")
-	tag(instances[1], "B")
+	ips := privateIPs(t, ctx, ec, instances[0], instances[1])
+	override := fmt.Sprintf("%s:7070=127.0.0.1:%d,%s:7070=127.0.0.1:%d", ips[instances[0]], ports["A"], ips[instances[1]], ports["B"])
 
 	rec := newRecorder(t, awsEP)
-	lam := testenv.StartLambda(t, bootstrap, "LIVEAGG_ADMIN_TOKEN_PARAMETER="+param, "AWS_ENDPOINT_URL="+awsEP,
+	lam := testenv.StartLambda(t, bootstrap, "LIVEAGG_ADMIN_TOKEN_PARAMETER="+param, "LIVEAGG_STACK="+name, "LIVEAGG_ASG="+group,
+		"LIVEAGG_ADMIN_HOST_OVERRIDE="+override, "AWS_ENDPOINT_URL="+awsEP,
 		"AWS_ENDPOINT_URL_AUTO_SCALING="+rec.URL, "AWS_REGION="+testenv.Region, "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing")
 	invoke := func(file string, edit func(map[string]any)) spotinterrupt.Outcome {
 		t.Helper()
@@ -320,6 +326,9 @@ admin: {listen: "127.0.0.1:%d", token_ssm_parameter: %q}
 	}
 	if sum != 1 {
 		t.Fatalf("SpotInterruptionsHandled for the spot warning = %v, want 1", sum)
+	}
+	if got := trap.received(); len(got) != 0 {
+		t.Fatalf("the listener named by the admin-endpoint tags received %v", got)
 	}
 	if workers["C"].Exited() {
 		t.Fatalf("C exited:\n%s", tail(workers["C"].Log(), 20))
