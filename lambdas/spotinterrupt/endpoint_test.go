@@ -30,7 +30,7 @@ type adminWorker struct {
 	drains int
 }
 
-func (w *adminWorker) Status() map[string]int          { return nil }
+func (w *adminWorker) Status() map[string]int           { return nil }
 func (w *adminWorker) Checkpoint(context.Context) error { return nil }
 func (w *adminWorker) Drain(context.Context) error {
 	w.mu.Lock()
