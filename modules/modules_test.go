@@ -5,6 +5,7 @@ package modules_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -23,6 +24,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/liveagg/liveagg/workers/cli"
 
 	"github.com/liveagg/liveagg/workers/config"
 )
@@ -131,7 +134,7 @@ func TestUserDataRendersAWorkerConfig(t *testing.T) {
 	}
 	ud := render(t, "spot-workers/user_data.sh.tftpl", map[string]cty.Value{"binary_location": cty.StringVal("s3://b/liveagg"),
 		"region": cty.StringVal("us-east-1"), "worker_config": cty.StringVal(cfg), "gomemlimit": cty.StringVal("3000MiB")})
-	if !strings.Contains(ud, cfg) || !strings.Contains(ud, "liveagg worker --config /etc/liveagg/worker.yaml") || !strings.Contains(ud, "RestartPreventExitStatus=3") {
+	if !strings.Contains(ud, cfg) || !strings.Contains(ud, "liveagg worker --config /etc/liveagg/worker.yaml") || !strings.Contains(ud, fmt.Sprintf("RestartPreventExitStatus=%d %d\n", cli.ExitDrained, cli.ExitHalted)) {
 		t.Fatalf("user data:\n%s", ud)
 	}
 }
