@@ -438,8 +438,9 @@ func (o *owner) emitWindow(sw *state.Window) {
 	}
 	o.nextSeq++
 	ctx := o.w.runCtx
+	// Not reset by a defer: a panic below must leave the phase at emit for the recover in
+	// apply to record.
 	o.phase = phaseEmit
-	defer func() { o.phase = phaseApply }()
 	for i, wr := range o.writers {
 		if o.guardEmit {
 			if err := o.guardedWrite(ctx, i, wr, win); err != nil {
@@ -458,6 +459,7 @@ func (o *owner) emitWindow(sw *state.Window) {
 	}
 	o.w.metrics.windowsEmitted(len(win.Rows))
 	o.setStat(func(s *PartitionStatus) { s.WindowsEmitted++ })
+	o.phase = phaseApply
 }
 
 // guardedWrite writes a window closed by a poison record: a sink that fails or panics on it

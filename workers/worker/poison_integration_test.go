@@ -1,0 +1,422 @@
+//go:build integration
+
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/emit"
+	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/worker"
+)
+
+// fieldRig is one spec over a real topic whose records allow 5 MB, written to the real
+// Cassandra through the worker's sinks, with the dead letters read back from the real Kafka.
+type fieldRig struct {
+	t       *testing.T
+	ctx     context.Context
+	brokers []string
+	name    string
+	ks      string
+	topic   string
+	prod    *kgo.Client
+	spec    *spec.Spec
+	store   *checkpoint.Store
+	sinks   []sink.Sink
+	ends    map[int32]int64
+}
+
+const fieldBase = int64(1767225600000) // 2026-01-01T00:00:00Z
+
+func newFieldRig(t *testing.T, extra ...sink.Sink) *fieldRig {
+	r := &fieldRig{t: t, brokers: testenv.KafkaBrokers(t), ctx: testenv.Context(t, 6*time.Minute), ends: map[int32]int64{}}
+	r.name = testenv.Name(t, "field")
+	r.ks = strings.ReplaceAll(r.name, "-", "_")
+	r.topic = r.name + ".raw"
+	var err error
+	r.prod, err = kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ProducerBatchMaxBytes(6<<20), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.prod.Close)
+	five := "5242880"
+	if _, err := kadm.NewClient(r.prod).CreateTopic(r.ctx, 2, 1, map[string]*string{"max.message.bytes": &five}, r.topic); err != nil {
+		t.Fatal(err)
+	}
+	if r.spec, err = spec.Parse(fmt.Appendf(nil, `
+name: %s
+input: {topic: %s, time_field: t, max_future_skew: 1h}
+key: [k]
+windows: [1m]
+allowed_lateness: 30s
+aggregations: [{fn: count}, {fn: sum, field: v}]
+outputs: [{type: cassandra, keyspace: %s, table: rollup}]
+`, r.name, r.topic, r.ks)); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := sink.NewCassandraSession(testenv.CassandraHosts(t), r.ks, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sess.Close)
+	cs, err := sink.NewCassandra(r.ctx, sess, sink.CassandraConfig{Keyspace: r.ks, Table: "rollup"}, []string{"k"}, []string{"count", "sum_v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox := sink.NewKafka([]kgo.Opt{kgo.SeedBrokers(r.brokers...)}, nil, r.name+".dlq", r.name+".progress")
+	if err := outbox.EnsureTopics(r.ctx, r.topic, 2); err != nil {
+		t.Fatal(err)
+	}
+	r.sinks = append(append([]sink.Sink{cs}, extra...), outbox)
+	if r.store, err = checkpoint.Open("file://" + filepath.Join(t.TempDir(), "ckpt")); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// produce writes records to a partition; each gets the log time it names.
+func (r *fieldRig) produce(p int32, recs ...*kgo.Record) {
+	r.t.Helper()
+	for _, rec := range recs {
+		rec.Topic, rec.Partition = r.topic, p
+	}
+	res := r.prod.ProduceSync(r.ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		r.t.Fatal(err)
+	}
+	for _, pr := range res {
+		r.ends[p] = max(r.ends[p], pr.Record.Offset+1)
+	}
+}
+
+func fieldEvent(k string, ts, v int64, logTime int64) *kgo.Record {
+	return &kgo.Record{Value: fmt.Appendf(nil, `{"k":%q,"t":%d,"v":%d}`, k, ts, v), Timestamp: time.UnixMilli(logTime)}
+}
+
+// start runs a worker on the rig until ctx ends or it fails; cancel stops it without a drain
+// (what a crash leaves behind, but for the open transaction, which the next owner's producer
+// fences either way); done gives Run's error.
+func (r *fieldRig) start(id string, ctx context.Context) (*worker.Worker, func(), <-chan error) {
+	r.t.Helper()
+	w, err := worker.New(worker.Config{WorkerID: id, Spec: r.spec, KafkaOpts: []kgo.Opt{kgo.SeedBrokers(r.brokers...)},
+		Checkpoints: r.store, CheckpointInterval: time.Second, Sinks: r.sinks, MaxPollRecords: 200,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("worker", id)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	wctx, cancelRun := context.WithCancel(ctx)
+	ch := make(chan error, 1)
+	go func() { ch <- w.Run(wctx) }()
+	return w, cancelRun, ch
+}
+
+// waitCheckpointed waits until every partition's checkpoint is at its end offset.
+func (r *fieldRig) waitCheckpointed(w *worker.Worker, done <-chan error) {
+	r.t.Helper()
+	for {
+		st := w.Status()
+		ok := len(st.Partitions) == len(r.ends)
+		for _, p := range st.Partitions {
+			ok = ok && p.LastCheckpointOffset >= r.ends[p.Partition]
+		}
+		if ok {
+			return
+		}
+		select {
+		case err := <-done:
+			r.t.Fatalf("worker stopped: %v", err)
+		case <-r.ctx.Done():
+			r.t.Fatalf("timed out; status %+v, ends %v", st, r.ends)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+type deadLetter struct {
+	reason, detail string
+	key            string
+	size           int
+}
+
+// deadLetters reads the committed dead letters.
+func (r *fieldRig) deadLetters() []deadLetter {
+	r.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(r.name+".dlq"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(8<<20))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []deadLetter
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return out
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			d := deadLetter{key: string(rec.Key), size: len(rec.Value)}
+			for _, h := range rec.Headers {
+				switch h.Key {
+				case "liveagg-reason":
+					d.reason = string(h.Value)
+				case "liveagg-detail":
+					d.detail = string(h.Value)
+				}
+			}
+			out = append(out, d)
+		})
+	}
+}
+
+// rollups reads the Cassandra table as "key@window_start" -> {count, sum}.
+func (r *fieldRig) rollups() map[string][2]float64 {
+	r.t.Helper()
+	host, port, _ := strings.Cut(testenv.CassandraHosts(r.t)[0], ":")
+	c := gocql.NewCluster(host)
+	fmt.Sscan(port, &c.Port)
+	c.Timeout = 30 * time.Second
+	s, err := c.CreateSession()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer s.Close()
+	iter := s.Query(fmt.Sprintf(`SELECT k, window_start, count, sum_v FROM %s.rollup`, r.ks)).PageSize(5000).Iter()
+	out := map[string][2]float64{}
+	var k string
+	var start time.Time
+	var n int64
+	var sum float64
+	for iter.Scan(&k, &start, &n, &sum) {
+		out[fmt.Sprintf("%s@%d", k, start.UnixMilli())] = [2]float64{float64(n), sum}
+	}
+	if err := iter.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// TestBadRecordsAndRowsNeverStopAPartition sends, among good records on a topic that allows
+// 5 MB, each kind of record that used to stop its partition for good or to spoil the ones
+// after it: a 2 MB record (too large for the spec, and for a dead-letter topic sized by the
+// broker's default), a key with invalid UTF-8 (which Cassandra refuses), a key longer than
+// Cassandra's 64 KiB partition-key limit (a row Cassandra refuses), and a record stamped five
+// minutes ahead of its log time. A worker is abandoned mid-stream without a checkpoint and a
+// new one takes over. Every good record must be in Cassandra exactly once, each bad one in the
+// dead letters exactly once with its reason, and none late.
+func TestBadRecordsAndRowsNeverStopAPartition(t *testing.T) {
+	r := newFieldRig(t)
+	const n = 3000
+	want := map[string][2]float64{}
+	add := func(k string, ts, v int64) {
+		id := fmt.Sprintf("%s@%d", k, ts-ts%60_000)
+		c := want[id]
+		want[id] = [2]float64{c[0] + 1, c[1] + float64(v)}
+	}
+	longKey := strings.Repeat("x", 70_000)
+	rest := map[int32][]*kgo.Record{}
+	for p := range int32(2) {
+		var recs []*kgo.Record
+		for i := range n {
+			ts := fieldBase + int64(i)*100
+			// Each series on one partition, as the spec's one-stage run requires.
+			k := fmt.Sprintf("p%dk%d", p, i%20)
+			switch {
+			case p == 0 && i == 500:
+				recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, `{"k":"big","t":%d,"v":1,"pad":%q}`, ts, strings.Repeat("p", 2<<20)), Timestamp: time.UnixMilli(ts + 1000)})
+				continue
+			case p == 0 && i == 1000:
+				recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, "{\"k\":\"m\xff\xfe\",\"t\":%d,\"v\":1}", ts), Timestamp: time.UnixMilli(ts + 1000)})
+				continue
+			case p == 1 && i == 1200:
+				k = longKey
+			case p == 1 && i == 1500:
+				// Five minutes ahead of when it was written: counted, but it must not make the
+				// records after it late.
+				recs = append(recs, fieldEvent(k, ts+5*60_000, int64(i), ts+1000))
+				add(k, ts+5*60_000, int64(i))
+				continue
+			}
+			recs = append(recs, fieldEvent(k, ts, int64(i), ts+1000))
+			if k != longKey {
+				add(k, ts, int64(i))
+			}
+		}
+		r.produce(p, recs[:n/2]...)
+		rest[p] = recs[n/2:]
+	}
+	// A first worker applies part of the stream and is abandoned without a checkpoint.
+	w1, stop1, done1 := r.start("w1", r.ctx)
+	for w1.Totals().Records < n/2 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop1()
+	if err := <-done1; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("first worker: %v", err)
+	}
+	// The rest of the stream, and a record per partition far ahead that closes every window.
+	for p := range int32(2) {
+		r.produce(p, rest[p]...)
+		r.produce(p, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
+	}
+	w2, stop2, done := r.start("w2", r.ctx)
+	defer stop2()
+	r.waitCheckpointed(w2, done)
+
+	got := r.rollups()
+	for id, w := range want {
+		if g, ok := got[id]; !ok || g != w {
+			t.Errorf("rollup %s = %v (present %v), want %v", id, g, ok, w)
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			t.Errorf("unexpected rollup %.40s", id)
+		}
+	}
+	reasons := map[string]int{}
+	for _, d := range r.deadLetters() {
+		reasons[d.reason]++
+		if d.reason == "too_large" && d.size < 2<<20 {
+			t.Errorf("the too_large dead letter holds %d bytes, not the whole record", d.size)
+		}
+		if d.reason == sink.RejectedRow && !strings.Contains(d.detail, "Key length") {
+			t.Errorf("the rejected row's detail %q does not give Cassandra's reason", d.detail)
+		}
+	}
+	wantReasons := map[string]int{"too_large": 1, "invalid_utf8": 1, sink.RejectedRow: 1}
+	for reason, n := range wantReasons {
+		if reasons[reason] != n {
+			t.Errorf("dead letters %s: %d, want %d (all: %v)", reason, reasons[reason], n, reasons)
+		}
+	}
+	if len(reasons) != len(wantReasons) {
+		t.Errorf("dead-letter reasons %v, want only %v", reasons, wantReasons)
+	}
+	t.Logf("%d rollups exact; dead letters %v", len(want), reasons)
+}
+
+// panicSink is a sink with a bug: it panics on any window holding the series "boom".
+type panicSink struct {
+	mu     sync.Mutex
+	panics int
+}
+
+func (s *panicSink) Name() string { return "buggy" }
+func (s *panicSink) Close() error { return nil }
+func (s *panicSink) Open(context.Context, sink.PartitionKey, string) (sink.Writer, error) {
+	return s, nil
+}
+func (s *panicSink) Flush(context.Context) (string, error) { return "", nil }
+func (s *panicSink) Write(_ context.Context, w *emit.Window) error {
+	for _, row := range w.Rows {
+		if row.Key[0] == "boom" {
+			s.mu.Lock()
+			s.panics++
+			s.mu.Unlock()
+			panic("buggy sink cannot write boom")
+		}
+	}
+	return nil
+}
+
+// TestPoisonRecordEndsTheCrashLoop: a sink with a bug panics on one window. The worker must not
+// crash (the panic fails the partition), must not loop: after PoisonAfter owners in a row
+// failed at the record that closes that window, the next one writes that window guarded, its
+// rows for the buggy sink go to the dead letters, and the partition goes on. Cassandra, which
+// has no bug, gets every row.
+func TestPoisonRecordEndsTheCrashLoop(t *testing.T) {
+	buggy := &panicSink{}
+	r := newFieldRig(t, buggy)
+	want := map[string][2]float64{}
+	var recs []*kgo.Record
+	for i := range 600 {
+		ts := fieldBase + int64(i)*1000
+		k := fmt.Sprintf("k%d", i%3)
+		if i == 90 {
+			k = "boom"
+		}
+		recs = append(recs, fieldEvent(k, ts, int64(i), ts+500))
+		id := fmt.Sprintf("%s@%d", k, ts-ts%60_000)
+		c := want[id]
+		want[id] = [2]float64{c[0] + 1, c[1] + float64(i)}
+	}
+	recs = append(recs, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
+	r.produce(0, recs...)
+	r.produce(1, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
+
+	failures := 0
+	for run := 1; ; run++ {
+		if run > 6 {
+			t.Fatalf("still failing after %d runs: a crash loop", run-1)
+		}
+		w, stop, done := r.start(fmt.Sprintf("w%d", run), r.ctx)
+		var err error
+		for err == nil {
+			select {
+			case err = <-done:
+			case <-time.After(100 * time.Millisecond):
+				st := w.Status()
+				ok := len(st.Partitions) == 2
+				for _, p := range st.Partitions {
+					ok = ok && p.LastCheckpointOffset >= r.ends[p.Partition]
+				}
+				if ok {
+					err = errors.New("done")
+				}
+			case <-r.ctx.Done():
+				t.Fatalf("timed out in run %d", run)
+			}
+		}
+		stop()
+		if err.Error() == "done" {
+			break
+		}
+		if !strings.Contains(err.Error(), "panic") {
+			t.Fatalf("run %d failed for another reason: %v", run, err)
+		}
+		failures++
+	}
+	if failures != 3 {
+		t.Errorf("%d failed runs before the poison was passed, want 3 (PoisonAfter)", failures)
+	}
+	got := r.rollups()
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("rollup %s = %v, want %v", id, got[id], w)
+		}
+	}
+	var boomRows int
+	for _, d := range r.deadLetters() {
+		if d.reason != sink.RejectedRow || !strings.Contains(d.detail, "poison") {
+			t.Errorf("unexpected dead letter %+v", d)
+		}
+		if strings.HasPrefix(d.key, "boom") {
+			boomRows++
+		}
+	}
+	if boomRows != 1 {
+		t.Errorf("the boom row is in the dead letters %d times, want once", boomRows)
+	}
+	m, err := r.store.Inspect(r.ctx, checkpoint.Key{Spec: r.name, Topic: r.topic, Partition: 0})
+	if err != nil || m.Failure != nil {
+		t.Errorf("manifest failure after the poison was passed: %+v, %v", m.Failure, err)
+	}
+}
