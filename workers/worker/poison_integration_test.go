@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -419,4 +421,76 @@ func TestPoisonRecordEndsTheCrashLoop(t *testing.T) {
 	if err != nil || m.Failure != nil {
 		t.Errorf("manifest failure after the poison was passed: %+v, %v", m.Failure, err)
 	}
+}
+
+// TestAdversarialRecordsOnARealPartition produces random and hostile records to a real
+// partition (random bytes, deep nesting, huge numbers, control characters, every JSON type in
+// every field, invalid UTF-8, records up to the topic's 5 MB limit) between good ones. The
+// worker must never stop, and every record must be either aggregated or dead-lettered, once:
+// the counts in Cassandra plus the dead letters add up to what was produced.
+func TestAdversarialRecordsOnARealPartition(t *testing.T) {
+	r := newFieldRig(t)
+	rng := rand.New(rand.NewPCG(15, 2026))
+	values := []string{`"s"`, `1`, `-0.5`, `1e308`, `1e999`, `-1e400`, `true`, `null`, `[]`, `{}`, `[1,"a",{}]`, `"1.5"`,
+		`"` + "m\xff\xfe" + `"`, `"\u0000\u001f\ud800"`, `"` + "\x1f" + `"`, `{"a":{"b":{"c":1}}}`, `99999999999999999999999`, `""`}
+	hostile := func(i int, ts int64) []byte {
+		switch rng.IntN(8) {
+		case 0: // random bytes
+			b := make([]byte, rng.IntN(300))
+			for j := range b {
+				b[j] = byte(rng.IntN(256))
+			}
+			return b
+		case 1: // deep nesting
+			d := 1 + rng.IntN(5000)
+			return []byte(strings.Repeat(`{"a":`, d) + `1` + strings.Repeat(`}`, d))
+		case 2: // a big record, up to the topic's limit
+			return fmt.Appendf(nil, `{"k":"big","t":%d,"v":1,"pad":%q}`, ts, strings.Repeat("z", rng.IntN(5_000_000)))
+		case 3: // truncated JSON
+			b := fmt.Appendf(nil, `{"k":"p0k%d","t":%d,"v":%d}`, i%7, ts, i)
+			return b[:rng.IntN(len(b))]
+		default: // every type in every field
+			return fmt.Appendf(nil, `{"k":%s,"t":%s,"v":%s}`, values[rng.IntN(len(values))], []string{strconv.FormatInt(ts, 10), values[rng.IntN(len(values))]}[rng.IntN(2)],
+				values[rng.IntN(len(values))])
+		}
+	}
+	const n = 3000
+	var recs []*kgo.Record
+	produced := 0
+	for i := range n {
+		ts := fieldBase + int64(i)*100
+		var v []byte
+		if i%3 == 0 {
+			v = hostile(i, ts)
+		} else {
+			v = fmt.Appendf(nil, `{"k":"p0k%d","t":%d,"v":%d}`, i%7, ts, i)
+		}
+		recs = append(recs, &kgo.Record{Value: v, Timestamp: time.UnixMilli(ts + 1000)})
+		produced++
+		if len(recs) == 200 || i == n-1 {
+			r.produce(0, recs...)
+			recs = recs[:0]
+		}
+	}
+	r.produce(0, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
+	r.produce(1, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
+	w, stop, done := r.start("fuzz", r.ctx)
+	defer stop()
+	r.waitCheckpointed(w, done)
+
+	var aggregated float64
+	for id, c := range r.rollups() {
+		if !strings.HasPrefix(id, "closer@") {
+			aggregated += c[0]
+		}
+	}
+	dead := r.deadLetters()
+	reasons := map[string]int{}
+	for _, d := range dead {
+		reasons[d.reason]++
+	}
+	if int(aggregated)+len(dead) != produced {
+		t.Errorf("aggregated %v + dead-lettered %d = %d, want the %d produced (reasons %v)", aggregated, len(dead), int(aggregated)+len(dead), produced, reasons)
+	}
+	t.Logf("%d records: %v aggregated, dead letters %v", produced, aggregated, reasons)
 }
