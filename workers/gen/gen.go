@@ -1,4 +1,4 @@
-// Package gen generates the indoor-location events of DESIGN.md for the demo, the examples,
+// Package gen generates the indoor-location events of examples/indoor-location for the demo, the examples,
 // tests and benchmarks: {org, site, building, floor, zone, device, ts, x, y, rssi, dwell_ms}.
 //
 // Orgs are Zipf-distributed (a few huge orgs carry most of the traffic, which is what makes a

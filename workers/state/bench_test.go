@@ -94,8 +94,8 @@ func oneMillionSeries() *stream {
 	return benchStream
 }
 
-// zipfSeries is the same key space with Zipf-distributed orgs (exponent 1.3), as DESIGN.md
-// describes real traffic: fewer series are live and hot ones stay in cache.
+// zipfSeries is the same key space with Zipf-distributed orgs (exponent 1.3), as multi-tenant
+// traffic is: fewer series are live and hot ones stay in cache.
 func zipfSeries() *stream {
 	zipfOnce.Do(func() {
 		zipfStream = makeStream(gen.Config{Seed: 99, Zipf: 1.3, Orgs: 1000, SitesPerOrg: 50, FloorsPerSite: 4,
