@@ -474,9 +474,7 @@ func allowsAll(cs []constraint, v version) bool {
 func looser(outer, inner []constraint) (version, bool) {
 	var cand []version
 	for _, c := range append(slices.Clone(outer), inner...) {
-		for _, d := range []version{c.v, {c.v[0], c.v[1], c.v[2] + 1}, {c.v[0], c.v[1] + 1, 0}, {c.v[0] + 1, 0, 0}} {
-			cand = append(cand, d)
-		}
+		cand = append(cand, c.v, version{c.v[0], c.v[1], c.v[2] + 1}, version{c.v[0], c.v[1] + 1, 0}, version{c.v[0] + 1, 0, 0})
 		if c.v[2] > 0 {
 			cand = append(cand, version{c.v[0], c.v[1], c.v[2] - 1})
 		} else if c.v[1] > 0 {

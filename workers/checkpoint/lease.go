@@ -81,12 +81,8 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 		man.Previous = man.Current
 	}
 	man.Current = &e
-	body, err := json.Marshal(man)
-	if err != nil {
-		return Entry{}, fmt.Errorf("save %s: %w", l.key, err)
-	}
-	tag, err := l.s.b.putIf(ctx, path.Join(l.key.dir(), "MANIFEST"), body, l.tag)
-	if errors.Is(err, errPrecondition) {
+	tag, err := l.putManifest(ctx, man)
+	if errors.Is(err, ErrFenced) {
 		// Our state object is orphaned; the new owner's manifest never names it.
 		_ = l.s.b.remove(ctx, obj)
 		cur, _, rerr := l.s.readManifest(ctx, l.key)
@@ -123,19 +119,26 @@ func (l *Lease) RecordFailure(ctx context.Context, offset int64, phase string, c
 		f.Error = f.Error[:2048] + "..."
 	}
 	man.Failure = &f
-	body, err := json.Marshal(man)
+	tag, err := l.putManifest(ctx, man)
 	if err != nil {
-		return Failure{}, fmt.Errorf("record failure %s: %w", l.key, err)
-	}
-	tag, err := l.s.b.putIf(ctx, path.Join(l.key.dir(), "MANIFEST"), body, l.tag)
-	if errors.Is(err, errPrecondition) {
-		return Failure{}, fmt.Errorf("record failure %s generation %d: %w", l.key, l.gen, ErrFenced)
-	}
-	if err != nil {
-		return Failure{}, fmt.Errorf("record failure %s: %w", l.key, err)
+		return Failure{}, fmt.Errorf("record failure %s generation %d: %w", l.key, l.gen, err)
 	}
 	l.tag, l.man = tag, man
 	return f, nil
+}
+
+// putManifest writes man if the manifest is still the one this lease wrote last; ErrFenced
+// if a newer owner has claimed the partition since.
+func (l *Lease) putManifest(ctx context.Context, man Manifest) (string, error) {
+	body, err := json.Marshal(man)
+	if err != nil {
+		return "", err
+	}
+	tag, err := l.s.b.putIf(ctx, path.Join(l.key.dir(), "MANIFEST"), body, l.tag)
+	if errors.Is(err, errPrecondition) {
+		return "", ErrFenced
+	}
+	return tag, err
 }
 
 // Load returns the newest readable checkpoint of the lease's partition: the current one, or,

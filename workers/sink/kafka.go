@@ -303,7 +303,7 @@ func (w *kafkaWriter) Write(ctx context.Context, win *emit.Window) error {
 				val = win.AppendJSON(nil, i)
 			}
 			r := &kgo.Record{Topic: out.Topic, Key: key, Value: val, Partition: -1}
-			if !w.k.limits.fits(r) {
+			if !w.k.limits.fits(r) && w.k.deadLetter != "" {
 				// A row its topic cannot take would fail the whole transaction on every
 				// replay: it goes to the dead letters instead, once.
 				w.produceDeadLetter(ctx, rowDeadLetter(w.k.deadLetter, Rejection{Sink: w.k.Name() + ":" + out.Topic, Window: win, Row: i,

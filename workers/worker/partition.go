@@ -652,6 +652,7 @@ func (o *owner) recordFailure(err error) {
 	if o.handling < 0 || o.lease == nil || sink.Classify(err) == sink.Transient {
 		return
 	}
+	_ = o.waitSave() // the lease is not shared with a save still in flight
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	f, rerr := o.lease.RecordFailure(ctx, o.handling, o.phase, err)
