@@ -85,6 +85,7 @@ func (k *Kafka) Close() error { return nil }
 // reads the message limit of every topic the outbox writes.
 func (k *Kafka) EnsureTopics(ctx context.Context, inputTopic string, inputPartitions int32) error {
 	k.inputTopic = inputTopic
+	k.limits = topicLimits{}
 	cl, err := kgo.NewClient(k.opts...)
 	if err != nil {
 		return err
@@ -386,10 +387,7 @@ func capDetail(s string) string {
 // batchCap is the producer's batch limit for a topic: the topic's own max.message.bytes when
 // EnsureTopics read it, else franz-go's conservative default.
 func (k *Kafka) batchCap(topic string) int32 {
-	if v, ok := k.limits[topic]; ok {
-		return v
-	}
-	return 1000012
+	return k.limits.of(topic)
 }
 
 // Position sets what the next commit's marker records.

@@ -34,12 +34,17 @@ const (
 // topicLimits holds max.message.bytes of the topics the outbox writes, read once at start.
 type topicLimits map[string]int32
 
+// of is a topic's limit, or franz-go's conservative default for a topic not read: the same
+// number the producer's batch cap uses, so a record checked here is never refused there.
 func (l topicLimits) of(topic string) int32 {
 	if v, ok := l[topic]; ok {
 		return v
 	}
-	return kafkaDefaultMaxMessage
+	return producerDefaultBatch
 }
+
+// producerDefaultBatch is franz-go's default batch cap, a little under Kafka's default limit.
+const producerDefaultBatch = 1000012
 
 // fits says whether a record of these parts can be produced to its topic.
 func (l topicLimits) fits(r *kgo.Record) bool {
@@ -88,11 +93,18 @@ func maxMessageBytes(ctx context.Context, adm *kadm.Client, topics ...string) (t
 var ErrDeadLetterTooSmall = errors.New("dead-letter topic takes smaller records than the input topic")
 
 // sizeDeadLetters makes the dead-letter topic take any record the input topic accepts, plus
-// the dead letter's headers: it is created that way, and raised if it exists with less.
-func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) error {
+// the dead letter's headers: it is created that way, and raised if it exists with less. It
+// records the limit it set: a topic created a moment ago may not be described yet.
+func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) (err error) {
 	if k.deadLetter == "" {
 		return nil
 	}
+	var set int64
+	defer func() {
+		if err == nil && set > 0 {
+			k.limits[k.deadLetter] = int32(set)
+		}
+	}()
 	want := int64(kafkaDefaultMaxMessage)
 	if k.inputTopic != "" {
 		in, err := maxMessageBytes(ctx, adm, k.inputTopic)
@@ -103,8 +115,9 @@ func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) error {
 	}
 	want = min(want+deadLetterHeadroom, 1<<30)
 	val := strconv.FormatInt(want, 10)
-	_, err := adm.CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &val}, k.deadLetter)
+	_, err = adm.CreateTopic(ctx, 1, -1, map[string]*string{"max.message.bytes": &val}, k.deadLetter)
 	if err == nil {
+		set = want
 		return nil
 	}
 	if !errors.Is(err, kerr.TopicAlreadyExists) {
@@ -115,6 +128,7 @@ func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) error {
 		return err
 	}
 	if int64(have.of(k.deadLetter)) >= want {
+		set = int64(have.of(k.deadLetter))
 		return nil
 	}
 	resps, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &val}}, k.deadLetter)
@@ -129,6 +143,7 @@ func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("%w: %s takes %d bytes, %s up to %d; raising it was refused (%v): set max.message.bytes=%d on %s",
 			ErrDeadLetterTooSmall, k.deadLetter, have.of(k.deadLetter), k.inputTopic, want-deadLetterHeadroom, err, want, k.deadLetter)
 	}
+	set = want
 	return nil
 }
 
@@ -136,10 +151,8 @@ func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) error {
 // producer's per-topic batch cap and the checks before each record.
 func (k *Kafka) readLimits(ctx context.Context, adm *kadm.Client) error {
 	var names []string
-	for _, t := range []string{k.deadLetter, k.progressTopic} {
-		if t != "" {
-			names = append(names, t)
-		}
+	if k.progressTopic != "" {
+		names = append(names, k.progressTopic)
 	}
 	for _, o := range k.outputs {
 		names = append(names, o.Topic)
@@ -149,7 +162,6 @@ func (k *Kafka) readLimits(ctx context.Context, adm *kadm.Client) error {
 	}
 	// Output topics may be created by someone else later (the provider, auto-creation): a
 	// topic not there yet keeps the default limit.
-	limits := topicLimits{}
 	for _, n := range names {
 		l, err := maxMessageBytes(ctx, adm, n)
 		if errors.Is(err, kerr.UnknownTopicOrPartition) {
@@ -158,9 +170,8 @@ func (k *Kafka) readLimits(ctx context.Context, adm *kadm.Client) error {
 		if err != nil {
 			return err
 		}
-		limits[n] = l.of(n)
+		k.limits[n] = l.of(n)
 	}
-	k.limits = limits
 	return nil
 }
 
