@@ -29,6 +29,9 @@ func main() {
 	kafka := flag.String("kafka", "", "Kafka bootstrap address to probe with a produce and a consume")
 	cql := flag.String("cql", "", "Cassandra native-protocol address to probe with a query")
 	s3url := flag.String("s3", "", "S3 endpoint (moto) to probe with a bucket round trip")
+	cqlCA := flag.String("cql-ca", "", "with -cql: connect with TLS, trusting this PEM CA file")
+	cqlUser := flag.String("cql-user", "", "with -cql: log in as this user")
+	cqlPass := flag.String("cql-password", "", "with -cql: the user's password")
 	timeout := flag.Duration("timeout", 2*time.Minute, "give up after this long")
 	flag.Parse()
 
@@ -39,7 +42,7 @@ func main() {
 	case *kafka != "":
 		err = retry(ctx, "kafka", func(ctx context.Context) error { return probeKafka(ctx, *kafka) })
 	case *cql != "":
-		err = retry(ctx, "cassandra", func(ctx context.Context) error { return probeCQL(*cql) })
+		err = retry(ctx, "cassandra", func(ctx context.Context) error { return probeCQL(*cql, *cqlCA, *cqlUser, *cqlPass) })
 	case *s3url != "":
 		err = retry(ctx, "s3", func(ctx context.Context) error { return probeS3(ctx, *s3url) })
 	default:
@@ -102,7 +105,9 @@ func probeKafka(ctx context.Context, addr string) error {
 	}
 }
 
-func probeCQL(addr string) error {
+// probeCQL runs a query; with a CA it connects over TLS verified against it, and with a user it
+// logs in (the secured instance's superuser appears a few seconds after the port opens).
+func probeCQL(addr, caFile, user, pass string) error {
 	host, port, err := splitHostPort(addr)
 	if err != nil {
 		return err
@@ -112,6 +117,12 @@ func probeCQL(addr string) error {
 	c.Timeout = 10 * time.Second
 	c.ConnectTimeout = 10 * time.Second
 	c.DisableInitialHostLookup = true
+	if caFile != "" {
+		c.SslOpts = &gocql.SslOptions{CaPath: caFile, EnableHostVerification: true}
+	}
+	if user != "" {
+		c.Authenticator = gocql.PasswordAuthenticator{Username: user, Password: pass}
+	}
 	s, err := c.CreateSession()
 	if err != nil {
 		return err
