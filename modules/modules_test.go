@@ -22,8 +22,6 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
-	"github.com/zclconf/go-cty/cty/function"
-	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/liveagg/liveagg/workers/cli"
 
@@ -94,7 +92,7 @@ func render(t *testing.T, path string, vars map[string]cty.Value) string {
 	if diags.HasErrors() {
 		t.Fatalf("%s: %v", path, diags)
 	}
-	v, diags := expr.Value(&hcl.EvalContext{Variables: vars, Functions: map[string]function.Function{"jsonencode": stdlib.JSONEncodeFunc}})
+	v, diags := expr.Value(&hcl.EvalContext{Variables: vars, Functions: planFunctions(false)})
 	if diags.HasErrors() {
 		t.Fatalf("%s: %v", path, diags)
 	}
@@ -242,12 +240,14 @@ func TestIAMMatchesTheCode(t *testing.T) {
 		want   []string
 	}{
 		{"worker", "spot-workers/policy.json.tftpl",
-			map[string]cty.Value{"bucket_arn": arn, "token_parameter_arn": arn, "binary_object_arn": arn, "msk_cluster_arn": cty.StringVal("arn:aws:kafka:c"), "msk_resource_prefix": arn},
+			map[string]cty.Value{"checkpoint_bucket_arn": arn, "checkpoint_prefix": cty.StringVal("checkpoints/s"), "spec_registry_arn": arn,
+				"output_object_arns": strs("arn:aws:s3:::o/s/*"), "token_parameter_arn": arn, "binary_object_arn": arn,
+				"msk_cluster_arn": cty.StringVal("arn:aws:kafka:c"), "msk_resource_prefix": arn},
 			derived(fromCode(t, "../workers/checkpoint/s3.go", "s3", "S3API"), fromCode(t, "../workers/sink/s3.go", "s3", "S3API"),
 				fromCode(t, "../workers/specsrc/specsrc.go", "s3", "S3API"), fromCode(t, "../workers/spot/spot.go", "ec2", "Tagger"),
 				fromCode(t, "../workers/spot/spot.go", "ssm", "Parameters"), fromCode(t, "../workers/cwpub/cwpub.go", "cloudwatch", "API"))},
 		{"spotinterrupt", "control-lambdas/policies/spotinterrupt.json.tftpl",
-			map[string]cty.Value{"stack": cty.StringVal("s"), "asg_arn": arn, "token_parameter_arn": arn, "log_group_arn": arn, "dlq_arn": arn},
+			map[string]cty.Value{"stack": cty.StringVal("s"), "asg_arns": strs("arn:aws:x"), "token_parameter_arn": arn, "log_group_arn": arn, "dlq_arn": arn},
 			derived(fromCode(t, "../lambdas/spotinterrupt/handler.go", "ec2", "EC2"), fromCode(t, "../lambdas/spotinterrupt/handler.go", "autoscaling", "AutoScaling"),
 				fromCode(t, "../lambdas/spotinterrupt/handler.go", "ssm", "SSM"), fromCode(t, "../lambdas/spotinterrupt/handler.go", "cloudwatch", "CloudWatch"))},
 		{"autoscaler", "control-lambdas/policies/autoscaler.json.tftpl",
@@ -297,8 +297,10 @@ func TestEventPatternsMatchTheSamples(t *testing.T) {
 		return m
 	}
 	spot := load("control-lambdas/patterns/spot.json.tftpl", nil)
-	lifecycle := load("control-lambdas/patterns/lifecycle.json.tftpl", map[string]cty.Value{"asg_name": cty.StringVal("sampleASG")})
-	other := load("control-lambdas/patterns/lifecycle.json.tftpl", map[string]cty.Value{"asg_name": cty.StringVal("another-group")})
+	// One rule for the stack's groups: it matches a lifecycle action of any of them, and of no
+	// other group.
+	lifecycle := load("control-lambdas/patterns/lifecycle.json.tftpl", map[string]cty.Value{"asg_names": strs("stack-l1", "sampleASG")})
+	other := load("control-lambdas/patterns/lifecycle.json.tftpl", map[string]cty.Value{"asg_names": strs("another-group", "stack-l1")})
 	for _, tc := range []struct {
 		sample                  string
 		spot, lifecycle, others bool
@@ -413,11 +415,26 @@ func TestDashboardAndAlarmsUseEmittedMetrics(t *testing.T) {
 func TestLambdaEnvironments(t *testing.T) {
 	cfg := loadConfig(t, "control-lambdas")
 	run := &planRun{root: cfg, args: map[string]map[string][]cty.Value{}}
-	fns := newInstance(run, cfg, "", run.inputs(cfg, nil, hcl.Range{})).local("functions")
+	fleet := func(asg string, autoscaler cty.Value) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"asg_name": cty.StringVal(asg), "spec_name": cty.StringVal("spec-" + asg),
+			"partitions": cty.NumberIntVal(12), "autoscaler": autoscaler})
+	}
+	fleets := cty.ObjectVal(map[string]cty.Value{
+		"l1":  fleet("s-l1", cty.NullVal(cty.DynamicPseudoType)),
+		"org": fleet("s-org", cty.ObjectVal(map[string]cty.Value{"target_utilization": cty.NumberFloatVal(0.8), "dry_run": cty.True})),
+	})
+	fns := newInstance(run, cfg, "", run.inputs(cfg, map[string]cty.Value{"fleets": fleets}, hcl.Range{})).local("functions")
 	if len(run.problems) > 0 {
 		t.Fatal(run.problems)
 	}
-	for fn, v := range fns.AsValueMap() {
+	if n := len(fns.AsValueMap()); n != 3 {
+		t.Fatalf("two fleets make %d functions, want one spot function and two autoscalers", n)
+	}
+	if asg := fns.GetAttr("spotinterrupt").GetAttr("env").GetAttr("LIVEAGG_ASG"); !asg.RawEquals(cty.StringVal("s-l1,s-org")) {
+		t.Errorf("the spot function serves LIVEAGG_ASG=%s, want every fleet's group, comma-separated", asg.GoString())
+	}
+	for key, v := range fns.AsValueMap() {
+		fn := v.GetAttr("code").AsString()
 		reads, required := map[string]bool{}, map[string]bool{}
 		files, _ := filepath.Glob(filepath.Join("../lambdas", fn, "*.go"))
 		more, _ := filepath.Glob(filepath.Join("../lambdas", fn, "bootstrap", "*.go"))
@@ -436,19 +453,19 @@ func TestLambdaEnvironments(t *testing.T) {
 				required[m[1]] = true
 			}
 		}
-		if len(required) == 0 {
-			t.Errorf("%s: found no documented required variables; has the doc format changed?", fn)
+		if len(files) == 0 || len(required) == 0 {
+			t.Errorf("%s (%s): found no code or no documented required variables; has the doc format changed?", key, fn)
 		}
 		set := map[string]bool{}
 		for name := range v.GetAttr("env").Type().AttributeTypes() {
 			set[name] = true
 			if !reads[name] {
-				t.Errorf("%s: the module sets %s, which the code does not read", fn, name)
+				t.Errorf("%s: the module sets %s, which the code does not read", key, name)
 			}
 		}
 		for name := range required {
 			if !set[name] {
-				t.Errorf("%s: the code requires %s, which the module does not set", fn, name)
+				t.Errorf("%s: the code requires %s, which the module does not set", key, name)
 			}
 		}
 	}

@@ -505,6 +505,10 @@ type planRun struct {
 	// args holds, per graph node, the values its top-level arguments and nested block
 	// attributes (as block.attr) took in every instance.
 	args map[string]map[string][]cty.Value
+	// known gives a resource or data source (by address, like data.aws_region.current, in
+	// every module) a known value instead of an unknown one: what a test needs to see a value
+	// built from it, such as a policy naming the region and account, as a real plan would.
+	known map[string]cty.Value
 }
 
 func (r *planRun) problem(rng hcl.Range, format string, a ...any) {
@@ -644,6 +648,9 @@ func (m *modInstance) local(name string) cty.Value {
 // resourceValue is what a reference to a resource sees at plan time: its instances (one,
 // a tuple by count, an object by for_each key when the keys are known), each unknown.
 func (m *modInstance) resourceValue(res *tfResource) cty.Value {
+	if v, ok := m.run.known[res.addr()]; ok && res.block.Body.Attributes["count"] == nil && res.block.Body.Attributes["for_each"] == nil {
+		return v
+	}
 	mark := applyMark
 	if res.mode == "data" {
 		mark = dataMark

@@ -21,6 +21,11 @@ module "pipeline" {
 
 locals {
   inputs = { for k, doc in var.specs : k => yamldecode(doc).input.topic }
+  # Known at plan time from the documents themselves: the spec's name, the first folder of its
+  # checkpoint and S3 output keys, and its s3 outputs' locations, the only places besides its
+  # checkpoints its workers may write.
+  spec_names = { for k, doc in var.specs : k => yamldecode(doc).name }
+  s3_outputs = { for k, doc in var.specs : k => [for o in try(yamldecode(doc).outputs, []) : o.url if o.type == "s3"] }
 
   # A worker has up to one poll of records fetched and not yet applied (workers/worker's
   # MaxPollRecords default; a test keeps the two equal): that much lag per worker is no backlog.
@@ -44,16 +49,18 @@ module "workers" {
   vpc_id                   = var.network.vpc_id
   vpc_cidr                 = var.network.vpc_cidr
   subnet_ids               = var.network.subnet_ids
-  lambda_security_group_id = module.control[each.key].security_group_id
+  lambda_security_group_id = module.control.security_group_id
   ami_id                   = var.ami_id
   instance_types           = each.value.instance_types
   min_size                 = module.pipeline.fleet_plans[each.key].min_workers
   max_size                 = module.pipeline.fleet_plans[each.key].max_workers
   memory_limit_mib         = module.pipeline.fleet_plans[each.key].instance_memory_mib
   binary_location          = var.binary_location
+  spec_name                = local.spec_names[each.key]
   spec_location            = module.pipeline.spec_locations[each.key]
-  bucket_arn               = module.store.arn
+  spec_registry            = module.store.spec_registry
   checkpoint_location      = module.store.checkpoint_location
+  s3_output_locations      = local.s3_outputs[each.key]
   kafka_brokers            = var.kafka.brokers
   kafka_tls                = var.kafka.tls
   kafka_sasl_mechanism     = var.kafka.sasl_mechanism
@@ -63,21 +70,24 @@ module "workers" {
   tags                     = var.tags
 }
 
+# One control module for the stack: one spot function that serves every fleet's group (a spot
+# warning names only the instance, so per-fleet functions would each see every warning), and
+# an autoscaler per fleet.
 module "control" {
-  source   = "../control-lambdas"
-  for_each = var.fleets
+  source = "../control-lambdas"
 
-  name                  = "${var.name}-${each.key}"
-  stack                 = var.name
-  asg_name              = "${var.name}-${each.key}"
-  asg_arn               = "arn:aws:autoscaling:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${var.name}-${each.key}"
-  spec_name             = module.pipeline.spec_names[each.key]
-  partitions            = module.pipeline.topics[local.inputs[each.key]]
+  name  = var.name
+  stack = var.name
+  fleets = { for k, f in var.fleets : k => {
+    asg_name   = "${var.name}-${k}"
+    spec_name  = local.spec_names[k]
+    partitions = module.pipeline.topics[local.inputs[k]]
+    autoscaler = { cores_per_worker = f.cores_per_worker }
+  } }
   dist_dir              = var.lambda_dist_dir
   vpc_id                = var.network.vpc_id
   subnet_ids            = var.network.subnet_ids
   admin_token_parameter = var.admin_token_parameter
-  autoscaler            = { cores_per_worker = each.value.cores_per_worker }
   tags                  = var.tags
 }
 

@@ -4,7 +4,7 @@ output "security_group_id" {
 }
 
 output "function_arns" {
-  description = "The functions' ARNs, by name (spotinterrupt, autoscaler)."
+  description = "The functions' ARNs, by key: spotinterrupt (the stack's), autoscaler-<fleet> (one per fleet)."
   value       = { for k, f in aws_lambda_function.this : k => f.arn }
 }
 

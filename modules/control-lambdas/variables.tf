@@ -1,31 +1,33 @@
 variable "name" {
-  description = "Prefix of the functions, roles, rules and queues."
+  description = "Prefix of the functions, roles, rules and queues: the stack's spot function is <name>-spotinterrupt, a fleet's autoscaler <name>-<fleet>-autoscaler."
   type        = string
 }
 
 variable "stack" {
-  description = "Stack name: the spot lambda only acts on instances tagged liveagg:stack with it."
+  description = "Stack name: the spot lambda only acts on instances tagged liveagg:stack with it, and may tag no other instance."
   type        = string
 }
 
-variable "asg_name" {
-  description = "The workers' Auto Scaling group."
-  type        = string
-}
+variable "fleets" {
+  description = "The stack's fleets, by key: each one's Auto Scaling group, the name of the spec it runs (the Spec dimension of its metrics), its input topic's partitions (the autoscaler never asks for more workers) and its autoscaler settings: policy (learning or capacity), cores per worker, memory per worker (for example 4GiB), dry run, lead time, target utilisation (null: the policy's default). One spot function serves every group; each fleet has its own autoscaler."
+  type = map(object({
+    asg_name   = string
+    spec_name  = string
+    partitions = number
+    autoscaler = optional(object({
+      policy             = optional(string, "learning")
+      cores_per_worker   = optional(number, 2)
+      memory_per_worker  = optional(string, "4GiB")
+      dry_run            = optional(bool, false)
+      lead               = optional(string, "4m")
+      target_utilization = optional(number)
+    }), {})
+  }))
 
-variable "asg_arn" {
-  description = "The workers' Auto Scaling group ARN."
-  type        = string
-}
-
-variable "spec_name" {
-  description = "Name of the spec the fleet runs: the Spec dimension of the workers' metrics."
-  type        = string
-}
-
-variable "partitions" {
-  description = "Partitions of the spec's input topic: the autoscaler never asks for more workers."
-  type        = number
+  validation {
+    condition     = length(var.fleets) > 0
+    error_message = "fleets needs at least one fleet: the spot function has no group to serve otherwise."
+  }
 }
 
 variable "dist_dir" {
@@ -61,21 +63,8 @@ variable "admin_port" {
 }
 
 variable "admin_token_parameter" {
-  description = "Name of the SSM SecureString with the workers' admin token."
+  description = "Name of the SSM SecureString with the workers' admin token: the spot lambda may read this parameter and no other."
   type        = string
-}
-
-variable "autoscaler" {
-  description = "Autoscaler settings: policy (learning or capacity), cores per worker, memory per worker (for example 4GiB), dry run, lead time, target utilisation (null: the policy's default)."
-  type = object({
-    policy             = optional(string, "learning")
-    cores_per_worker   = optional(number, 2)
-    memory_per_worker  = optional(string, "4GiB")
-    dry_run            = optional(bool, false)
-    lead               = optional(string, "4m")
-    target_utilization = optional(number)
-  })
-  default = {}
 }
 
 variable "log_retention_days" {

@@ -10,6 +10,21 @@ locals {
   kafka_sasl      = var.kafka_sasl_mechanism != null ? var.kafka_sasl_mechanism : (var.msk_cluster_arn != null ? "aws-msk-iam" : "")
   tags            = merge(var.tags, { "liveagg:stack" = var.stack })
 
+  # s3://bucket/prefix as [bucket, prefix without a slash at either end].
+  checkpoint = regex("^s3://([^/]+)/*(.*?)/*$", var.checkpoint_location)
+  registry   = regex("^s3://([^/]+)/*(.*?)/*$", var.spec_registry)
+  outputs    = [for l in var.s3_output_locations : regex("^s3://([^/]+)/*(.*?)/*$", l)]
+  # What the workers may write, as bucket and key prefix: their own spec's checkpoints (the
+  # store keys a partition <location>/<spec>/<topic>/<partition>/...) and their spec's S3
+  # outputs (the sink keys a window <url>/<spec>/size=.../...). Nothing else, the spec registry
+  # least of all: the specs are written by whoever runs Terraform.
+  checkpoint_prefix = join("/", compact([local.checkpoint[1], var.spec_name]))
+  output_writes     = [for o in local.outputs : { bucket = o[0], prefix = join("/", compact([o[1], var.spec_name])) }]
+  writes            = concat([{ bucket = local.checkpoint[0], prefix = local.checkpoint_prefix }], local.output_writes)
+  # A write prefix that contains the registry, or lies inside it: true when they overlap.
+  writes_into_registry = [for w in local.writes : "s3://${w.bucket}/${w.prefix}" if w.bucket == local.registry[0] &&
+  (startswith("${w.prefix}/", "${local.registry[1]}/") || startswith("${local.registry[1]}/", "${w.prefix}/"))]
+
   worker_config = templatefile("${path.module}/worker.yaml.tftpl", {
     spec_location         = var.spec_location
     kafka_brokers         = var.kafka_brokers
@@ -37,22 +52,36 @@ resource "aws_iam_role" "this" {
 }
 
 # Exactly what the worker's code calls (a test derives the list from the code), plus reading
-# its binary and, on MSK IAM, the cluster actions the Kafka protocol needs.
+# its binary and, on MSK IAM, the cluster actions the Kafka protocol needs; each on what it is
+# for only (another test checks the scoping): S3 writes under the fleet's own checkpoint and
+# output prefixes, reads of the spec registry and the binary, tags on the worker's own
+# instance, the one admin token parameter, metrics in the liveagg namespace.
 resource "aws_iam_role_policy" "this" {
   name = "liveagg-worker"
   role = aws_iam_role.this.id
   policy = templatefile("${path.module}/policy.json.tftpl", {
-    bucket_arn          = var.bucket_arn
-    token_parameter_arn = local.token_parameter_arn
-    binary_object_arn   = "arn:aws:s3:::${local.binary[0]}/${local.binary[1]}"
-    msk_cluster_arn     = local.msk_cluster_arn
-    msk_resource_prefix = replace(local.msk_cluster_arn, ":cluster/", ":*/")
+    checkpoint_bucket_arn = "arn:aws:s3:::${local.checkpoint[0]}"
+    checkpoint_prefix     = local.checkpoint_prefix
+    spec_registry_arn     = "arn:aws:s3:::${local.registry[0]}/${local.registry[1]}/*"
+    output_object_arns    = distinct([for w in local.output_writes : "arn:aws:s3:::${w.bucket}/${w.prefix}/*"])
+    token_parameter_arn   = local.token_parameter_arn
+    binary_object_arn     = "arn:aws:s3:::${local.binary[0]}/${local.binary[1]}"
+    msk_cluster_arn       = local.msk_cluster_arn
+    msk_resource_prefix   = replace(local.msk_cluster_arn, ":cluster/", ":*/")
   })
 
   lifecycle {
     precondition {
       condition     = local.kafka_sasl != "aws-msk-iam" || var.msk_cluster_arn != null
       error_message = "kafka_sasl_mechanism is aws-msk-iam but msk_cluster_arn is null: the workers would have no kafka-cluster permissions. Set msk_cluster_arn, or set kafka_sasl_mechanism to \"\" for a Kafka without IAM authentication."
+    }
+    precondition {
+      condition     = length(local.writes_into_registry) == 0
+      error_message = "The workers would write where the specs are (${var.spec_registry}): ${join(", ", local.writes_into_registry)}. Move the checkpoints or the spec's s3 outputs out of the spec registry."
+    }
+    precondition {
+      condition     = startswith(var.spec_location, "${trimsuffix(var.spec_registry, "/")}/")
+      error_message = "spec_location ${var.spec_location} is outside spec_registry ${var.spec_registry}: the workers may read specs only from the registry."
     }
   }
 }

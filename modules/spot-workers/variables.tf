@@ -65,14 +65,45 @@ variable "spec_location" {
   type        = string
 }
 
-variable "bucket_arn" {
-  description = "ARN of the checkpoint-store bucket: the workers read specs and read and write checkpoints there."
+variable "spec_name" {
+  description = "Name of the spec the fleet runs (its name: field): the first folder of its checkpoint keys and of its S3 outputs' keys, and so the only prefixes the workers may write."
   type        = string
+
+  validation {
+    condition     = can(regex("^[^/*?]+$", var.spec_name))
+    error_message = "spec_name is the spec's name: no slash or IAM wildcard (* ?) in it."
+  }
+}
+
+variable "spec_registry" {
+  description = "s3://bucket/prefix of the spec registry (modules/checkpoint-store's spec_registry): the workers may read it and never write it; spec_location must be inside it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^s3://[^/]+/[^*?]+$", var.spec_registry))
+    error_message = "spec_registry is an s3://bucket/prefix location with a prefix (a registry at the bucket's root would leave no room for the checkpoints), and no IAM wildcard."
+  }
 }
 
 variable "checkpoint_location" {
-  description = "s3://bucket/prefix of the checkpoints."
+  description = "s3://bucket/prefix of the checkpoints: the workers read, write and delete only under <prefix>/<spec_name>/, where the store keeps this spec's partitions."
   type        = string
+
+  validation {
+    condition     = can(regex("^s3://[^/]+(/[^*?]*)?$", var.checkpoint_location))
+    error_message = "checkpoint_location is an s3://bucket/prefix location without IAM wildcards."
+  }
+}
+
+variable "s3_output_locations" {
+  description = "The url of each s3 output of the spec (s3://bucket/prefix): the workers may put objects only under <prefix>/<spec_name>/, where the S3 sink writes."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length([for l in var.s3_output_locations : l if !can(regex("^s3://[^/]+(/[^*?]*)?$", l))]) == 0
+    error_message = "Each s3_output_locations entry is an s3://bucket/prefix location without IAM wildcards."
+  }
 }
 
 variable "checkpoint_interval" {
