@@ -35,7 +35,7 @@ func TestSchemaMatchesSpecs(t *testing.T) {
 			}
 			b.WriteString("\n-- " + s.Name + ": key " + strings.Join(s.Key, ", ") + "\n")
 			for _, q := range sink.CassandraDDL(sink.CassandraConfig{Keyspace: o.Keyspace, Table: o.Table,
-				Replication: map[string]string{"class": "SimpleStrategy", "replication_factor": "1"}}, s.Key, layout.Columns()) {
+				Replication: map[string]string{"class": "SimpleStrategy", "replication_factor": "1"}}, s.Key, sink.Columns(layout)) {
 				b.WriteString(q + ";\n")
 			}
 		}

@@ -77,6 +77,9 @@ type Func struct {
 	Sketch int
 	// SmallOff is the offset of a distinct's inline hashes in Slot.Small.
 	SmallOff int
+	// Text is a text last's index in Slot.Text (and its Str the field's index in
+	// record.Record.Str); -1 for every other function.
+	Text int
 	// Precision of a distinct HyperLogLog.
 	Precision uint8
 	// RelativeAccuracy and Quantiles of a quantiles DDSketch.
@@ -112,7 +115,10 @@ type Layout struct {
 	NumHLL, NumDDS int
 	// SmallStride is the number of inline distinct hashes per slot (SmallN per distinct).
 	SmallStride int
-	columns     []string
+	// NumText is the text values per slot: one per text last.
+	NumText int
+	columns []string
+	kinds   []ColumnKind
 	fp          uint64
 }
 
@@ -132,7 +138,7 @@ func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
 		if !ok {
 			return nil, fmt.Errorf("aggregations[%d]: unknown function %q", i, a.Fn)
 		}
-		f := Func{Kind: k, Name: a.AggName(), Field: a.Field, Num: -1, Str: -1}
+		f := Func{Kind: k, Name: a.AggName(), Field: a.Field, Num: -1, Str: -1, Text: -1}
 		if a.Name != "" {
 			f.Name = a.Name
 		}
@@ -170,26 +176,41 @@ func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
 				l.Stride++
 			}
 		case Last:
+			l.HasLast = true
+			if a.IsText() {
+				f.Str = fields.StrIndex(a.Field)
+				f.Text = l.NumText
+				l.NumText++
+				break
+			}
 			f.Num = fields.NumIndex(a.Field)
 			f.Off = l.Stride
 			l.Stride++
-			l.HasLast = true
 		default: // Min, Max
 			f.Num = fields.NumIndex(a.Field)
 			f.Off = l.Stride
 			l.Stride++
 		}
-		if !mergeOnly && ((f.Kind == Distinct && f.Str < 0) || (f.Kind != Count && f.Kind != Distinct && f.Num < 0)) {
+		readsText := f.Kind == Distinct || f.Text >= 0
+		if !mergeOnly && ((readsText && f.Str < 0) || (f.Kind != Count && !readsText && f.Num < 0)) {
 			return nil, fmt.Errorf("aggregations[%d]: field %q is not decoded", i, a.Field)
 		}
 		l.Funcs = append(l.Funcs, f)
 	}
 	for _, f := range l.Funcs {
-		if f.Kind == Quantiles {
+		switch {
+		case f.Kind == Quantiles:
 			for _, q := range f.Quantiles {
 				l.columns = append(l.columns, f.Name+"_"+QuantileSuffix(q))
+				l.kinds = append(l.kinds, ColumnReal)
 			}
 			continue
+		case f.Kind == Count, f.Kind == Distinct:
+			l.kinds = append(l.kinds, ColumnInteger)
+		case f.Text >= 0:
+			l.kinds = append(l.kinds, ColumnText)
+		default:
+			l.kinds = append(l.kinds, ColumnReal)
 		}
 		l.columns = append(l.columns, f.Name)
 	}
@@ -207,6 +228,23 @@ func QuantileSuffix(q float64) string {
 // rank for quantiles.
 func (l *Layout) Columns() []string { return l.columns }
 
+// ColumnKind is what a column holds, for stores that type their columns.
+type ColumnKind uint8
+
+// Column kinds.
+const (
+	// ColumnReal is a float64: sum, min, max, avg, last of numbers, quantiles.
+	ColumnReal ColumnKind = iota
+	// ColumnInteger is a whole number: count and distinct.
+	ColumnInteger
+	// ColumnText is text: last of text.
+	ColumnText
+)
+
+// ColumnKinds says what each of Columns holds, in the same order. Results holds NaN for a
+// text column; its value is in Texts.
+func (l *Layout) ColumnKinds() []ColumnKind { return l.kinds }
+
 // Slot is one (series, window)'s state, scattered over a chunk's columns.
 type Slot struct {
 	// Vals holds Layout.Stride floats; Vals[0] is the record count.
@@ -220,6 +258,8 @@ type Slot struct {
 	DDS []*DDS
 	// Small holds SmallN inline hashes per distinct, used while its HLL is nil (0 is empty).
 	Small []uint64
+	// Text holds one value per text last ("" while the slot is empty).
+	Text []string
 }
 
 // SmallN is how many values distinct and quantiles keep inline, exactly, before a slot gets a
@@ -230,6 +270,7 @@ const SmallN = 4
 func (l *Layout) Init(s Slot) {
 	clear(s.Vals)
 	clear(s.Small)
+	clear(s.Text)
 	for _, f := range l.Funcs {
 		switch f.Kind {
 		case Min:
@@ -250,7 +291,13 @@ func (l *Layout) Results(s Slot, dst []float64) []float64 {
 		switch f.Kind {
 		case Count:
 			dst = append(dst, n)
-		case Sum, Min, Max, Last:
+		case Last:
+			if f.Text >= 0 {
+				dst = append(dst, math.NaN()) // its value is in Texts
+			} else {
+				dst = append(dst, s.Vals[f.Off])
+			}
+		case Sum, Min, Max:
 			dst = append(dst, s.Vals[f.Off])
 		case Avg:
 			dst = append(dst, avgResult(s.Vals[f.Off], n))
@@ -258,6 +305,16 @@ func (l *Layout) Results(s Slot, dst []float64) []float64 {
 			dst = append(dst, distinctResult(s.HLL[f.Sketch], s.Small[f.SmallOff:f.SmallOff+SmallN]))
 		case Quantiles:
 			dst = quantilesResult(dst, s.DDS[f.Sketch], s.Vals[f.Off:f.Off+SmallN], int(n), f.Quantiles)
+		}
+	}
+	return dst
+}
+
+// Texts appends the value of every text column to dst, in column order.
+func (l *Layout) Texts(s Slot, dst []string) []string {
+	for _, f := range l.Funcs {
+		if f.Text >= 0 {
+			dst = append(dst, s.Text[f.Text])
 		}
 	}
 	return dst
@@ -275,8 +332,16 @@ func (l *Layout) Fingerprint() uint64 {
 func (l *Layout) fingerprint() uint64 {
 	var b []byte
 	b = fmt.Appendf(b, "stride=%d small=%d/%d last=%v;", l.Stride, l.SmallStride, SmallN, l.HasLast)
+	if l.NumText > 0 {
+		// Only layouts with text say so, so that every other layout keeps its fingerprint
+		// (and its checkpoints and partials stay readable).
+		b = fmt.Appendf(b, "text=%d;", l.NumText)
+	}
 	for _, f := range l.Funcs {
 		b = fmt.Appendf(b, "%d:%s:%d:%d:%d:%g:%v;", f.Kind, f.Field, f.Off, f.SmallOff, f.Precision, f.RelativeAccuracy, f.Quantiles)
+		if f.Text >= 0 {
+			b = fmt.Appendf(b, "text:%d;", f.Text)
+		}
 	}
 	return xxhash.Sum64(b)
 }
@@ -290,6 +355,7 @@ func (l *Layout) NewSlot(start int64) Slot {
 		HLL:   make([]*HLL, l.NumHLL),
 		DDS:   make([]*DDS, l.NumDDS),
 		Small: make([]uint64, l.SmallStride),
+		Text:  make([]string, l.NumText),
 	}
 	if l.HasLast {
 		s.LastOff = new(uint32)

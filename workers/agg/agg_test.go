@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/liveagg/liveagg/workers/record"
@@ -27,12 +28,18 @@ aggregations:
   - {fn: last, field: w}
   - {fn: distinct, field: d}
   - {fn: quantiles, field: v, relative_accuracy: 0.02, quantiles: [0.1, 0.5, 0.9]}
+  - {fn: last, field: d, type: text, name: last_d}
 outputs: [{type: stdout}]
 `
 
 func setup(t testing.TB) (*Layout, *record.Decoder) {
 	t.Helper()
-	s, err := spec.Parse([]byte(testSpec))
+	return setupSpec(t, testSpec)
+}
+
+func setupSpec(t testing.TB, doc string) (*Layout, *record.Decoder) {
+	t.Helper()
+	s, err := spec.Parse([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +129,12 @@ func TestMergeEqualsAggregateOfUnion(t *testing.T) {
 				t.Fatalf("trial %d: merged distinct %v, union %v", trial, all[7], un[7])
 			}
 			// quantiles: merged DDSketch buckets equal the union's, so answers are identical.
-			if !slices.Equal(all[8:], un[8:]) {
-				t.Fatalf("trial %d: merged quantiles %v, union %v", trial, all[8:], un[8:])
+			if !slices.Equal(all[8:11], un[8:11]) {
+				t.Fatalf("trial %d: merged quantiles %v, union %v", trial, all[8:11], un[8:11])
+			}
+			// last of text: the text at the latest time, ties to the greater text, exactly.
+			if got, want := l.Texts(m, nil), l.Texts(union, nil); !slices.Equal(got, want) {
+				t.Fatalf("trial %d: merged text last %q, union %q", trial, got, want)
 			}
 		}
 	}
@@ -176,8 +187,11 @@ func TestSlotEncodingRoundTrip(t *testing.T) {
 		if string(rest) != "tail" {
 			t.Fatalf("DecodeSlot left %q, want tail", rest)
 		}
-		if got, want := l.Results(back, nil), l.Results(s, nil); !slices.Equal(got, want) {
+		if got, want := l.Results(back, nil), l.Results(s, nil); !slices.EqualFunc(got, want, sameFloat) {
 			t.Fatalf("decoded %v, want %v", got, want)
+		}
+		if got, want := l.Texts(back, nil), l.Texts(s, nil); !slices.Equal(got, want) || len(got) != 1 || got[0] == "" {
+			t.Fatalf("decoded texts %q, want %q", got, want)
 		}
 		// Every truncation is an error, never a panic or a silently partial slot.
 		for cut := range len(enc) - len("prefix") {
@@ -191,9 +205,14 @@ func TestSlotEncodingRoundTrip(t *testing.T) {
 func TestColumnsAndFingerprint(t *testing.T) {
 	l, _ := setup(t)
 	want := []string{"count", "sum_v", "min_v", "max_v", "avg_v", "avg_w", "last_w", "distinct_d",
-		"quantiles_v_p10", "quantiles_v_p50", "quantiles_v_p90"}
+		"quantiles_v_p10", "quantiles_v_p50", "quantiles_v_p90", "last_d"}
 	if !slices.Equal(l.Columns(), want) {
 		t.Errorf("columns = %v, want %v", l.Columns(), want)
+	}
+	wantKinds := []ColumnKind{ColumnInteger, ColumnReal, ColumnReal, ColumnReal, ColumnReal, ColumnReal, ColumnReal, ColumnInteger,
+		ColumnReal, ColumnReal, ColumnReal, ColumnText}
+	if !slices.Equal(l.ColumnKinds(), wantKinds) {
+		t.Errorf("column kinds = %v, want %v", l.ColumnKinds(), wantKinds)
 	}
 	// sum and avg of v share one running sum: count + sum/avg v + min + max + avg w + last w,
 	// then SmallN inline quantile values.
@@ -203,5 +222,59 @@ func TestColumnsAndFingerprint(t *testing.T) {
 	l2, _ := setup(t)
 	if l.Fingerprint() != l2.Fingerprint() {
 		t.Error("equal layouts have different fingerprints")
+	}
+}
+
+func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+
+// A layout without text keeps the fingerprint it had before text columns existed, so its
+// checkpoints and partials stay readable across the upgrade. The number is the fingerprint of
+// this spec as the build before text columns computed it.
+func TestFingerprintWithoutTextIsUnchanged(t *testing.T) {
+	l, _ := setupSpec(t, strings.Replace(testSpec, "  - {fn: last, field: d, type: text, name: last_d}\n", "", 1))
+	if l.NumText != 0 {
+		t.Fatal("the text aggregation is still in the spec")
+	}
+	if got := l.Fingerprint(); got != 5558042472023691341 {
+		t.Errorf("fingerprint of a layout without text = %d, want 5558042472023691341", got)
+	}
+}
+
+// last of text keeps strings as they are and numbers and booleans as their JSON text.
+func TestLastText(t *testing.T) {
+	l, d := setupSpec(t, `
+name: t
+input: {topic: raw, time_field: ts}
+key: [k]
+windows: [1m]
+aggregations: [{fn: last, field: status, type: text}]
+outputs: [{type: stdout}]
+`)
+	p := l.NewPool()
+	r := d.NewRecord()
+	s := l.NewSlot(0)
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{`{"k":"a","ts":10,"status":"ok"}`, "ok"},
+		{`{"k":"a","ts":5,"status":"older"}`, "ok"},        // older: ignored
+		{`{"k":"a","ts":20,"status":404}`, "404"},          // numbers as their JSON text
+		{`{"k":"a","ts":20,"status":"404 "}`, "404 "},      // a tie goes to the greater text
+		{`{"k":"a","ts":20,"status":"100"}`, "404 "},       // ... not to the later arrival
+		{`{"k":"a","ts":30,"status":true}`, "true"},        // booleans too
+		{`{"k":"a","ts":40,"status":"caf\u00e9"}`, "café"}, // unescaped
+	} {
+		if err := d.Decode([]byte(tc.in), 0, r); err != nil {
+			t.Fatal(err)
+		}
+		l.Update(s, r, p)
+		if got := l.Texts(s, nil); len(got) != 1 || got[0] != tc.want {
+			t.Fatalf("after %s: last = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, bad := range []string{`{"k":"a","ts":50,"status":{}}`, `{"k":"a","ts":50,"status":[1]}`, `{"k":"a","ts":50,"status":null}`} {
+		if err := d.Decode([]byte(bad), 0, r); record.ReasonOf(err) != record.ReasonWrongType {
+			t.Errorf("Decode(%s) = %v, want wrong_type", bad, err)
+		}
 	}
 }

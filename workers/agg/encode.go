@@ -13,6 +13,7 @@ import (
 //	last event time, Unix ms, zig-zag varint        (only if the layout has last)
 //	per distinct: uvarint k, k × u64 inline hashes (k is 0 once the slot has its sketch)
 //	the sketches, as AppendSketches writes them
+//	per text last: uvarint length, the text's bytes        (only if the layout has text)
 //
 // The layout is not in the bytes: a reader must hold the same layout, which snapshots and
 // partial topics guarantee by carrying a layout fingerprint.
@@ -40,7 +41,33 @@ func (l *Layout) AppendSlot(dst []byte, s Slot) ([]byte, error) {
 		}
 	}
 	dst, _, err := l.AppendSketches(dst, nil, s)
-	return dst, err
+	if err != nil {
+		return nil, err
+	}
+	return l.AppendTexts(dst, s), nil
+}
+
+// AppendTexts appends a slot's text values, each as a uvarint length and its bytes.
+// Snapshots and partials share it.
+func (l *Layout) AppendTexts(dst []byte, s Slot) []byte {
+	for _, t := range s.Text {
+		dst = binary.AppendUvarint(dst, uint64(len(t)))
+		dst = append(dst, t...)
+	}
+	return dst
+}
+
+// DecodeTexts reads what AppendTexts wrote into s and returns the rest of src.
+func (l *Layout) DecodeTexts(src []byte, s Slot) ([]byte, error) {
+	for i := range s.Text {
+		n, k := binary.Uvarint(src)
+		if k <= 0 || n > uint64(len(src)-k) {
+			return nil, fmt.Errorf("%w: text value %d length", ErrCorrupt, i)
+		}
+		s.Text[i] = string(src[k : k+int(n)])
+		src = src[k+int(n):]
+	}
+	return src, nil
 }
 
 // AppendSketches appends a slot's sketches, distinct ones then quantiles ones, each as a
@@ -139,5 +166,9 @@ func (l *Layout) DecodeSlot(src []byte, s Slot, p *Pool) ([]byte, error) {
 		}
 		src = src[k+8*int(m):]
 	}
-	return l.DecodeSketches(src, s, p)
+	src, err := l.DecodeSketches(src, s, p)
+	if err != nil {
+		return nil, err
+	}
+	return l.DecodeTexts(src, s)
 }

@@ -20,3 +20,21 @@ func updateLast(vals []float64, off int, x float64, newer, tie bool) {
 		vals[off] = x
 	}
 }
+
+// updateLastText is updateLast for text: ties go to the greater text (bytes compared). The
+// comparison with the current value comes first, so a value that repeats (a status, a state)
+// costs no allocation.
+func updateLastText(texts []string, i int, x []byte, newer, tie bool) {
+	if string(x) == texts[i] {
+		return
+	}
+	if newer || (tie && string(x) > texts[i]) {
+		texts[i] = string(x)
+	}
+}
+
+func mergeLastText(dst, src []string, i int, newer, tie bool) {
+	if newer || (tie && src[i] > dst[i]) {
+		dst[i] = src[i]
+	}
+}

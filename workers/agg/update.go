@@ -29,7 +29,11 @@ func (l *Layout) Update(s Slot, r *record.Record, p *Pool) {
 		case Max:
 			updateMax(s.Vals, f.Off, r.Num[f.Num])
 		case Last:
-			updateLast(s.Vals, f.Off, r.Num[f.Num], newer, tie)
+			if f.Text >= 0 {
+				updateLastText(s.Text, f.Text, r.Str[f.Str], newer, tie)
+			} else {
+				updateLast(s.Vals, f.Off, r.Num[f.Num], newer, tie)
+			}
 		case Distinct:
 			addDistinct(s, f, hashValue(r.Str[f.Str]), p)
 		case Quantiles:
@@ -71,7 +75,11 @@ func (l *Layout) Merge(dst, src Slot, p *Pool) error {
 		case Max:
 			mergeMax(dst.Vals, src.Vals, f.Off)
 		case Last:
-			updateLast(dst.Vals, f.Off, src.Vals[f.Off], newer, tie)
+			if f.Text >= 0 {
+				mergeLastText(dst.Text, src.Text, f.Text, newer, tie)
+			} else {
+				updateLast(dst.Vals, f.Off, src.Vals[f.Off], newer, tie)
+			}
 		case Distinct:
 			if err := mergeDistinct(dst, src, f, p); err != nil {
 				return fmt.Errorf("merge %s: %w", f.Name, err)

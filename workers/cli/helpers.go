@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
 	"github.com/liveagg/liveagg/workers/topics"
 	"github.com/liveagg/liveagg/workers/worker"
@@ -15,12 +16,12 @@ import (
 type kgoOpt = kgo.Opt
 
 // layoutColumns is the value columns a spec produces, in order.
-func layoutColumns(s *spec.Spec) ([]string, error) {
+func layoutColumns(s *spec.Spec) ([]sink.Column, error) {
 	l, err := worker.Layout(s)
 	if err != nil {
 		return nil, fmt.Errorf("spec %s: %w", s.Name, err)
 	}
-	return l.Columns(), nil
+	return sink.Columns(l), nil
 }
 
 // inputPartitions is the partition count of the input topic, which must exist; one created in

@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/state"
 )
@@ -27,7 +29,9 @@ type Window struct {
 	Size, Start int64 // ms
 	KeyFields   []string
 	Columns     []string
-	Rows        []Row
+	// Kinds says what each column holds; a text column's values are in Row.Texts.
+	Kinds []agg.ColumnKind
+	Rows  []Row
 	// States holds each row's encoded aggregation state, for partial outputs; nil unless
 	// AttachStates was called.
 	States [][]byte
@@ -37,6 +41,19 @@ type Window struct {
 type Row struct {
 	Key    []string // values of KeyFields
 	Values []float64
+	// Texts holds the values of the text columns, in column order (nil without any).
+	Texts []string
+}
+
+// TextAt returns the text of column j (a ColumnText column) of row i.
+func (w *Window) TextAt(i, j int) string {
+	t := 0
+	for k := range j {
+		if w.Kinds[k] == agg.ColumnText {
+			t++
+		}
+	}
+	return w.Rows[i].Texts[t]
 }
 
 // End is the window's exclusive end, Unix ms.
@@ -46,10 +63,17 @@ func (w *Window) End() int64 { return w.Start + w.Size }
 func Copy(sw *state.Window, spec, topic string, partition int32, keyFields []string, seq uint64, offset int64) *Window {
 	w := CopyKeys(sw, spec, topic, partition, keyFields, seq, offset)
 	vals := make([]float64, 0, sw.Len()*len(w.Columns))
+	l := sw.Layout()
+	var texts []string
 	for i := range sw.Len() {
 		start := len(vals)
 		vals = sw.Results(i, vals)
 		w.Rows[i].Values = vals[start:len(vals):len(vals)]
+		if l.NumText > 0 {
+			start := len(texts)
+			texts = l.Texts(sw.Slot(i), texts)
+			w.Rows[i].Texts = texts[start:len(texts):len(texts)]
+		}
 	}
 	return w
 }
@@ -60,7 +84,7 @@ func Copy(sw *state.Window, spec, topic string, partition int32, keyFields []str
 func CopyKeys(sw *state.Window, spec, topic string, partition int32, keyFields []string, seq uint64, offset int64) *Window {
 	w := &Window{
 		Spec: spec, Topic: topic, Partition: partition, Seq: seq, Offset: offset,
-		Size: sw.Size, Start: sw.Start, KeyFields: keyFields, Columns: sw.Layout().Columns(),
+		Size: sw.Size, Start: sw.Start, KeyFields: keyFields, Columns: sw.Layout().Columns(), Kinds: sw.Layout().ColumnKinds(),
 		Rows: make([]Row, sw.Len()),
 	}
 	for i := range sw.Len() {
@@ -97,7 +121,7 @@ func (w *Window) AttachStates(sw *state.Window) error {
 func (w *Window) AppendJSON(dst []byte, i int) []byte {
 	r := &w.Rows[i]
 	dst = append(dst, `{"spec":`...)
-	dst = strconv.AppendQuote(dst, w.Spec)
+	dst = AppendString(dst, w.Spec)
 	dst = append(dst, `,"window_start":"`...)
 	dst = time.UnixMilli(w.Start).UTC().AppendFormat(dst, time.RFC3339)
 	dst = append(dst, `","window_size":"`...)
@@ -105,17 +129,48 @@ func (w *Window) AppendJSON(dst []byte, i int) []byte {
 	dst = append(dst, '"')
 	for j, f := range w.KeyFields {
 		dst = append(dst, ',')
-		dst = strconv.AppendQuote(dst, f)
+		dst = AppendString(dst, f)
 		dst = append(dst, ':')
-		dst = strconv.AppendQuote(dst, r.Key[j])
+		dst = AppendString(dst, r.Key[j])
 	}
+	t := 0
 	for j, c := range w.Columns {
 		dst = append(dst, ',')
-		dst = strconv.AppendQuote(dst, c)
+		dst = AppendString(dst, c)
 		dst = append(dst, ':')
+		if w.Kinds != nil && w.Kinds[j] == agg.ColumnText {
+			dst = AppendString(dst, r.Texts[t])
+			t++
+			continue
+		}
 		dst = AppendNumber(dst, r.Values[j])
 	}
 	return append(dst, '}')
+}
+
+// AppendString appends s as a JSON string. Unlike strconv.Quote it escapes control characters
+// the JSON way (\u0001, not \x01), so any key or text a record carried renders as valid JSON;
+// bytes that are not UTF-8 become U+FFFD.
+func AppendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r == '\n':
+			dst = append(dst, '\\', 'n')
+		case r == '\r':
+			dst = append(dst, '\\', 'r')
+		case r == '\t':
+			dst = append(dst, '\\', 't')
+		case r < 0x20 || r == 0x7f:
+			dst = append(dst, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		default:
+			dst = utf8.AppendRune(dst, r)
+		}
+	}
+	return append(dst, '"')
 }
 
 // AppendNumber renders a float for JSON: integers without a fraction, NaN and Inf as null.

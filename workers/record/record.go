@@ -88,7 +88,8 @@ type Record struct {
 	LogTime int64
 	// Num holds numeric field values, indexed as Decoder.NumIndex says.
 	Num []float64
-	// Str holds the raw values distinct counts, indexed as Decoder.StrIndex says.
+	// Str holds the text of the fields distinct counts and text last keeps, indexed as
+	// Decoder.StrIndex says.
 	Str [][]byte
 }
 
@@ -130,9 +131,9 @@ func NewDecoder(s *spec.Spec) (*Decoder, error) {
 		d.keyPaths = append(d.keyPaths, strings.Split(k, "."))
 	}
 	for _, a := range s.Aggregations {
-		switch a.Fn {
-		case spec.FnCount:
-		case spec.FnDistinct:
+		switch {
+		case a.Fn == spec.FnCount:
+		case a.Fn == spec.FnDistinct, a.IsText():
 			if !slices.Contains(d.strNames, a.Field) {
 				d.strNames = append(d.strNames, a.Field)
 				d.strPaths = append(d.strPaths, strings.Split(a.Field, "."))
@@ -152,7 +153,7 @@ func NewDecoder(s *spec.Spec) (*Decoder, error) {
 // NumIndex is the index in Record.Num of a numeric field, or -1.
 func (d *Decoder) NumIndex(field string) int { return slices.Index(d.numNames, field) }
 
-// StrIndex is the index in Record.Str of a distinct field, or -1.
+// StrIndex is the index in Record.Str of a text field (distinct, text last), or -1.
 func (d *Decoder) StrIndex(field string) int { return slices.Index(d.strNames, field) }
 
 // NewRecord returns a Record sized for this decoder, to be reused across Decode calls.
@@ -255,7 +256,7 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 			d.strScratch[i] = rawScalar(f, d.strScratch[i][:0])
 			r.Str[i] = d.strScratch[i]
 		default:
-			return &Error{Reason: ReasonWrongType, Field: d.strNames[i], Detail: "distinct counts strings, numbers or booleans, not " + f.Type().String()}
+			return &Error{Reason: ReasonWrongType, Field: d.strNames[i], Detail: "must be a string, number or boolean, not " + f.Type().String()}
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gocql/gocql"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/emit"
 )
 
@@ -35,18 +36,59 @@ type CassandraConfig struct {
 //
 //	PRIMARY KEY ((<key fields>, window_size), window_start)
 //
-// with a bigint column for count and distinct and a double for every other value.
+// with a column per value, typed by Column.CQLType.
 type Cassandra struct {
 	s       *gocql.Session
 	cfg     CassandraConfig
 	insert  string
-	columns []string
+	columns []Column
 	obs     Observer
+}
+
+// Column is a value column of a rollup table.
+type Column struct {
+	Name string
+	Kind agg.ColumnKind
+}
+
+// Columns lists the value columns of a spec's layout, in the order windows carry them.
+func Columns(l *agg.Layout) []Column {
+	out := make([]Column, len(l.Columns()))
+	for i, name := range l.Columns() {
+		out[i] = Column{Name: name, Kind: l.ColumnKinds()[i]}
+	}
+	return out
+}
+
+// CQLName is the column's name in CQL: dots of nested fields become underscores.
+func (c Column) CQLName() string { return cqlName(c.Name) }
+
+// ColumnOfCQL is the column a table with this CQL type holds (ok false for a type no liveagg
+// column has), for tools that read the types back from a table or a plan.
+func ColumnOfCQL(name, cqlType string) (Column, bool) {
+	for _, k := range []agg.ColumnKind{agg.ColumnReal, agg.ColumnInteger, agg.ColumnText} {
+		if c := (Column{Name: name, Kind: k}); c.CQLType() == cqlType {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// CQLType is the column's CQL type: bigint for count and distinct, text for text, double for
+// every other value. The Terraform provider's rollup table uses the same.
+func (c Column) CQLType() string {
+	switch c.Kind {
+	case agg.ColumnInteger:
+		return "bigint"
+	case agg.ColumnText:
+		return "text"
+	}
+	return "double"
 }
 
 // NewCassandra creates the keyspace and table if needed and prepares the upsert. The session
 // should use token-aware routing (see NewCassandraSession).
-func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, keyFields, columns []string) (*Cassandra, error) {
+func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, keyFields []string, columns []Column) (*Cassandra, error) {
 	if len(keyFields) == 0 || len(columns) == 0 {
 		return nil, fmt.Errorf("cassandra sink %s.%s: a table needs key fields and value columns (got %v and %v)", cfg.Keyspace, cfg.Table, keyFields, columns)
 	}
@@ -66,7 +108,9 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 		}
 	}
 	cols := append(cqlNames(keyFields), "window_size", "window_start", "window_end")
-	cols = append(cols, cqlNames(columns)...)
+	for _, c := range columns {
+		cols = append(cols, c.CQLName())
+	}
 	marks := strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",")
 	insert := fmt.Sprintf("INSERT INTO %s.%s (%s) VALUES (%s)", cfg.Keyspace, cfg.Table, strings.Join(cols, ","), marks)
 	if cfg.TTL > 0 {
@@ -92,7 +136,7 @@ func NewCassandraSession(hosts []string, keyspace string, timeout time.Duration)
 
 // CassandraDDL returns the statements that create a sink's keyspace and table; the Terraform
 // provider's rollup table uses the same.
-func CassandraDDL(cfg CassandraConfig, keyFields, columns []string) []string {
+func CassandraDDL(cfg CassandraConfig, keyFields []string, columns []Column) []string {
 	// Sorted, class first, so the statement is the same every time (it is generated into files).
 	var repl []string
 	for k, v := range cfg.Replication {
@@ -112,11 +156,7 @@ func CassandraDDL(cfg CassandraConfig, keyFields, columns []string) []string {
 	}
 	b.WriteString("window_size int, window_start timestamp, window_end timestamp, ")
 	for _, c := range columns {
-		typ := "double"
-		if c == "count" || strings.HasPrefix(c, "distinct") {
-			typ = "bigint"
-		}
-		fmt.Fprintf(&b, "%s %s, ", cqlName(c), typ)
+		fmt.Fprintf(&b, "%s %s, ", c.CQLName(), c.CQLType())
 	}
 	fmt.Fprintf(&b, "PRIMARY KEY ((%s, window_size), window_start)) WITH CLUSTERING ORDER BY (window_start DESC)",
 		strings.Join(cqlNames(keyFields), ", "))
@@ -176,11 +216,16 @@ func (w *cassandraWriter) Write(ctx context.Context, win *emit.Window) error {
 			args = append(args, k)
 		}
 		args = append(args, int(win.Size/1000), time.UnixMilli(win.Start), time.UnixMilli(win.End()))
+		t := 0
 		for j, c := range w.c.columns {
 			v := win.Rows[i].Values[j]
-			if c == "count" || strings.HasPrefix(c, "distinct") {
+			switch c.Kind {
+			case agg.ColumnInteger:
 				args = append(args, int64(v))
-			} else {
+			case agg.ColumnText:
+				args = append(args, win.Rows[i].Texts[t])
+				t++
+			default:
 				args = append(args, v)
 			}
 		}

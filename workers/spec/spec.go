@@ -83,7 +83,19 @@ type Aggregation struct {
 	RelativeAccuracy float64 `yaml:"relative_accuracy,omitempty"`
 	// Quantiles are the ranks quantiles reports (default 0.5, 0.9, 0.99).
 	Quantiles []float64 `yaml:"quantiles,omitempty"`
+	// Type is what last keeps: TypeNumber (the default when empty) or TypeText, the field's
+	// value as text (strings as they are; numbers and booleans as their JSON text).
+	Type string `yaml:"type,omitempty"`
 }
+
+// Value types of Aggregation.Type.
+const (
+	TypeNumber = "number"
+	TypeText   = "text"
+)
+
+// IsText says whether the aggregation keeps text rather than a number.
+func (a Aggregation) IsText() bool { return a.Type == TypeText }
 
 // Aggregation functions.
 const (
@@ -133,6 +145,7 @@ var (
 	Formats      = []string{FormatJSON, FormatPartials}
 	TimeUnits    = []string{UnitSeconds, UnitMillis, UnitMicros, UnitNanos, UnitRFC3339}
 	Functions    = []string{FnCount, FnSum, FnMin, FnMax, FnAvg, FnLast, FnDistinct, FnQuantiles}
+	ValueTypes   = []string{TypeNumber, TypeText}
 	OutputTypes  = []string{OutputCassandra, OutputS3, OutputKafka, OutputFile, OutputStdout}
 	PartialTypes = []string{OutputKafka}
 )

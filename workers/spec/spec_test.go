@@ -97,6 +97,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"partials with time field", [2]string{"time_field: ts}", "time_field: ts, format: partials}"}, "", []string{"input.time_field: not allowed for format partials"}},
 		{"precision range", [2]string{"{fn: count}", "{fn: distinct, field: d, precision: 30}"}, "", []string{"aggregations[0].precision: 30 is out of range: 4 to 18"}},
 		{"quantile range", [2]string{"{fn: count}", "{fn: quantiles, field: r, quantiles: [0.5, 1.5]}"}, "", []string{"aggregations[0].quantiles[1]: 1.5 is out of range: 0 to 1"}},
+		{"text only for last", [2]string{"{fn: count}", "{fn: sum, field: r, type: text}"}, "", []string{"aggregations[0].type: text is only for last; sum computes numbers"}},
+		{"bad value type", [2]string{"{fn: count}", "{fn: last, field: r, type: json}"}, "", []string{`aggregations[0].type: "json" is not supported: one of number, text`}},
 		{"accuracy only for quantiles", [2]string{"{fn: count}", "{fn: sum, field: r, relative_accuracy: 0.1}"}, "", []string{"aggregations[0].relative_accuracy: only for quantiles"}},
 		{"duplicate names", [2]string{"[{fn: count}]", "[{fn: sum, field: a}, {fn: sum, field: a}]"}, "", []string{`aggregations[1].name: "sum_a" is already the name of aggregations[0]`}},
 		{"wrong type", [2]string{"key: [org]", "key: org"}, "", []string{"key: must be a list"}},

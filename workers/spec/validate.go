@@ -179,6 +179,12 @@ func (s *Spec) validateAggregations(errs *Errors) {
 		case a.Field != "" && !fieldRE.MatchString(a.Field):
 			errs.add(p+".field", "%q is not a field name (dotted for nested fields, no spaces)", a.Field)
 		}
+		switch {
+		case a.Type != "" && !slices.Contains(ValueTypes, a.Type):
+			errs.add(p+".type", "%q is not supported: %s", a.Type, oneOf(ValueTypes))
+		case a.Type == TypeText && a.Fn != FnLast:
+			errs.add(p+".type", "text is only for last; %s computes numbers", a.Fn)
+		}
 		if a.Fn != FnDistinct && a.Precision != 0 {
 			errs.add(p+".precision", "only for distinct")
 		}

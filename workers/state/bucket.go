@@ -16,6 +16,7 @@ type chunk struct {
 	hll     []*agg.HLL // Layout.NumHLL per slot
 	dds     []*agg.DDS // Layout.NumDDS per slot
 	small   []uint64   // Layout.SmallStride per slot: inline distinct hashes
+	text    []string   // Layout.NumText per slot: text last values
 }
 
 // bucket is one open window of one size: every series' slot for [start, start+size).
@@ -39,6 +40,7 @@ func (st *Store) slot(b *bucket, pos uint32) agg.Slot {
 		HLL:   c.hll[i*l.NumHLL : (i+1)*l.NumHLL : (i+1)*l.NumHLL],
 		DDS:   c.dds[i*l.NumDDS : (i+1)*l.NumDDS : (i+1)*l.NumDDS],
 		Small: c.small[i*l.SmallStride : (i+1)*l.SmallStride : (i+1)*l.SmallStride],
+		Text:  c.text[i*l.NumText : (i+1)*l.NumText : (i+1)*l.NumText],
 	}
 	if l.HasLast {
 		s.LastOff = &c.lastOff[i]
@@ -80,6 +82,7 @@ func (st *Store) newChunk() *chunk {
 		hll:    make([]*agg.HLL, chunkSlots*l.NumHLL),
 		dds:    make([]*agg.DDS, chunkSlots*l.NumDDS),
 		small:  make([]uint64, chunkSlots*l.SmallStride),
+		text:   make([]string, chunkSlots*l.NumText),
 	}
 	if l.HasLast {
 		c.lastOff = make([]uint32, chunkSlots)
@@ -90,7 +93,7 @@ func (st *Store) newChunk() *chunk {
 // chunkBytes is the memory of one chunk's columns.
 func (st *Store) chunkBytes() int {
 	l := st.layout
-	n := chunkSlots * (4 + 8*l.Stride + 8*(l.NumHLL+l.NumDDS) + 8*l.SmallStride)
+	n := chunkSlots * (4 + 8*l.Stride + 8*(l.NumHLL+l.NumDDS) + 8*l.SmallStride + 16*l.NumText)
 	if l.HasLast {
 		n += 4 * chunkSlots
 	}

@@ -24,6 +24,7 @@ import (
 //	    | #slots × u32 last offsets (if the layout has last)
 //	    | #slots × SmallStride × u64 inline distinct hashes
 //	    | per slot, per sketch column: uvarint length, sketch bytes
+//	    | per slot, per text last: uvarint length, text bytes (only if the layout has text)
 //	u32 CRC-32C of everything before it
 //
 // Column data is copied as raw memory on little-endian machines: restoring a gigabyte of state
@@ -118,6 +119,11 @@ func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
 				var err error
 				if dst, err = st.appendSketches(dst, b); err != nil {
 					return nil, err
+				}
+			}
+			if l.NumText > 0 {
+				for pos := range uint32(b.n) {
+					dst = l.AppendTexts(dst, st.slot(b, pos))
 				}
 			}
 		}
@@ -344,15 +350,23 @@ func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) e
 			}
 		}
 	}
-	if l.NumHLL+l.NumDDS == 0 {
-		return nil
-	}
-	for pos := range uint32(n) {
-		rest, err := l.DecodeSketches(r.b, st.slot(b, pos), st.pool)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if l.NumHLL+l.NumDDS > 0 {
+		for pos := range uint32(n) {
+			rest, err := l.DecodeSketches(r.b, st.slot(b, pos), st.pool)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			r.b = rest
 		}
-		r.b = rest
+	}
+	if l.NumText > 0 {
+		for pos := range uint32(n) {
+			rest, err := l.DecodeTexts(r.b, st.slot(b, pos))
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			r.b = rest
+		}
 	}
 	return nil
 }

@@ -260,6 +260,9 @@ func (st *Store) closeBucket(sz *sizeState, b *bucket) {
 		st.keys.release(st.seriesAt(b, pos))
 	}
 	st.slots -= b.n
+	for _, c := range b.chunks {
+		clear(c.text) // a recycled chunk must not keep the texts alive
+	}
 	st.freeChunks = append(st.freeChunks, b.chunks...)
 	// Free chunks beyond what the open windows could reuse go back to the garbage collector,
 	// so a burst of series does not pin its memory forever.

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
@@ -51,7 +52,7 @@ func TestCassandraDownPausesConsumption(t *testing.T) {
 	}
 	defer sess.Close()
 	cs, err := sink.NewCassandra(ctx, sess, sink.CassandraConfig{Keyspace: ks, Table: "rollup", Concurrency: 4, MaxBackoff: 500 * time.Millisecond},
-		[]string{"k"}, []string{"count"})
+		[]string{"k"}, []sink.Column{{Name: "count", Kind: agg.ColumnInteger}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,10 @@ type fieldRig struct {
 
 const fieldBase = int64(1767225600000) // 2026-01-01T00:00:00Z
 
-func newFieldRig(t *testing.T, extra ...sink.Sink) *fieldRig {
+// countSum is the aggregations most rig tests use.
+const countSum = "[{fn: count}, {fn: sum, field: v}]"
+
+func newFieldRig(t *testing.T, aggs string, extra ...sink.Sink) *fieldRig {
 	r := &fieldRig{t: t, brokers: testenv.KafkaBrokers(t), ctx: testenv.Context(t, 6*time.Minute), ends: map[int32]int64{}}
 	r.name = testenv.Name(t, "field")
 	r.ks = strings.ReplaceAll(r.name, "-", "_")
@@ -67,9 +70,9 @@ input: {topic: %s, time_field: t, max_future_skew: 1h}
 key: [k]
 windows: [1m]
 allowed_lateness: 30s
-aggregations: [{fn: count}, {fn: sum, field: v}]
+aggregations: %s
 outputs: [{type: cassandra, keyspace: %s, table: rollup}]
-`, r.name, r.topic, r.ks)); err != nil {
+`, r.name, r.topic, aggs, r.ks)); err != nil {
 		t.Fatal(err)
 	}
 	sess, err := sink.NewCassandraSession(testenv.CassandraHosts(t), r.ks, 10*time.Second)
@@ -77,7 +80,11 @@ outputs: [{type: cassandra, keyspace: %s, table: rollup}]
 		t.Fatal(err)
 	}
 	t.Cleanup(sess.Close)
-	cs, err := sink.NewCassandra(r.ctx, sess, sink.CassandraConfig{Keyspace: r.ks, Table: "rollup"}, []string{"k"}, []string{"count", "sum_v"})
+	layout, err := worker.Layout(r.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sink.NewCassandra(r.ctx, sess, sink.CassandraConfig{Keyspace: r.ks, Table: "rollup"}, []string{"k"}, sink.Columns(layout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +231,7 @@ func (r *fieldRig) rollups() map[string][2]float64 {
 // new one takes over. Every good record must be in Cassandra exactly once, each bad one in the
 // dead letters exactly once with its reason, and none late.
 func TestBadRecordsAndRowsNeverStopAPartition(t *testing.T) {
-	r := newFieldRig(t)
+	r := newFieldRig(t, countSum)
 	const n = 3000
 	want := map[string][2]float64{}
 	add := func(k string, ts, v int64) {
@@ -346,7 +353,7 @@ func (s *panicSink) Write(_ context.Context, w *emit.Window) error {
 // has no bug, gets every row.
 func TestPoisonRecordEndsTheCrashLoop(t *testing.T) {
 	buggy := &panicSink{}
-	r := newFieldRig(t, buggy)
+	r := newFieldRig(t, countSum, buggy)
 	want := map[string][2]float64{}
 	var recs []*kgo.Record
 	for i := range 600 {
@@ -429,7 +436,7 @@ func TestPoisonRecordEndsTheCrashLoop(t *testing.T) {
 // worker must never stop, and every record must be either aggregated or dead-lettered, once:
 // the counts in Cassandra plus the dead letters add up to what was produced.
 func TestAdversarialRecordsOnARealPartition(t *testing.T) {
-	r := newFieldRig(t)
+	r := newFieldRig(t, countSum)
 	rng := rand.New(rand.NewPCG(15, 2026))
 	values := []string{`"s"`, `1`, `-0.5`, `1e308`, `1e999`, `-1e400`, `true`, `null`, `[]`, `{}`, `[1,"a",{}]`, `"1.5"`,
 		`"` + "m\xff\xfe" + `"`, `"\u0000\u001f\ud800"`, `"` + "\x1f" + `"`, `{"a":{"b":{"c":1}}}`, `99999999999999999999999`, `""`}
@@ -493,4 +500,60 @@ func TestAdversarialRecordsOnARealPartition(t *testing.T) {
 		t.Errorf("aggregated %v + dead-lettered %d = %d, want the %d produced (reasons %v)", aggregated, len(dead), int(aggregated)+len(dead), produced, reasons)
 	}
 	t.Logf("%d records: %v aggregated, dead letters %v", produced, aggregated, reasons)
+}
+
+// TestLastOfTextToCassandra: last over a field that holds strings (and now and then a number)
+// lands in a text column of the real Cassandra, exactly, with ties going to the greater text.
+func TestLastOfTextToCassandra(t *testing.T) {
+	r := newFieldRig(t, "[{fn: count}, {fn: last, field: status, type: text}]")
+	statuses := []string{`"ok"`, `"degraded"`, `503`, `"café"`, `true`}
+	want := map[string]string{}
+	wantAt := map[string]int64{}
+	var recs []*kgo.Record
+	for i := range 1200 {
+		ts := fieldBase + int64(i/2)*100 // two records per event time: ties
+		k := fmt.Sprintf("k%d", i%5)
+		st := statuses[(i*7)%len(statuses)]
+		recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, `{"k":%q,"t":%d,"status":%s}`, k, ts, st), Timestamp: time.UnixMilli(ts + 1000)})
+		id := fmt.Sprintf("%s@%d", k, ts-ts%60_000)
+		text := strings.Trim(st, `"`)
+		if ts > wantAt[id] || (ts == wantAt[id] && text > want[id]) {
+			want[id], wantAt[id] = text, ts
+		}
+	}
+	r.produce(0, recs...)
+	for p := range int32(2) {
+		r.produce(p, &kgo.Record{Value: fmt.Appendf(nil, `{"k":"closer","t":%d,"status":"x"}`, fieldBase+3_600_000), Timestamp: time.UnixMilli(fieldBase + 3_600_000)})
+	}
+	w, stop, done := r.start("text", r.ctx)
+	defer stop()
+	r.waitCheckpointed(w, done)
+
+	host, port, _ := strings.Cut(testenv.CassandraHosts(t)[0], ":")
+	c := gocql.NewCluster(host)
+	fmt.Sscan(port, &c.Port)
+	sess, err := c.CreateSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	iter := sess.Query(fmt.Sprintf(`SELECT k, window_start, last_status FROM %s.rollup`, r.ks)).Iter()
+	var k, status string
+	var start time.Time
+	got := 0
+	for iter.Scan(&k, &start, &status) {
+		if k == "closer" {
+			continue
+		}
+		got++
+		if id := fmt.Sprintf("%s@%d", k, start.UnixMilli()); status != want[id] {
+			t.Errorf("%s: last_status %q, want %q", id, status, want[id])
+		}
+	}
+	if err := iter.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got != len(want) {
+		t.Errorf("%d rows, want %d", got, len(want))
+	}
 }

@@ -59,6 +59,7 @@ type aggModel struct {
 	Precision        types.Int64   `tfsdk:"precision"`
 	RelativeAccuracy types.Float64 `tfsdk:"relative_accuracy"`
 	Quantiles        types.List    `tfsdk:"quantiles"`
+	Type             types.String  `tfsdk:"type"`
 }
 
 type outModel struct {
@@ -124,6 +125,7 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"precision":         schema.Int64Attribute{Optional: true, Computed: true, Description: "HyperLogLog precision of distinct, 4-18; default 14 (about 0.8 % error)."},
 					"relative_accuracy": schema.Float64Attribute{Optional: true, Computed: true, Description: "DDSketch relative accuracy of quantiles; default 0.01."},
 					"quantiles":         schema.ListAttribute{ElementType: types.Float64Type, Optional: true, Computed: true, Description: "Ranks quantiles reports; default 0.5, 0.9, 0.99."},
+					"type":              str("What last keeps: " + strings.Join(spec.ValueTypes, " or ") + " (default number; text keeps the field's value as text, in a text column)."),
 				}},
 			},
 			"output": schema.ListNestedBlock{
@@ -213,7 +215,7 @@ func (m *specModel) document(ctx context.Context) (map[string]any, bool) {
 			ra = a.RelativeAccuracy.ValueFloat64()
 		}
 		aggs = append(aggs, map[string]any{"name": s(a.Name), "fn": s(a.Fn), "field": s(a.Field), "precision": i64(a.Precision),
-			"relative_accuracy": ra, "quantiles": list(a.Quantiles)})
+			"relative_accuracy": ra, "quantiles": list(a.Quantiles), "type": s(a.Type)})
 	}
 	doc["aggregations"] = aggs
 	var outs []any
@@ -484,6 +486,7 @@ func (m *specModel) keepConfigured(cfg *specModel) {
 			a.RelativeAccuracy = c.RelativeAccuracy
 		}
 		keepL(&a.Quantiles, c.Quantiles)
+		keepS(&a.Type, c.Type)
 	}
 	// Outputs have no defaults: the configuration is the state.
 	m.Outputs = cfg.Outputs
@@ -527,7 +530,7 @@ func (m *specModel) fill(ctx context.Context, s *spec.Spec, y, location, version
 	m.Aggregations = nil
 	for _, a := range s.Aggregations {
 		am := aggModel{Name: str(a.Name), Fn: str(a.Fn), Field: str(a.Field), Precision: types.Int64Null(),
-			RelativeAccuracy: types.Float64Null(), Quantiles: types.ListNull(types.Float64Type)}
+			RelativeAccuracy: types.Float64Null(), Quantiles: types.ListNull(types.Float64Type), Type: str(a.Type)}
 		if a.Fn == spec.FnDistinct {
 			am.Precision = types.Int64Value(int64(a.Precision))
 		}

@@ -87,12 +87,8 @@ func derive(specDoc, keyspace, table string) (keys []string, cols map[string]str
 		return nil, nil, 0, err
 	}
 	cols = map[string]string{}
-	for _, c := range layout.Columns() {
-		typ := "double"
-		if c == "count" || strings.HasPrefix(c, "distinct") {
-			typ = "bigint"
-		}
-		cols[strings.ReplaceAll(c, ".", "_")] = typ
+	for _, c := range sink.Columns(layout) {
+		cols[c.CQLName()] = c.CQLType()
 	}
 	for _, k := range s.Key {
 		keys = append(keys, strings.ReplaceAll(k, ".", "_"))
@@ -162,7 +158,16 @@ func (r *rollupTable) apply(ctx context.Context, m *rollupModel, prior *rollupMo
 		colNames = append(colNames, c)
 	}
 	sort.Strings(colNames)
-	stmts := sink.CassandraDDL(sink.CassandraConfig{Keyspace: ks, Table: tb, Replication: repl}, keys, colNames)
+	columns := make([]sink.Column, 0, len(colNames))
+	for _, n := range colNames {
+		c, ok := sink.ColumnOfCQL(n, cols[n])
+		if !ok {
+			d.AddAttributeError(tfpath.Root("spec"), "rollup table", fmt.Sprintf("column %s: type %q is not one liveagg writes", n, cols[n]))
+			return d
+		}
+		columns = append(columns, c)
+	}
+	stmts := sink.CassandraDDL(sink.CassandraConfig{Keyspace: ks, Table: tb, Replication: repl}, keys, columns)
 	if prior != nil {
 		// In place: replication, new and dropped columns.
 		stmts = []string{fmt.Sprintf("ALTER KEYSPACE %s WITH replication = {%s}", ks, cqlMap(repl))}
