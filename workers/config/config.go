@@ -3,12 +3,15 @@
 // surfacing as a confusing failure later.
 //
 // Secrets never come from the file or flags: the admin token is read from a file or an SSM
-// SecureString parameter, SASL passwords from a file or the environment.
+// SecureString parameter, SASL passwords from a file or the environment, the Cassandra password
+// from a file, the environment, an SSM SecureString parameter or a Secrets Manager secret, and
+// the admin API's TLS key from a file, an SSM parameter or a Secrets Manager secret.
 package config
 
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -89,10 +92,50 @@ type Sinks struct {
 
 // Cassandra is the cluster Cassandra outputs write to.
 type Cassandra struct {
-	Hosts       []string          `yaml:"hosts"`
+	// Hosts are contact points, host or host:port (port default 9042, 9142 with Keyspaces).
+	Hosts []string `yaml:"hosts"`
+	// Replication is the map CREATE KEYSPACE uses when the sink creates a keyspace (default
+	// SimpleStrategy with one replica; SingleRegionStrategy with Keyspaces, the only one it takes).
 	Replication map[string]string `yaml:"replication"`
 	Timeout     time.Duration     `yaml:"timeout"`
 	Concurrency int               `yaml:"concurrency"`
+	// Username logs in with password authentication; the password comes from exactly one of
+	// PasswordFile, PasswordSSMParameter, PasswordSecret or the environment.
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (trailing whitespace dropped), for local use.
+	PasswordFile string `yaml:"password_file"`
+	// PasswordSSMParameter names an SSM SecureString parameter holding the password.
+	PasswordSSMParameter string `yaml:"password_ssm_parameter"`
+	// PasswordSecret names a Secrets Manager secret (name or ARN) whose string is the password,
+	// or a JSON object with "password" (and "username", used when Username is empty), the
+	// shape Amazon Keyspaces service-specific credentials are usually stored in.
+	PasswordSecret string `yaml:"password_secret"`
+	// Password, from LIVEAGG_CASSANDRA_PASSWORD or a caller that holds it already (the
+	// Terraform provider's sensitive attribute); never read from YAML.
+	Password string       `yaml:"-"`
+	TLS      CassandraTLS `yaml:"tls"`
+	// Keyspaces connects to Amazon Keyspaces: TLS on (with the contact point's name as the
+	// certificate name, since peers are handed out as IP addresses), port 9142, replication
+	// SingleRegionStrategy, and SigV4 authentication with the worker's AWS credentials and
+	// aws.region unless a username (service-specific credentials) is set.
+	Keyspaces bool `yaml:"keyspaces"`
+}
+
+// CassandraTLS encrypts the connections to Cassandra. The server's certificate is always
+// verified (against CAFile or the system roots) unless InsecureSkipVerify says otherwise.
+type CassandraTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the CAs that sign the nodes' certificates.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, for clusters that require one.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name every node's certificate must carry (default: the address each
+	// connection dials; with Keyspaces, the first contact point's host name).
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate from any server: encrypted but not
+	// authenticated. An escape hatch for a throwaway test cluster, never for production.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // AWS configures S3, SSM and CloudWatch clients.
@@ -107,11 +150,31 @@ type Admin struct {
 	Listen            string `yaml:"listen"`
 	TokenFile         string `yaml:"token_file"`
 	TokenSSMParameter string `yaml:"token_ssm_parameter"`
-	// Advertise is the endpoint the worker tags its EC2 instance with (default http://<private IP>:<port>).
+	// TLS serves the API over HTTPS. Without it the API is plain HTTP, which is only fit for
+	// a network nobody else can reach (the workers' security group).
+	TLS AdminTLS `yaml:"tls"`
+	// Advertise is the endpoint the worker tags its EC2 instance with (default
+	// http://<private IP>:<port>, https:// when admin.tls is set).
 	Advertise string `yaml:"advertise"`
 	// TagInstance publishes Advertise as the liveagg:admin-endpoint tag of the worker's own
 	// instance and watches instance metadata for spot interruption notices.
 	OnEC2 bool `yaml:"on_ec2"`
+}
+
+// AdminTLS is the admin API's certificate and key: from files, or both from SSM parameters
+// (the key a SecureString), or from one Secrets Manager secret holding a JSON object with
+// "cert" and "key" (PEM strings).
+type AdminTLS struct {
+	CertFile         string `yaml:"cert_file"`
+	KeyFile          string `yaml:"key_file"`
+	CertSSMParameter string `yaml:"cert_ssm_parameter"`
+	KeySSMParameter  string `yaml:"key_ssm_parameter"`
+	Secret           string `yaml:"secret"`
+}
+
+// Enabled says whether any certificate source is set.
+func (t AdminTLS) Enabled() bool {
+	return t.CertFile != "" || t.KeyFile != "" || t.CertSSMParameter != "" || t.KeySSMParameter != "" || t.Secret != ""
 }
 
 // Metrics configures the Prometheus endpoint and CloudWatch publishing.
@@ -165,10 +228,15 @@ const (
 	EnvBrokers    = "LIVEAGG_KAFKA_BROKERS"
 	EnvCheckpoint = "LIVEAGG_CHECKPOINT_LOCATION"
 	EnvCassandra  = "LIVEAGG_CASSANDRA_HOSTS"
-	EnvAWSEndpt   = "LIVEAGG_AWS_ENDPOINT"
-	EnvAdmin      = "LIVEAGG_ADMIN_LISTEN"
-	EnvMetrics    = "LIVEAGG_METRICS_LISTEN"
-	EnvSpec       = "LIVEAGG_SPEC"
+	// EnvCassandraUser and EnvCassandraPassword are the names the Terraform provider reads
+	// too; the password from the environment is for local use (a file or a secret store is
+	// better on a fleet: the environment of a process is readable by its user).
+	EnvCassandraUser     = "LIVEAGG_CASSANDRA_USERNAME"
+	EnvCassandraPassword = "LIVEAGG_CASSANDRA_PASSWORD"
+	EnvAWSEndpt          = "LIVEAGG_AWS_ENDPOINT"
+	EnvAdmin             = "LIVEAGG_ADMIN_LISTEN"
+	EnvMetrics           = "LIVEAGG_METRICS_LISTEN"
+	EnvSpec              = "LIVEAGG_SPEC"
 )
 
 func (c *Config) applyEnv(getenv func(string) string) {
@@ -187,6 +255,8 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	list(&c.Kafka.Brokers, EnvBrokers)
 	set(&c.Checkpoint.Location, EnvCheckpoint)
 	list(&c.Sinks.Cassandra.Hosts, EnvCassandra)
+	set(&c.Sinks.Cassandra.Username, EnvCassandraUser)
+	set(&c.Sinks.Cassandra.Password, EnvCassandraPassword)
 	set(&c.AWS.Endpoint, EnvAWSEndpt)
 	set(&c.Admin.Listen, EnvAdmin)
 	set(&c.Metrics.Listen, EnvMetrics)
@@ -218,6 +288,23 @@ func (c *Config) applyDefaults() {
 	if c.AWS.Region == "" {
 		c.AWS.Region = "us-east-1"
 	}
+	if cs := &c.Sinks.Cassandra; cs.Keyspaces {
+		cs.TLS.Enabled = true
+		if len(cs.Replication) == 0 {
+			cs.Replication = map[string]string{"class": "SingleRegionStrategy"}
+		}
+		if cs.TLS.ServerName == "" && !cs.TLS.InsecureSkipVerify && len(cs.Hosts) > 0 {
+			cs.TLS.ServerName = hostOnly(cs.Hosts[0])
+		}
+	}
+}
+
+// hostOnly drops a port from host:port.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }
 
 // Validate names the first problem of each field.
@@ -256,6 +343,8 @@ func (c *Config) Validate() error {
 	if c.Checkpoint.OnMissingOffset != "stop" && c.Checkpoint.OnMissingOffset != "earliest" {
 		add("checkpoint.on_missing_offset: %q is not stop or earliest", c.Checkpoint.OnMissingOffset)
 	}
+	c.Sinks.Cassandra.validate(add)
+	c.Admin.TLS.validate(add)
 	if c.Admin.Listen != "" && c.Admin.TokenFile == "" && c.Admin.TokenSSMParameter == "" {
 		add("admin: token_file or token_ssm_parameter is required when admin.listen is set (the API refuses every request without a token)")
 	}
@@ -263,4 +352,52 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return nil
+}
+
+func (cs Cassandra) validate(add func(string, ...any)) {
+	var sources []string
+	for _, s := range []struct{ key, v string }{
+		{"password_file", cs.PasswordFile}, {"password_ssm_parameter", cs.PasswordSSMParameter}, {"password_secret", cs.PasswordSecret},
+	} {
+		if s.v != "" {
+			sources = append(sources, s.key)
+		}
+	}
+	switch {
+	case len(sources) > 1:
+		add("sinks.cassandra: %s are set: the password comes from one of them", strings.Join(sources, " and "))
+	case len(sources) == 1 && cs.Password != "":
+		add("sinks.cassandra: %s and %s are both set: the password comes from one of them", sources[0], EnvCassandraPassword)
+	}
+	hasPassword := len(sources) > 0 || cs.Password != ""
+	if cs.Username != "" && !hasPassword {
+		add("sinks.cassandra.username: needs a password: password_file, password_ssm_parameter, password_secret or %s", EnvCassandraPassword)
+	}
+	// A secret may carry the username; a file or parameter carries only a password.
+	if cs.Username == "" && hasPassword && cs.PasswordSecret == "" {
+		add("sinks.cassandra: a password is set but username is not (or %s)", EnvCassandraUser)
+	}
+	t := cs.TLS
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+		add("sinks.cassandra.tls: settings without enabled: true (they would be ignored)")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		add("sinks.cassandra.tls: cert_file and key_file go together")
+	}
+	if t.InsecureSkipVerify && (t.CAFile != "" || t.ServerName != "") {
+		add("sinks.cassandra.tls.insecure_skip_verify: set with ca_file or server_name, which it would ignore")
+	}
+}
+
+func (t AdminTLS) validate(add func(string, ...any)) {
+	files := t.CertFile != "" || t.KeyFile != ""
+	ssm := t.CertSSMParameter != "" || t.KeySSMParameter != ""
+	switch {
+	case files && ssm, files && t.Secret != "", ssm && t.Secret != "":
+		add("admin.tls: the certificate comes from one place: cert_file/key_file, cert_ssm_parameter/key_ssm_parameter or secret")
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		add("admin.tls: cert_file and key_file go together")
+	case (t.CertSSMParameter == "") != (t.KeySSMParameter == ""):
+		add("admin.tls: cert_ssm_parameter and key_ssm_parameter go together")
+	}
 }
