@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,7 +144,15 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		if err != nil {
 			return err
 		}
-		stopAdmin, err := serve(cfg.Admin.Listen, admin.Handler[worker.Status](w, token, log), log)
+		var tlsCfg *tls.Config
+		if cfg.Admin.TLS.Enabled() {
+			cert, err := cfg.Admin.TLS.Certificate(ctx, loadAWS)
+			if err != nil {
+				return err
+			}
+			tlsCfg = admin.ServerTLS(cert)
+		}
+		stopAdmin, err := serve(cfg.Admin.Listen, admin.Handler[worker.Status](w, token, log), log, withTLS(tlsCfg))
 		if err != nil {
 			return fmt.Errorf("admin.listen: %w", err)
 		}
@@ -219,7 +228,12 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 				closeAll()
 				return nil, nil, fmt.Errorf("outputs[%d] is cassandra but sinks.cassandra.hosts is empty", i)
 			}
-			sess, err := sink.NewCassandraSession(cfg.Sinks.Cassandra.Hosts, o.Keyspace, cfg.Sinks.Cassandra.Timeout)
+			conn, err := cfg.Sinks.Cassandra.Conn(ctx, cfg.AWS.Load)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			sess, err := sink.NewCassandraSessionWith(ctx, conn, sink.WithTimeouts(cfg.Sinks.Cassandra.Timeout, cfg.Sinks.Cassandra.Timeout))
 			if err != nil {
 				closeAll()
 				return nil, nil, err
@@ -338,7 +352,11 @@ func onEC2(ctx context.Context, cfg *config.Config, w *worker.Worker, loadAWS fu
 		if err != nil {
 			return fmt.Errorf("admin.listen: %w", err)
 		}
-		endpoint = "http://" + net.JoinHostPort(ip, port)
+		scheme := "http://"
+		if cfg.Admin.TLS.Enabled() {
+			scheme = "https://"
+		}
+		endpoint = scheme + net.JoinHostPort(ip, port)
 	}
 	ac, err := loadAWS(ctx)
 	if err != nil {
@@ -364,14 +382,30 @@ func readToken(path string) (string, error) {
 	return t, nil
 }
 
-func serve(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+// serveOption adjusts a server that serve starts.
+type serveOption func(*http.Server)
+
+// withTLS serves HTTPS with c; nil leaves the server plain HTTP.
+func withTLS(c *tls.Config) serveOption {
+	return func(srv *http.Server) { srv.TLSConfig = c }
+}
+
+func serve(addr string, h http.Handler, log *slog.Logger, opts ...serveOption) (func(), error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(srv)
+	}
 	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		run := func() error { return srv.Serve(l) }
+		if srv.TLSConfig != nil {
+			// The certificate is in TLSConfig; ServeTLS also answers plain HTTP with a 400.
+			run = func() error { return srv.ServeTLS(l, "", "") }
+		}
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "addr", addr, "err", err)
 		}
 	}()
