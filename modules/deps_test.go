@@ -591,3 +591,31 @@ func TestLagAlarmThresholds(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetterAlarmThresholds: each fleet's dead-letter alarm fires at a share of its own
+// planned peak input per minute (at least 10 records), or at the fleet's own setting.
+func TestDeadLetterAlarmThresholds(t *testing.T) {
+	cfg := loadConfig(t, "aggregation-stack")
+	fraction := cfg.variables["dead_letter_alarm_fraction"].def
+	if !fraction.RawEquals(cty.NumberFloatVal(0.001)) {
+		t.Errorf("dead_letter_alarm_fraction defaults to %s; the docs and the cases below say 0.001", fraction.GoString())
+	}
+	fleet := func(rate int64, override cty.Value) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"peak_records_per_second": cty.NumberIntVal(rate), "dead_letters_alarm_per_minute": override})
+	}
+	null := cty.NullVal(cty.Number)
+	ctx := &hcl.EvalContext{Functions: planFunctions(false), Variables: map[string]cty.Value{
+		"var": cty.ObjectVal(map[string]cty.Value{"dead_letter_alarm_fraction": fraction, "fleets": cty.ObjectVal(map[string]cty.Value{
+			"l1": fleet(1500000, null), "org": fleet(5000, null), "quiet": fleet(10, null), "fixed": fleet(5000, cty.NumberIntVal(42)),
+		})}),
+	}}
+	got, diags := cfg.locals["dead_letters_alarm_per_minute"].Expr.Value(ctx)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for k, want := range map[string]int64{"l1": 90000, "org": 300, "quiet": 10, "fixed": 42} {
+		if v := got.GetAttr(k); !v.RawEquals(cty.NumberIntVal(want)) {
+			t.Errorf("fleet %s: dead-letter alarm at %s records a minute, want %d", k, v.GoString(), want)
+		}
+	}
+}

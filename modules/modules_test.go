@@ -4,6 +4,7 @@
 package modules_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -17,13 +18,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/liveagg/liveagg/workers/cli"
+	"github.com/liveagg/liveagg/workers/cwpub"
+	"github.com/liveagg/liveagg/workers/metrics"
 
 	"github.com/liveagg/liveagg/workers/config"
 )
@@ -373,19 +379,32 @@ func TestDashboardAndAlarmsUseEmittedMetrics(t *testing.T) {
 		t.Fatalf("found only %d emitted metrics: %v", len(emit), emit)
 	}
 	body := render(t, "monitoring/dashboard.json.tftpl", map[string]cty.Value{"region": cty.StringVal("us-east-1"),
-		"spec": cty.StringVal("s"), "asg": cty.StringVal("g")})
+		"spec": cty.StringVal("s"), "asg": cty.StringVal("g"), "lag_alarm_records": cty.NumberIntVal(300000),
+		"dead_letters_alarm_per_minute": cty.NumberIntVal(300)})
 	var dash struct {
 		Widgets []struct {
 			Properties struct {
-				Metrics [][]any
+				Title       string
+				Metrics     [][]any
+				Annotations struct {
+					Horizontal []struct {
+						Label string
+						Value float64
+					}
+				}
 			}
 		}
 	}
 	if err := json.Unmarshal([]byte(body), &dash); err != nil {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
-	seen := 0
+	seen, thresholds := 0, map[string]float64{}
 	for _, w := range dash.Widgets {
+		for _, a := range w.Properties.Annotations.Horizontal {
+			if len(w.Properties.Metrics) > 0 {
+				thresholds[a.Label+" on "+fmt.Sprint(w.Properties.Metrics[0][1])] = a.Value
+			}
+		}
 		for _, m := range w.Properties.Metrics {
 			if len(m) < 2 || m[0] != "liveagg" {
 				t.Errorf("dashboard metric %v is not in the liveagg namespace", m)
@@ -406,6 +425,75 @@ func TestDashboardAndAlarmsUseEmittedMetrics(t *testing.T) {
 	}
 	if seen < 10 || len(alarms) != 4 {
 		t.Fatalf("dashboard has %d metrics, monitoring %d alarms", seen, len(alarms))
+	}
+	// The alarms' thresholds are drawn on the graphs of the metrics they watch.
+	if thresholds["dead-letter alarm on DeadLettered"] != 300 || thresholds["lag alarm on ConsumerLag"] != 300000 {
+		t.Errorf("dashboard threshold lines: %v", thresholds)
+	}
+}
+
+// dimsRecorder keeps the dimension names of each metric a publisher sends.
+type dimsRecorder map[string][]string
+
+func (d dimsRecorder) PutMetricData(_ context.Context, in *cloudwatch.PutMetricDataInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.PutMetricDataOutput, error) {
+	for _, m := range in.MetricData {
+		var names []string
+		for _, dim := range m.Dimensions {
+			names = append(names, aws.ToString(dim.Name))
+		}
+		sort.Strings(names)
+		d[aws.ToString(in.Namespace)+"/"+aws.ToString(m.MetricName)] = names
+	}
+	return &cloudwatch.PutMetricDataOutput{}, nil
+}
+
+// TestWorkerAlarmsMatchWhatTheWorkersPublish: the alarms on worker metrics (the dead-letter
+// alarm among them) watch the namespace, names and exact dimensions the workers' CloudWatch
+// publisher sends; an alarm whose dimensions differ from the published ones watches a metric
+// that never gets a data point, and with missing data not breaching it never fires.
+func TestWorkerAlarmsMatchWhatTheWorkersPublish(t *testing.T) {
+	rec := dimsRecorder{}
+	if err := cwpub.New(rec, "spec", "group").Publish(context.Background(), cwpub.Sample{DeadLettered: 3}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadConfig(t, "monitoring")
+	run := &planRun{root: cfg, args: map[string]map[string][]cty.Value{}}
+	m := newInstance(run, cfg, "", run.inputs(cfg, map[string]cty.Value{"name": cty.StringVal("n"), "spec_name": cty.StringVal("spec"),
+		"asg_name": cty.StringVal("group"), "lag_alarm_records": cty.NumberIntVal(1000)}, hcl.Range{}))
+	m.check()
+	if len(run.problems) > 0 {
+		t.Fatal(run.problems)
+	}
+	node := run.args["aws_cloudwatch_metric_alarm.this"]
+	if len(node["metric_name"]) != 4 {
+		t.Fatalf("%d alarms evaluated", len(node["metric_name"]))
+	}
+	found := false
+	for i, name := range node["metric_name"] {
+		key := node["namespace"][i].AsString() + "/" + name.AsString()
+		published, ok := rec[key]
+		if !ok {
+			t.Errorf("alarm on %s: the workers do not publish it", key)
+			continue
+		}
+		var dims []string
+		for k := range node["dimensions"][i].AsValueMap() {
+			dims = append(dims, k)
+		}
+		sort.Strings(dims)
+		if !slices.Equal(dims, published) {
+			t.Errorf("alarm on %s has dimensions %v, the workers publish it with %v", key, dims, published)
+		}
+		if name.AsString() == metrics.DeadLettered.CloudWatch {
+			found = true
+			if th := node["threshold"][i]; !th.RawEquals(cty.NumberIntVal(100)) || !node["statistic"][i].RawEquals(cty.StringVal("Sum")) || !node["period"][i].RawEquals(cty.NumberIntVal(60)) {
+				t.Errorf("dead-letter alarm: %s of a %s-second period above %s, want the Sum per minute above the default 100",
+					node["statistic"][i].GoString(), node["period"][i].GoString(), th.GoString())
+			}
+		}
+	}
+	if !found {
+		t.Error("no alarm on the dead-letter rate")
 	}
 }
 

@@ -38,6 +38,12 @@ locals {
     ceil(f.peak_records_per_second * var.lag_alarm_seconds),
     module.pipeline.fleet_plans[k].max_workers * local.poll_records_per_worker,
   ) }
+
+  # Dead-letter alarm threshold per fleet, in records per minute: dead_letter_alarm_fraction of
+  # the fleet's planned peak input, at least 10, unless the fleet sets its own.
+  dead_letters_alarm_per_minute = { for k, f in var.fleets : k => f.dead_letters_alarm_per_minute != null ? f.dead_letters_alarm_per_minute : max(
+    ceil(f.peak_records_per_second * 60 * var.dead_letter_alarm_fraction), 10,
+  ) }
 }
 
 module "workers" {
@@ -95,12 +101,13 @@ module "monitoring" {
   source   = "../monitoring"
   for_each = var.fleets
 
-  name              = "${var.name}-${each.key}"
-  spec_name         = module.pipeline.spec_names[each.key]
-  asg_name          = "${var.name}-${each.key}"
-  lag_alarm_records = local.lag_alarm_records[each.key]
-  alarm_actions     = var.alarm_actions
-  tags              = var.tags
+  name                          = "${var.name}-${each.key}"
+  spec_name                     = module.pipeline.spec_names[each.key]
+  asg_name                      = "${var.name}-${each.key}"
+  lag_alarm_records             = local.lag_alarm_records[each.key]
+  dead_letters_alarm_per_minute = local.dead_letters_alarm_per_minute[each.key]
+  alarm_actions                 = var.alarm_actions
+  tags                          = var.tags
 }
 
 data "aws_region" "current" {}

@@ -53,13 +53,14 @@ variable "specs" {
 }
 
 variable "fleets" {
-  description = "A worker fleet per spec key (every spec needs one): its peak load in records per second and live series, from which the fleet plan sizes it; vCPUs per worker; the instance types (all of one architecture, matching ami_id and the binary); and, to override the derived threshold, its lag alarm threshold in records."
+  description = "A worker fleet per spec key (every spec needs one): its peak load in records per second and live series, from which the fleet plan sizes it; vCPUs per worker; the instance types (all of one architecture, matching ami_id and the binary); and, to override the derived thresholds, its lag alarm threshold in records and its dead-letter alarm threshold in records per minute."
   type = map(object({
-    peak_records_per_second = number
-    live_series             = number
-    cores_per_worker        = optional(number, 2)
-    instance_types          = optional(list(string), ["m7g.large", "m6g.large", "c7g.xlarge", "r7g.large"])
-    lag_alarm_records       = optional(number)
+    peak_records_per_second       = number
+    live_series                   = number
+    cores_per_worker              = optional(number, 2)
+    instance_types                = optional(list(string), ["m7g.large", "m6g.large", "c7g.xlarge", "r7g.large"])
+    lag_alarm_records             = optional(number)
+    dead_letters_alarm_per_minute = optional(number)
   }))
 }
 
@@ -91,6 +92,17 @@ variable "lag_alarm_seconds" {
   validation {
     condition     = var.lag_alarm_seconds > 0
     error_message = "lag_alarm_seconds must be positive."
+  }
+}
+
+variable "dead_letter_alarm_fraction" {
+  description = "Share of a fleet's planned peak input that may be dead-lettered before its dead-letter alarm fires (5 minutes in a row): each fleet's threshold is peak_records_per_second × 60 × this, in records per minute, and at least 10. Late records count too: raise it for input that is often later than the specs' allowed_lateness."
+  type        = number
+  default     = 0.001
+
+  validation {
+    condition     = var.dead_letter_alarm_fraction > 0 && var.dead_letter_alarm_fraction <= 1
+    error_message = "dead_letter_alarm_fraction is a share of the input: more than 0, at most 1."
   }
 }
 

@@ -20,7 +20,7 @@ locals {
     }
     dead-letters = {
       metric      = "DeadLettered", stat = "Sum", threshold = var.dead_letters_alarm_per_minute, periods = 5
-      description = "Records are being dead-lettered fast: bad input upstream or a spec that does not fit it."
+      description = "More than ${var.dead_letters_alarm_per_minute} records a minute dead-lettered for 5 minutes: bad or late input upstream, or a spec that does not fit it. The dead-letter topic has the records and each one's reason; the workers' logs name the reasons."
     }
   }
 }
@@ -31,6 +31,9 @@ resource "aws_cloudwatch_dashboard" "this" {
     region = data.aws_region.current.region
     spec   = var.spec_name
     asg    = var.asg_name
+    # The alarms' thresholds, drawn on their graphs.
+    lag_alarm_records             = var.lag_alarm_records
+    dead_letters_alarm_per_minute = var.dead_letters_alarm_per_minute
   })
 }
 

@@ -31,9 +31,14 @@ variable "sink_errors_alarm_per_minute" {
 }
 
 variable "dead_letters_alarm_per_minute" {
-  description = "Dead-lettered records per minute above which the alarm fires."
+  description = "Dead-lettered records per minute, summed over the fleet, above which the dead-letter alarm fires when it holds for 5 minutes. Late records are dead-lettered too and the metric does not tell them apart: set it above the fleet's normal rate at its busiest (read DeadLettered on the dashboard over a week), for example twice that; aggregation-stack derives it from the fleet's planned peak input."
   type        = number
   default     = 100
+
+  validation {
+    condition     = var.dead_letters_alarm_per_minute >= 0
+    error_message = "dead_letters_alarm_per_minute is a number of records, 0 or more."
+  }
 }
 
 variable "alarm_actions" {
