@@ -76,7 +76,7 @@ type scope struct {
 	stack       string
 	tagKeys     []string // the tag keys (IAM patterns) the code writes
 	groups      []string // Auto Scaling group ARNs it may act on
-	parameters  []string // SSM parameter ARNs it may read
+	parameters  []string // SSM parameter and Secrets Manager secret ARNs it may read
 }
 
 // Actions IAM cannot scope by resource: the only ones a grant on "*" may carry (besides
@@ -204,10 +204,10 @@ func scopeProblems(doc policy, sc scope) []string {
 						bad(s, "%s on %q: not one of the role's groups %v", a, r, sc.groups)
 					}
 				}
-			case service == "ssm":
+			case service == "ssm" || service == "secretsmanager" || service == "kms":
 				for _, r := range s.Resource {
 					if !slices.Contains(sc.parameters, r) {
-						bad(s, "%s on %q: not the configured parameter %v", a, r, sc.parameters)
+						bad(s, "%s on %q: not a configured parameter or secret %v", a, r, sc.parameters)
 					}
 				}
 			case a == "cloudwatch:PutMetricData":
@@ -579,7 +579,8 @@ func TestIAMScopingCatches(t *testing.T) {
 		{"tags liveagg:stack", `{"Action": ["ec2:CreateTags"], "Resource": "arn:aws:ec2:*:*:instance/*", "Condition": {"StringEquals": {"aws:ResourceTag/liveagg:stack": "st"}, "ForAllValues:StringLike": {"aws:TagKeys": ["liveagg:*"]}}}`, lambda, "the code writes only"},
 		{"terminates in any group", `{"Action": ["autoscaling:TerminateInstanceInAutoScalingGroup"], "Resource": "*"}`, lambda, "on every resource"},
 		{"scales another group", `{"Action": ["autoscaling:SetDesiredCapacity"], "Resource": "arn:g2"}`, lambda, "not one of the role's groups"},
-		{"reads every parameter", `{"Action": ["ssm:GetParameter"], "Resource": "arn:aws:ssm:r:1:parameter/*"}`, lambda, "not the configured parameter"},
+		{"reads every parameter", `{"Action": ["ssm:GetParameter"], "Resource": "arn:aws:ssm:r:1:parameter/*"}`, lambda, "not a configured parameter"},
+		{"reads every secret", `{"Action": ["secretsmanager:GetSecretValue"], "Resource": "arn:aws:secretsmanager:r:1:secret:*"}`, worker, "not a configured parameter or secret"},
 		{"metrics in any namespace", `{"Action": ["cloudwatch:PutMetricData"], "Resource": "*"}`, lambda, "on every resource"},
 		{"metrics in another namespace", `{"Action": ["cloudwatch:PutMetricData"], "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": "other"}}}`, lambda, "on every resource"},
 		{"logs anywhere", `{"Sid": "RuntimeLogs", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}`, lambda, "on every resource"},
