@@ -10,9 +10,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,9 +41,11 @@ type fieldRig struct {
 	topic   string
 	prod    *kgo.Client
 	spec    *spec.Spec
-	store   *checkpoint.Store
-	sinks   []sink.Sink
-	ends    map[int32]int64
+	// specYAML is the spec as written, for worker processes.
+	specYAML string
+	store    *checkpoint.Store
+	sinks    []sink.Sink
+	ends     map[int32]int64
 }
 
 const fieldBase = int64(1767225600000) // 2026-01-01T00:00:00Z
@@ -64,7 +68,7 @@ func newFieldRig(t *testing.T, aggs string, extra ...sink.Sink) *fieldRig {
 	if _, err := kadm.NewClient(r.prod).CreateTopic(r.ctx, 2, 1, map[string]*string{"max.message.bytes": &five}, r.topic); err != nil {
 		t.Fatal(err)
 	}
-	if r.spec, err = spec.Parse(fmt.Appendf(nil, `
+	r.specYAML = fmt.Sprintf(`
 name: %s
 input: {topic: %s, time_field: t, max_future_skew: 1h}
 key: [k]
@@ -72,7 +76,8 @@ windows: [1m]
 allowed_lateness: 30s
 aggregations: %s
 outputs: [{type: cassandra, keyspace: %s, table: rollup}]
-`, r.name, r.topic, aggs, r.ks)); err != nil {
+`, r.name, r.topic, aggs, r.ks)
+	if r.spec, err = spec.Parse([]byte(r.specYAML)); err != nil {
 		t.Fatal(err)
 	}
 	sess, err := sink.NewCassandraSession(testenv.CassandraHosts(t), r.ks, 10*time.Second)
@@ -232,15 +237,112 @@ func (r *fieldRig) rollups() map[string][2]float64 {
 // dead letters exactly once with its reason, and none late.
 func TestBadRecordsAndRowsNeverStopAPartition(t *testing.T) {
 	r := newFieldRig(t, countSum)
+	first, rest, want := badStream()
+	for p := range int32(2) {
+		r.produce(p, first[p]...)
+	}
+	// A first worker applies part of the stream and is abandoned without a checkpoint.
+	w1, stop1, done1 := r.start("w1", r.ctx)
+	for w1.Totals().Records < int64(len(first[0])) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop1()
+	if err := <-done1; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("first worker: %v", err)
+	}
+	for p := range int32(2) {
+		r.produce(p, rest[p]...)
+	}
+	w2, stop2, done := r.start("w2", r.ctx)
+	defer stop2()
+	r.waitCheckpointed(w2, done)
+	r.checkBadStream(want)
+}
+
+// TestBadRecordsSurviveKill9 runs the same stream through real worker processes, killed with
+// SIGKILL at moments that fall while the bad records and rows are being handled (before, in
+// and after their checkpoint's transaction), each replaced by a new process.
+func TestBadRecordsSurviveKill9(t *testing.T) {
+	r := newFieldRig(t, countSum)
+	first, rest, want := badStream()
+	// The stream arrives over about four seconds, so the kills fall among the bad records.
+	for p := range int32(2) {
+		r.ends[p] = int64(len(first[p]) + len(rest[p]))
+	}
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for chunk := range 12 {
+			for p := range int32(2) {
+				all := append(slices.Clone(first[p]), rest[p]...)
+				per := (len(all) + 11) / 12
+				lo, hi := chunk*per, min(len(all), (chunk+1)*per)
+				if lo < hi {
+					for _, rec := range all[lo:hi] {
+						rec.Topic, rec.Partition = r.topic, p
+					}
+					if err := r.prod.ProduceSync(r.ctx, all[lo:hi]...).FirstErr(); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+			time.Sleep(350 * time.Millisecond)
+		}
+	}()
+	dir := t.TempDir()
+	specPath := writeFile(t, dir, "spec.yaml", "%s", r.specYAML)
+	cfg := writeFile(t, dir, "worker.yaml", `
+spec: %s
+kafka: {brokers: [%s]}
+checkpoint: {location: %q, interval: 1s}
+sinks: {cassandra: {hosts: [%s]}}
+`, specPath, strings.Join(r.brokers, ","), r.store.Location(), strings.Join(testenv.CassandraHosts(t), ","))
+	for i, after := range []time.Duration{1500 * time.Millisecond, 2500 * time.Millisecond, 3500 * time.Millisecond} {
+		w := startWorker(t, dir, cfg, fmt.Sprintf("k%d", i))
+		time.Sleep(after)
+		if w.Exited() {
+			t.Fatalf("worker %d exited on its own with status %d:\n%s", i, w.Cmd.ProcessState.ExitCode(), w.Log())
+		}
+		_ = w.Cmd.Process.Signal(syscall.SIGKILL)
+		<-w.Done
+	}
+	<-produced
+	w := startWorker(t, dir, cfg, "final")
+	for {
+		done := true
+		for p := range int32(2) {
+			m, err := r.store.Inspect(r.ctx, checkpoint.Key{Spec: r.name, Topic: r.topic, Partition: p})
+			done = done && err == nil && m.Current != nil && m.Current.Offset >= r.ends[p]
+		}
+		if done {
+			break
+		}
+		select {
+		case <-w.Done:
+			t.Fatalf("the last worker exited:\n%s", w.Log())
+		case <-r.ctx.Done():
+			t.Fatalf("timed out:\n%s", w.Log())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	r.checkBadStream(want)
+}
+
+// badStream is two partitions of good records with, among them, one of each kind of record that
+// used to stop a partition or spoil the records after it. It returns each partition's first and
+// second half, the second ending with a record far ahead that closes every window, and the
+// rollups a single pass over the good records gives, as "key@window_start" -> {count, sum}.
+func badStream() (first, rest map[int32][]*kgo.Record, want map[string][2]float64) {
 	const n = 3000
-	want := map[string][2]float64{}
+	want = map[string][2]float64{}
 	add := func(k string, ts, v int64) {
 		id := fmt.Sprintf("%s@%d", k, ts-ts%60_000)
 		c := want[id]
 		want[id] = [2]float64{c[0] + 1, c[1] + float64(v)}
 	}
 	longKey := strings.Repeat("x", 70_000)
-	rest := map[int32][]*kgo.Record{}
+	first, rest = map[int32][]*kgo.Record{}, map[int32][]*kgo.Record{}
 	for p := range int32(2) {
 		var recs []*kgo.Record
 		for i := range n {
@@ -268,27 +370,16 @@ func TestBadRecordsAndRowsNeverStopAPartition(t *testing.T) {
 				add(k, ts, int64(i))
 			}
 		}
-		r.produce(p, recs[:n/2]...)
-		rest[p] = recs[n/2:]
+		recs = append(recs, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
+		first[p], rest[p] = recs[:n/2], recs[n/2:]
 	}
-	// A first worker applies part of the stream and is abandoned without a checkpoint.
-	w1, stop1, done1 := r.start("w1", r.ctx)
-	for w1.Totals().Records < n/2 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	stop1()
-	if err := <-done1; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatalf("first worker: %v", err)
-	}
-	// The rest of the stream, and a record per partition far ahead that closes every window.
-	for p := range int32(2) {
-		r.produce(p, rest[p]...)
-		r.produce(p, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
-	}
-	w2, stop2, done := r.start("w2", r.ctx)
-	defer stop2()
-	r.waitCheckpointed(w2, done)
+	return first, rest, want
+}
 
+// checkBadStream checks Cassandra and the dead letters after badStream went through.
+func (r *fieldRig) checkBadStream(want map[string][2]float64) {
+	t := r.t
+	t.Helper()
 	got := r.rollups()
 	for id, w := range want {
 		if g, ok := got[id]; !ok || g != w {
@@ -296,7 +387,7 @@ func TestBadRecordsAndRowsNeverStopAPartition(t *testing.T) {
 		}
 	}
 	for id := range got {
-		if _, ok := want[id]; !ok {
+		if _, ok := want[id]; !ok && !strings.HasPrefix(id, "closer@") {
 			t.Errorf("unexpected rollup %.40s", id)
 		}
 	}
