@@ -200,7 +200,7 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		}
 		// Keys become text columns and JSON strings downstream; a store that validates text
 		// (Cassandra does) would refuse the row on every replay, so bad text stops here.
-		if !utf8.Valid(b) {
+		if !validText(b) {
 			return &Error{Reason: ReasonBadUTF8, Field: d.keyNames[i], Detail: "key value is not valid UTF-8"}
 		}
 		r.Key[i] = b
@@ -249,7 +249,7 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		switch f.Type() {
 		case fastjson.TypeString:
 			r.Str[i], _ = f.StringBytes()
-			if !utf8.Valid(r.Str[i]) {
+			if !validText(r.Str[i]) {
 				return &Error{Reason: ReasonBadUTF8, Field: d.strNames[i], Detail: "text value is not valid UTF-8"}
 			}
 		case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:
@@ -260,6 +260,16 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		}
 	}
 	return nil
+}
+
+// validText is utf8.Valid with the ASCII case, nearly every key, checked inline first.
+func validText(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(b)
+		}
+	}
+	return true
 }
 
 // parseNumericString reads a string holding a JSON number (no spaces, no hex, no "NaN"/"Inf").
