@@ -308,6 +308,14 @@ func sampler(w *worker.Worker) func() cwpub.Sample {
 		if n := t.Records - last.Records; n > 0 {
 			s.ProcessingSeconds = (t.Busy - last.Busy).Seconds() / float64(n)
 		}
+		for reason, n := range t.DeadLetteredByReason {
+			if d := n - last.DeadLetteredByReason[reason]; d > 0 {
+				if s.DeadLetteredByReason == nil {
+					s.DeadLetteredByReason = map[string]float64{}
+				}
+				s.DeadLetteredByReason[reason] = float64(d)
+			}
+		}
 		for _, p := range st.Partitions {
 			s.ConsumerLag += float64(p.Lag)
 			s.StateBytes += float64(p.StateBytes)

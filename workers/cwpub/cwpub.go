@@ -7,8 +7,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +37,9 @@ type Sample struct {
 	StateSeries          float64
 	CheckpointAgeSeconds float64 // oldest partition's
 	DeadLettered         float64 // in the interval
+	// DeadLetteredByReason splits DeadLettered by reason; each is also published with a
+	// Reason dimension, so an alarm can leave out late records, say.
+	DeadLetteredByReason map[string]float64
 	SinkErrors           float64 // failed sink writes and flushes in the interval, retries included
 }
 
@@ -79,6 +84,13 @@ func (p *Publisher) Publish(ctx context.Context, s Sample, at time.Time) error {
 		in.MetricData = append(in.MetricData, cwtypes.MetricDatum{
 			MetricName: aws.String(d.m.CloudWatch), Value: aws.Float64(d.v), Timestamp: aws.Time(at),
 			Unit: cwtypes.StandardUnit(d.m.Unit), Dimensions: p.dims,
+		})
+	}
+	for _, reason := range slices.Sorted(maps.Keys(s.DeadLetteredByReason)) {
+		dims := append(slices.Clip(p.dims), cwtypes.Dimension{Name: aws.String("Reason"), Value: aws.String(reason)})
+		in.MetricData = append(in.MetricData, cwtypes.MetricDatum{
+			MetricName: aws.String(metrics.DeadLettered.CloudWatch), Value: aws.Float64(s.DeadLetteredByReason[reason]), Timestamp: aws.Time(at),
+			Unit: cwtypes.StandardUnit(metrics.DeadLettered.Unit), Dimensions: dims,
 		})
 	}
 	if _, err := p.cl.PutMetricData(ctx, in); err != nil {

@@ -21,6 +21,18 @@ type deadLetterLog struct {
 type reasonLog struct {
 	last    time.Time
 	skipped int64
+	total   int64 // over the worker's life, for the CloudWatch publisher's deltas
+}
+
+// totals returns the dead letters per reason over the worker's life.
+func (d *deadLetterLog) totals() map[string]int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]int64, len(d.by))
+	for reason, r := range d.by {
+		out[reason] = r.total
+	}
+	return out
 }
 
 func newDeadLetterLog(every time.Duration) *deadLetterLog {
@@ -39,6 +51,7 @@ func (d *deadLetterLog) note(log *slog.Logger, reason, preview string, partition
 		r = &reasonLog{}
 		d.by[reason] = r
 	}
+	r.total++
 	if !r.last.IsZero() && now.Sub(r.last) < d.every {
 		r.skipped++
 		d.mu.Unlock()

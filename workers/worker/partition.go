@@ -484,6 +484,8 @@ func (o *owner) guardedWrite(ctx context.Context, i int, wr sink.Writer, win *em
 		rej := sink.Rejection{Sink: o.names[i], Window: win, Row: row, Err: fmt.Errorf("poison: %w", werr)}
 		o.w.metrics.deadLettered(sink.RejectedRow)
 		o.w.totalDead.Add(1)
+		o.w.deadLetters.note(o.log, sink.RejectedRow, fmt.Sprintf("window %d+%d row %v", win.Start, win.Size, win.Rows[row].Key),
+			o.key.Partition, win.Offset, rej.Err.Error())
 		if o.outbox != nil {
 			if err := o.outbox.DeadLetterRow(ctx, rej); err != nil {
 				return err

@@ -616,12 +616,14 @@ func (w *Worker) Drain(ctx context.Context) error {
 type Totals struct {
 	Records, DeadLettered, SinkErrors int64
 	Busy                              time.Duration
+	// DeadLetteredByReason splits DeadLettered by the dead letters' reason.
+	DeadLetteredByReason map[string]int64
 }
 
 // Totals returns the worker's running totals.
 func (w *Worker) Totals() Totals {
 	return Totals{Records: w.totalRecords.Load(), DeadLettered: w.totalDead.Load(), SinkErrors: w.totalSinkErrors.Load(),
-		Busy: time.Duration(w.busyNanos.Load())}
+		Busy: time.Duration(w.busyNanos.Load()), DeadLetteredByReason: w.deadLetters.totals()}
 }
 
 // KafkaOutputs turns a spec's kafka outputs into the outbox's outputs: final rows as JSON, or,
