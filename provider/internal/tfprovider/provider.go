@@ -6,6 +6,7 @@ package tfprovider
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	wconfig "github.com/liveagg/liveagg/workers/config"
+	"github.com/liveagg/liveagg/workers/sink"
 )
 
 // New returns the provider factory for providerserver.
@@ -39,22 +41,28 @@ type clients struct {
 	kafkaOpts []kgo.Opt
 	registry  string // s3://bucket/prefix
 	s3        *s3.Client
-	cassHosts []string
-	cassUser  string
-	cassPass  string
+	// cass is the Cassandra connection in the worker config's terms, so the provider and the
+	// workers log in, encrypt and verify the same way.
+	cass   wconfig.Cassandra
+	awsCfg func(context.Context) (aws.Config, error)
 }
 
 func (c *clients) cassandra() (*gocql.Session, error) {
-	if len(c.cassHosts) == 0 {
+	if len(c.cass.Hosts) == 0 {
 		return nil, fmt.Errorf("the provider has no cassandra hosts: set cassandra.hosts or LIVEAGG_CASSANDRA_HOSTS")
 	}
-	cl := gocql.NewCluster(c.cassHosts...)
-	cl.Timeout, cl.ConnectTimeout = 30*time.Second, 10*time.Second
-	cl.Consistency = gocql.Quorum
-	if c.cassUser != "" {
-		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.cassUser, Password: c.cassPass}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := c.cass.Conn(ctx, c.awsCfg)
+	if err != nil {
+		return nil, err
 	}
-	return cl.CreateSession()
+	// Amazon Keyspaces takes LOCAL_QUORUM and no QUORUM; on one data centre they are the same.
+	consistency := gocql.Quorum
+	if c.cass.Keyspaces {
+		consistency = gocql.LocalQuorum
+	}
+	return sink.NewCassandraSessionWith(ctx, conn, sink.WithTimeouts(30*time.Second, 10*time.Second), sink.WithConsistency(consistency))
 }
 
 func (c *clients) kafka(extra ...kgo.Opt) (*kgo.Client, error) {
@@ -87,9 +95,13 @@ type registryModel struct {
 }
 
 type cassandraModel struct {
-	Hosts    types.List   `tfsdk:"hosts"`
-	Username types.String `tfsdk:"username"`
-	Password types.String `tfsdk:"password"`
+	Hosts      types.List   `tfsdk:"hosts"`
+	Username   types.String `tfsdk:"username"`
+	Password   types.String `tfsdk:"password"`
+	TLS        types.Bool   `tfsdk:"tls"`
+	CAFile     types.String `tfsdk:"ca_file"`
+	ServerName types.String `tfsdk:"server_name"`
+	Keyspaces  types.Bool   `tfsdk:"keyspaces"`
 }
 
 func (p *liveaggProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -124,9 +136,13 @@ func (p *liveaggProvider) Schema(_ context.Context, _ provider.SchemaRequest, re
 			"cassandra": schema.SingleNestedBlock{
 				Description: "The Cassandra cluster rollup tables live in.",
 				Attributes: map[string]schema.Attribute{
-					"hosts":    schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Contact points, host or host:port (env LIVEAGG_CASSANDRA_HOSTS, comma-separated)."},
-					"username": schema.StringAttribute{Optional: true, Description: "User for password authentication (env LIVEAGG_CASSANDRA_USERNAME)."},
-					"password": schema.StringAttribute{Optional: true, Sensitive: true, Description: "Password (env LIVEAGG_CASSANDRA_PASSWORD)."},
+					"hosts":       schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "Contact points, host or host:port (env LIVEAGG_CASSANDRA_HOSTS, comma-separated)."},
+					"username":    schema.StringAttribute{Optional: true, Description: "User for password authentication (env LIVEAGG_CASSANDRA_USERNAME)."},
+					"password":    schema.StringAttribute{Optional: true, Sensitive: true, Description: "Password (env LIVEAGG_CASSANDRA_PASSWORD)."},
+					"tls":         schema.BoolAttribute{Optional: true, Description: "Connect with TLS, verifying each node's certificate (env LIVEAGG_CASSANDRA_TLS=true)."},
+					"ca_file":     schema.StringAttribute{Optional: true, Description: "PEM file of the CA that signed the nodes' certificates; the system roots when unset (env LIVEAGG_CASSANDRA_CA_FILE)."},
+					"server_name": schema.StringAttribute{Optional: true, Description: "The name every node's certificate must carry; by default the address each connection dials, or with keyspaces the first host's name (env LIVEAGG_CASSANDRA_SERVER_NAME)."},
+					"keyspaces":   schema.BoolAttribute{Optional: true, Description: "Amazon Keyspaces: TLS on port 9142, LOCAL_QUORUM, and SigV4 authentication with the provider's AWS credentials and region unless username and password (service-specific credentials) are set (env LIVEAGG_CASSANDRA_KEYSPACES=true). Rollup tables in Keyspaces need replication = { class = \"SingleRegionStrategy\" }."},
 				},
 			},
 		},
@@ -138,6 +154,22 @@ func strOr(v types.String, env string) string {
 		return v.ValueString()
 	}
 	return os.Getenv(env)
+}
+
+// boolOr is the attribute when set, else whether env is "true".
+func boolOr(v types.Bool, env string) bool {
+	if !v.IsNull() && !v.IsUnknown() {
+		return v.ValueBool()
+	}
+	return os.Getenv(env) == "true"
+}
+
+// hostOnly drops a port from host:port.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }
 
 func listOr(ctx context.Context, v types.List, env string) []string {
@@ -170,11 +202,21 @@ func (p *liveaggProvider) Configure(ctx context.Context, req provider.ConfigureR
 		m.Cassandra = &cassandraModel{}
 	}
 	c := &clients{
-		brokers:   listOr(ctx, m.Kafka.Servers, "LIVEAGG_KAFKA_BROKERS"),
-		registry:  strOr(m.Registry.Location, "LIVEAGG_SPEC_REGISTRY"),
-		cassHosts: listOr(ctx, m.Cassandra.Hosts, "LIVEAGG_CASSANDRA_HOSTS"),
-		cassUser:  strOr(m.Cassandra.Username, "LIVEAGG_CASSANDRA_USERNAME"),
-		cassPass:  strOr(m.Cassandra.Password, "LIVEAGG_CASSANDRA_PASSWORD"),
+		brokers:  listOr(ctx, m.Kafka.Servers, "LIVEAGG_KAFKA_BROKERS"),
+		registry: strOr(m.Registry.Location, "LIVEAGG_SPEC_REGISTRY"),
+		cass: wconfig.Cassandra{
+			Hosts:     listOr(ctx, m.Cassandra.Hosts, "LIVEAGG_CASSANDRA_HOSTS"),
+			Username:  strOr(m.Cassandra.Username, "LIVEAGG_CASSANDRA_USERNAME"),
+			Password:  strOr(m.Cassandra.Password, "LIVEAGG_CASSANDRA_PASSWORD"),
+			Keyspaces: boolOr(m.Cassandra.Keyspaces, "LIVEAGG_CASSANDRA_KEYSPACES"),
+		},
+	}
+	if c.cass.Keyspaces || boolOr(m.Cassandra.TLS, "LIVEAGG_CASSANDRA_TLS") {
+		c.cass.TLS = wconfig.CassandraTLS{Enabled: true, CAFile: strOr(m.Cassandra.CAFile, "LIVEAGG_CASSANDRA_CA_FILE"),
+			ServerName: strOr(m.Cassandra.ServerName, "LIVEAGG_CASSANDRA_SERVER_NAME")}
+		if c.cass.Keyspaces && c.cass.TLS.ServerName == "" && len(c.cass.Hosts) > 0 {
+			c.cass.TLS.ServerName = hostOnly(c.cass.Hosts[0])
+		}
 	}
 	// Kafka auth goes through the worker's own config code, so the provider and the workers
 	// connect the same way.
@@ -197,6 +239,7 @@ func (p *liveaggProvider) Configure(ctx context.Context, req provider.ConfigureR
 		}
 		return config.LoadDefaultConfig(ctx, opts...)
 	}
+	c.awsCfg = awsLoad
 	if len(c.brokers) > 0 {
 		opts, err := kc.ClientOpts(ctx, awsLoad)
 		if err != nil {
