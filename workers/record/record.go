@@ -44,11 +44,14 @@ const (
 	// ReasonPoison is a record that failed the worker PoisonAfter times in a row; the detail
 	// holds the error.
 	ReasonPoison Reason = "poison"
+	// ReasonMisKeyed is a record whose Kafka key is not the canonical key of the fields the
+	// spec says the topic is partitioned by (spec.Input.PartitionedBy).
+	ReasonMisKeyed Reason = "mis_keyed"
 )
 
 // Reasons lists every Reason, for pre-registering metric label values.
 var Reasons = []Reason{ReasonTooLarge, ReasonMalformed, ReasonMissing, ReasonWrongType,
-	ReasonBadTime, ReasonFuture, ReasonBadKey, ReasonBadUTF8, ReasonLate, ReasonBadState, ReasonPoison}
+	ReasonBadTime, ReasonFuture, ReasonBadKey, ReasonBadUTF8, ReasonLate, ReasonBadState, ReasonPoison, ReasonMisKeyed}
 
 // Error is why one record could not be used.
 type Error struct {
@@ -270,6 +273,40 @@ func validText(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// IsCanonicalKey says whether key is the canonical key of the fields at idx in parts (a
+// decoded record's Key): their values' text joined by KeySep, so one field's canonical key is
+// its value as the record has it (a string as it is, a number or boolean as its JSON text).
+// It allocates nothing: the worker checks every record of a spec that declares its input's
+// partitioning.
+func IsCanonicalKey(key []byte, parts [][]byte, idx []int) bool {
+	pos := 0
+	for n, i := range idx {
+		if n > 0 {
+			if pos >= len(key) || key[pos] != KeySep {
+				return false
+			}
+			pos++
+		}
+		p := parts[i]
+		if len(key)-pos < len(p) || !bytes.Equal(key[pos:pos+len(p)], p) {
+			return false
+		}
+		pos += len(p)
+	}
+	return pos == len(key)
+}
+
+// AppendCanonicalKey appends the canonical key of the fields at idx in parts to dst.
+func AppendCanonicalKey(dst []byte, parts [][]byte, idx []int) []byte {
+	for n, i := range idx {
+		if n > 0 {
+			dst = append(dst, KeySep)
+		}
+		dst = append(dst, parts[i]...)
+	}
+	return dst
 }
 
 // parseNumericString reads a string holding a JSON number (no spaces, no hex, no "NaN"/"Inf").

@@ -188,3 +188,38 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCanonicalKey(t *testing.T) {
+	parts := [][]byte{[]byte("acme"), []byte("7"), []byte("")}
+	tests := []struct {
+		key  string
+		idx  []int
+		want bool
+	}{
+		{"acme", []int{0}, true},
+		{"7", []int{1}, true},
+		{"acme\x1f7", []int{0, 1}, true},
+		{"7\x1facme", []int{1, 0}, true},
+		{"acme\x1f7\x1f", []int{0, 1, 2}, true},
+		{"", []int{2}, true},
+		{"acm", []int{0}, false},
+		{"acmee", []int{0}, false},
+		{"acme7", []int{0, 1}, false},
+		{"acme\x1f7", []int{0}, false},
+		{"", []int{0}, false},
+		{`{"org":"acme"}`, []int{0}, false},
+	}
+	for _, tc := range tests {
+		if got := IsCanonicalKey([]byte(tc.key), parts, tc.idx); got != tc.want {
+			t.Errorf("IsCanonicalKey(%q, %v) = %v, want %v", tc.key, tc.idx, got, tc.want)
+		}
+		if tc.want {
+			if got := string(AppendCanonicalKey(nil, parts, tc.idx)); got != tc.key {
+				t.Errorf("AppendCanonicalKey(%v) = %q, want %q", tc.idx, got, tc.key)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { IsCanonicalKey([]byte("acme\x1f7"), parts, []int{0, 1}) }); n != 0 {
+		t.Errorf("IsCanonicalKey allocates %v times", n)
+	}
+}

@@ -52,6 +52,22 @@ type Input struct {
 	MaxFutureSkew Duration `yaml:"max_future_skew,omitempty"`
 	// MaxRecordBytes rejects larger records before parsing them.
 	MaxRecordBytes int `yaml:"max_record_bytes,omitempty"`
+	// PartitionedBy declares the fields the topic's producers key records by: every record's
+	// Kafka key is the canonical key of these fields (see CanonicalKey), so one series is on
+	// one partition. Empty means unknown. A spec with final outputs is only right when the
+	// input is partitioned by a subset of its key: the worker checks every record against
+	// the declaration and dead-letters the ones that contradict it as mis_keyed.
+	PartitionedBy []string `yaml:"partitioned_by,omitempty"`
+}
+
+// HasFinalOutputs says whether the spec writes final values anywhere (not only partials).
+func (s *Spec) HasFinalOutputs() bool {
+	for _, o := range s.Outputs {
+		if !o.Partial {
+			return true
+		}
+	}
+	return false
 }
 
 // Input formats.

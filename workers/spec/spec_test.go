@@ -97,6 +97,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"partials with time field", [2]string{"time_field: ts}", "time_field: ts, format: partials}"}, "", []string{"input.time_field: not allowed for format partials"}},
 		{"precision range", [2]string{"{fn: count}", "{fn: distinct, field: d, precision: 30}"}, "", []string{"aggregations[0].precision: 30 is out of range: 4 to 18"}},
 		{"quantile range", [2]string{"{fn: count}", "{fn: quantiles, field: r, quantiles: [0.5, 1.5]}"}, "", []string{"aggregations[0].quantiles[1]: 1.5 is out of range: 0 to 1"}},
+		{"partitioned outside the key", [2]string{"time_field: ts}", "time_field: ts, partitioned_by: [device]}"}, "", []string{`input.partitioned_by[0]: "device" is not in the key [org]: a series would arrive on several partitions`}},
+		{"partitioned twice", [2]string{"time_field: ts}", "time_field: ts, partitioned_by: [org, org]}"}, "", []string{`input.partitioned_by[1]: "org" is listed twice`}},
 		{"text only for last", [2]string{"{fn: count}", "{fn: sum, field: r, type: text}"}, "", []string{"aggregations[0].type: text is only for last; sum computes numbers"}},
 		{"bad value type", [2]string{"{fn: count}", "{fn: last, field: r, type: json}"}, "", []string{`aggregations[0].type: "json" is not supported: one of number, text`}},
 		{"accuracy only for quantiles", [2]string{"{fn: count}", "{fn: sum, field: r, relative_accuracy: 0.1}"}, "", []string{"aggregations[0].relative_accuracy: only for quantiles"}},
@@ -222,5 +224,21 @@ func TestErrorsCarryLines(t *testing.T) {
 	}
 	if errs[0].Path != "aggregations[1].field" || errs[0].Line != 7 {
 		t.Fatalf("error %+v, want aggregations[1].field at line 7", errs[0])
+	}
+}
+
+// A level-1 spec whose outputs are all partial may read a topic partitioned any way: the next
+// level merges the partials.
+func TestPartitionedOutsideTheKeyWithPartialOutputs(t *testing.T) {
+	_, err := Parse([]byte(`
+name: l1
+input: {topic: raw, time_field: ts, partitioned_by: [device]}
+key: [org, zone]
+windows: [1m]
+aggregations: [{fn: count}]
+outputs: [{type: kafka, topic: partials, partial: true, key: [org]}]
+`))
+	if err != nil {
+		t.Fatal(err)
 	}
 }

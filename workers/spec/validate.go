@@ -61,6 +61,7 @@ func (s *Spec) Validate() error {
 	}
 	s.validateInput(&errs)
 	validateKey(&errs, "key", s.Key, true)
+	s.validatePartitioning(&errs)
 	s.validateWindows(&errs)
 	switch lat := s.AllowedLateness.Std(); {
 	case lat < 0:
@@ -110,6 +111,31 @@ func (s *Spec) validateInput(errs *Errors) {
 	}
 	if in.MaxRecordBytes < 0 || in.MaxRecordBytes > 64<<20 {
 		errs.add("input.max_record_bytes", "%d is out of range: 1 to 67108864 (64 MiB)", in.MaxRecordBytes)
+	}
+}
+
+// validatePartitioning checks the declared input partitioning against the key: a spec with
+// final outputs whose series would arrive on several partitions would write each series'
+// rows once per partition, the last one overwriting the others.
+func (s *Spec) validatePartitioning(errs *Errors) {
+	in := s.Input
+	if len(in.PartitionedBy) == 0 {
+		return
+	}
+	if in.Format == FormatPartials {
+		errs.add("input.partitioned_by", "not for format partials: a level that reads partials merges them by the partials' key")
+		return
+	}
+	validateKey(errs, "input.partitioned_by", in.PartitionedBy, false)
+	if !s.HasFinalOutputs() {
+		return // partial outputs merge at the next level whatever the partitioning
+	}
+	for i, f := range in.PartitionedBy {
+		if !slices.Contains(s.Key, f) {
+			errs.add(fmt.Sprintf("input.partitioned_by[%d]", i),
+				"%q is not in the key %v: a series would arrive on several partitions and each partition's row would overwrite the others'; "+
+					"key the topic by a subset of the key, or pre-aggregate it with a partial output read by a second spec", f, s.Key)
+		}
 	}
 }
 

@@ -73,6 +73,9 @@ type owner struct {
 	poison *checkpoint.Failure
 	// guardEmit is set while the poison record of phase emit is applied.
 	guardEmit bool
+	// partitionedBy is Worker.partitionedBy: records whose Kafka key is not the canonical
+	// key of these key fields contradict the declared partitioning.
+	partitionedBy []int
 
 	in   chan []*kgo.Record
 	ctl  chan control
@@ -308,6 +311,13 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 			if reason == "" {
 				reason = record.ReasonMalformed
 			}
+		} else if o.partitionedBy != nil && !record.IsCanonicalKey(kr.Key, o.rec.Key, o.partitionedBy) {
+			// Applying it would put its series on a partition the declaration says it is not
+			// on: two partitions would each write the series' rows, one overwriting the other.
+			reason = record.ReasonMisKeyed
+			detail = fmt.Sprintf("Kafka key %q is not %q, the canonical key of partitioned_by %v: the producer breaks the declared partitioning",
+				truncate(kr.Key, 64), truncate(record.AppendCanonicalKey(nil, o.rec.Key, o.partitionedBy), 64), o.w.cfg.Spec.Input.PartitionedBy)
+			o.setStat(func(s *PartitionStatus) { s.MisKeyed++ })
 		} else if !o.store.Apply(o.rec) {
 			reason = record.ReasonLate
 			detail = fmt.Sprintf("event time %d is behind the watermark %d", o.rec.Time, o.store.Watermark())
@@ -407,6 +417,13 @@ func (o *owner) logBadPartial(err error) {
 	}
 	o.badLogged = time.Now()
 	o.log.Error("partials do not fit this spec; they go to the dead-letter topic", "err", err)
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
 }
 
 // reject counts, logs (rate-limited) and dead-letters one input record.

@@ -54,6 +54,12 @@ const fieldBase = int64(1767225600000) // 2026-01-01T00:00:00Z
 const countSum = "[{fn: count}, {fn: sum, field: v}]"
 
 func newFieldRig(t *testing.T, aggs string, extra ...sink.Sink) *fieldRig {
+	return newFieldRigInput(t, "", aggs, extra...)
+}
+
+// newFieldRigInput is newFieldRig with more input settings (YAML flow entries, like
+// "partitioned_by: [k]").
+func newFieldRigInput(t *testing.T, input, aggs string, extra ...sink.Sink) *fieldRig {
 	r := &fieldRig{t: t, brokers: testenv.KafkaBrokers(t), ctx: testenv.Context(t, 6*time.Minute), ends: map[int32]int64{}}
 	r.name = testenv.Name(t, "field")
 	r.ks = strings.ReplaceAll(r.name, "-", "_")
@@ -70,13 +76,13 @@ func newFieldRig(t *testing.T, aggs string, extra ...sink.Sink) *fieldRig {
 	}
 	r.specYAML = fmt.Sprintf(`
 name: %s
-input: {topic: %s, time_field: t, max_future_skew: 1h}
+input: {topic: %s, time_field: t, max_future_skew: 1h%s}
 key: [k]
 windows: [1m]
 allowed_lateness: 30s
 aggregations: %s
 outputs: [{type: cassandra, keyspace: %s, table: rollup}]
-`, r.name, r.topic, aggs, r.ks)
+`, r.name, r.topic, input, aggs, r.ks)
 	if r.spec, err = spec.Parse([]byte(r.specYAML)); err != nil {
 		t.Fatal(err)
 	}

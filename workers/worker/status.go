@@ -18,6 +18,9 @@ type PartitionStatus struct {
 	// emitting windows): with Records, the partition's cost per record.
 	BusySeconds  float64 `json:"busy_seconds"`
 	DeadLettered int64   `json:"dead_lettered"`
+	// MisKeyed counts records whose Kafka key contradicts input.partitioned_by, dead-lettered
+	// as mis_keyed.
+	MisKeyed int64 `json:"mis_keyed"`
 	// RowsRejected counts output rows a sink refused for good, dead-lettered as sink_rejected.
 	RowsRejected          int64     `json:"rows_rejected"`
 	WindowsEmitted        int64     `json:"windows_emitted"`

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +103,9 @@ type Worker struct {
 	// Totals over the worker's life, for the CloudWatch publisher's per-interval deltas.
 	totalRecords, totalDead, busyNanos, totalSinkErrors atomic.Int64
 	deadLetters                                         *deadLetterLog
+	// partitionedBy is the positions in the spec's key of input.partitioned_by, nil when the
+	// records are not checked against it.
+	partitionedBy []int
 
 	mu       sync.Mutex
 	owners   map[int32]*owner
@@ -168,8 +172,22 @@ func New(cfg Config) (*Worker, error) {
 			values = true
 		}
 	}
+	// A declared partitioning within the key is checked record by record: the positions of
+	// its fields in the decoded key.
+	var partitionedBy []int
+	if in := cfg.Spec.Input; in.Format == spec.FormatJSON && len(in.PartitionedBy) > 0 {
+		for _, f := range in.PartitionedBy {
+			if i := slices.Index(cfg.Spec.Key, f); i >= 0 {
+				partitionedBy = append(partitionedBy, i)
+			} else {
+				partitionedBy = nil // partial outputs only: any partitioning merges right
+				break
+			}
+		}
+	}
 	w := &Worker{
-		cfg: cfg, log: log, states: states, values: values,
+		partitionedBy: partitionedBy,
+		cfg:           cfg, log: log, states: states, values: values,
 		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m, health: health,
 		owners: map[int32]*owner{}, lag: map[int32]int64{}, deadLetters: newDeadLetterLog(time.Minute),
 	}
@@ -212,6 +230,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.mu.Unlock()
 	defer cl.Close()
 	w.log.Info("worker started", "topic", topic, "group", w.cfg.Group, "checkpoints", w.cfg.Checkpoints.Location())
+	if s := w.cfg.Spec; s.Input.Format == spec.FormatJSON && len(s.Input.PartitionedBy) == 0 && s.HasFinalOutputs() {
+		w.log.Warn("the input's partitioning is not declared: rollups are right only if the topic's producers key every record by a subset of the key; "+
+			"declare it as input.partitioned_by so that every record is checked", "key", s.Key)
+	}
 
 	// With BlockRebalanceOnPoll every poll must be followed by AllowRebalance, the last one
 	// too: Close leaves the group, and leaving is a rebalance.
@@ -308,6 +330,7 @@ func (w *Worker) newOwner(p int32) (*owner, error) {
 		return nil, err
 	}
 	o.dec, o.rec = dec, dec.NewRecord()
+	o.partitionedBy = w.partitionedBy
 	return o, nil
 }
 

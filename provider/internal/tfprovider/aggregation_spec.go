@@ -50,6 +50,7 @@ type inputModel struct {
 	TimeUnit       types.String `tfsdk:"time_unit"`
 	MaxFutureSkew  types.String `tfsdk:"max_future_skew"`
 	MaxRecordBytes types.Int64  `tfsdk:"max_record_bytes"`
+	PartitionedBy  types.List   `tfsdk:"partitioned_by"`
 }
 
 type aggModel struct {
@@ -114,6 +115,9 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"time_unit":        computedStr("How the time field is written: s, ms, us, ns or rfc3339; default ms."),
 					"max_future_skew":  computedStr("How far a record's event time may run ahead of its Kafka timestamp; default 1h."),
 					"max_record_bytes": schema.Int64Attribute{Optional: true, Computed: true, Description: "Larger records are dead-lettered before parsing; default 1 MiB."},
+					"partitioned_by": schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "The fields the topic's producers key records by " +
+						"(each record's Kafka key is the fields' values joined by U+001F; one field's key is its value). Must be within the key when the spec has final outputs; " +
+						"workers dead-letter records whose key contradicts it as mis_keyed. Unset means unknown."},
 				},
 			},
 			"aggregation": schema.ListNestedBlock{
@@ -206,7 +210,8 @@ func (m *specModel) document(ctx context.Context) (map[string]any, bool) {
 	doc := map[string]any{"name": s(m.Name), "key": list(m.Key), "windows": list(m.Windows), "allowed_lateness": s(m.AllowedLateness)}
 	if m.Input != nil {
 		doc["input"] = map[string]any{"topic": s(m.Input.Topic), "format": s(m.Input.Format), "time_field": s(m.Input.TimeField),
-			"time_unit": s(m.Input.TimeUnit), "max_future_skew": s(m.Input.MaxFutureSkew), "max_record_bytes": i64(m.Input.MaxRecordBytes)}
+			"time_unit": s(m.Input.TimeUnit), "max_future_skew": s(m.Input.MaxFutureSkew), "max_record_bytes": i64(m.Input.MaxRecordBytes),
+			"partitioned_by": list(m.Input.PartitionedBy)}
 	}
 	var aggs []any
 	for _, a := range m.Aggregations {
@@ -470,6 +475,7 @@ func (m *specModel) keepConfigured(cfg *specModel) {
 		if !cfg.Input.MaxRecordBytes.IsNull() {
 			m.Input.MaxRecordBytes = cfg.Input.MaxRecordBytes
 		}
+		keepL(&m.Input.PartitionedBy, cfg.Input.PartitionedBy)
 	}
 	if cfg.Input == nil {
 		m.Input = nil
@@ -523,7 +529,8 @@ func (m *specModel) fill(ctx context.Context, s *spec.Spec, y, location, version
 	m.Windows = strList(ws)
 	m.AllowedLateness = dur(s.AllowedLateness)
 	m.Input = &inputModel{Topic: str(s.Input.Topic), Format: str(s.Input.Format), TimeField: str(s.Input.TimeField),
-		TimeUnit: str(s.Input.TimeUnit), MaxFutureSkew: dur(s.Input.MaxFutureSkew), MaxRecordBytes: types.Int64Value(int64(s.Input.MaxRecordBytes))}
+		TimeUnit: str(s.Input.TimeUnit), MaxFutureSkew: dur(s.Input.MaxFutureSkew), MaxRecordBytes: types.Int64Value(int64(s.Input.MaxRecordBytes)),
+		PartitionedBy: strList(s.Input.PartitionedBy)}
 	if s.Input.Format == spec.FormatPartials {
 		m.Input.MaxFutureSkew = types.StringNull()
 	}
