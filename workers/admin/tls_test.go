@@ -19,7 +19,7 @@ import (
 
 type okWorker struct{ drains int }
 
-func (w *okWorker) Status() map[string]int          { return map[string]int{"drains": w.drains} }
+func (w *okWorker) Status() map[string]int           { return map[string]int{"drains": w.drains} }
 func (w *okWorker) Checkpoint(context.Context) error { return nil }
 func (w *okWorker) Drain(context.Context) error      { w.drains++; return nil }
 
