@@ -2,6 +2,8 @@ package sink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -56,6 +58,11 @@ func Classify(err error) Class {
 	if err == nil {
 		return Transient
 	}
+	if isTrust(err) {
+		// A certificate the store's CA does not sign, or a name it does not carry: nothing a
+		// row can cause, and nothing a retry fixes until an operator does.
+		return Configuration
+	}
 	if c, ok := classifyCassandra(err); ok {
 		return c
 	}
@@ -69,6 +76,16 @@ func Classify(err error) Class {
 		return Transient
 	}
 	return Rejected
+}
+
+func isTrust(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &alert)
 }
 
 func isNetwork(err error) bool {

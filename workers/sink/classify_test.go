@@ -2,6 +2,8 @@ package sink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +62,10 @@ func TestClassify(t *testing.T) {
 		{"kafka invalid record", kerr.InvalidRecord, Rejected},
 		{"kafka topic authorization", kerr.TopicAuthorizationFailed, Configuration},
 		{"kafka SASL", kerr.SaslAuthenticationFailed, Configuration},
+		// TLS, for any store
+		{"untrusted certificate", fmt.Errorf("dial: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), Configuration},
+		{"wrong server name", fmt.Errorf("dial: %w", x509.HostnameError{Host: "10.0.0.1"}), Configuration},
+		{"handshake refused", fmt.Errorf("dial: %w", tls.AlertError(42)), Configuration},
 		// Anything
 		{"connection refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, Transient},
 		{"connection reset", fmt.Errorf("write: %w", syscall.ECONNRESET), Transient},
