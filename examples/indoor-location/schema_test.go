@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	indoorlocation "github.com/liveagg/liveagg/examples/indoor-location"
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
-	"github.com/liveagg/liveagg/workers/worker"
 )
 
 var update = flag.Bool("update", false, "rewrite schema.cql from the specs")
@@ -25,7 +25,7 @@ func TestSchemaMatchesSpecs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		layout, err := worker.Layout(s)
+		layout, err := agg.LayoutOf(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,8 +88,8 @@ func TestLevelsAgree(t *testing.T) {
 			t.Errorf("%s reads %s, which no spec writes partials to", s.Name, s.Input.Topic)
 			continue
 		}
-		lp, _ := worker.Layout(p.s)
-		ls, _ := worker.Layout(s)
+		lp, _ := agg.LayoutOf(p.s)
+		ls, _ := agg.LayoutOf(s)
 		if lp.Fingerprint() != ls.Fingerprint() {
 			t.Errorf("%s and %s list different aggregations", p.s.Name, s.Name)
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/spec"
 )
 
@@ -119,7 +120,7 @@ type Layout struct {
 	NumText int
 	columns []string
 	kinds   []ColumnKind
-	fp          uint64
+	fp      uint64
 }
 
 // NewLayout resolves a spec's aggregations against the fields of a decoder.
@@ -216,6 +217,20 @@ func NewLayout(s *spec.Spec, fields FieldIndex) (*Layout, error) {
 	}
 	l.fp = l.fingerprint()
 	return l, nil
+}
+
+// LayoutOf is the layout of a spec as its workers build it: resolved against the spec's record
+// decoder, or merge-only for a spec reading partials. The provider and the CLI use it to
+// derive columns and state formats without the worker runtime.
+func LayoutOf(s *spec.Spec) (*Layout, error) {
+	if s.Input.Format == spec.FormatPartials {
+		return NewLayout(s, nil)
+	}
+	dec, err := record.NewDecoder(s)
+	if err != nil {
+		return nil, err
+	}
+	return NewLayout(s, dec)
 }
 
 // QuantileSuffix names a rank as a column suffix: 0.5 is p50, 0.99 p99, 0.999 p99_9.

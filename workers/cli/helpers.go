@@ -7,17 +7,17 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
 	"github.com/liveagg/liveagg/workers/topics"
-	"github.com/liveagg/liveagg/workers/worker"
 )
 
 type kgoOpt = kgo.Opt
 
 // layoutColumns is the value columns a spec produces, in order.
 func layoutColumns(s *spec.Spec) ([]sink.Column, error) {
-	l, err := worker.Layout(s)
+	l, err := agg.LayoutOf(s)
 	if err != nil {
 		return nil, fmt.Errorf("spec %s: %w", s.Name, err)
 	}

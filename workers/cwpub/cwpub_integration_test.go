@@ -79,7 +79,9 @@ func TestDeadLettersPerReason(t *testing.T) {
 		}
 		return total
 	}
-	reason := func(r string) cwtypes.Dimension { return cwtypes.Dimension{Name: aws.String("Reason"), Value: aws.String(r)} }
+	reason := func(r string) cwtypes.Dimension {
+		return cwtypes.Dimension{Name: aws.String("Reason"), Value: aws.String(r)}
+	}
 	if all, late, utf := read(), read(reason("late")), read(reason("invalid_utf8")); all != 7 || late != 5 || utf != 2 {
 		t.Fatalf("dead letters read back: all %v, late %v, invalid_utf8 %v; want 7, 5, 2", all, late, utf)
 	}

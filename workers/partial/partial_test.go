@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/emit"
 	"github.com/liveagg/liveagg/workers/gen"
 	"github.com/liveagg/liveagg/workers/partial"
 	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/spec"
 	"github.com/liveagg/liveagg/workers/state"
-	"github.com/liveagg/liveagg/workers/worker"
 )
 
 const aggs = `
@@ -58,15 +58,15 @@ func TestTwoLevelsEqualOnePass(t *testing.T) {
 	l2 := mustSpec(t, "name: l2\ninput: {topic: p, format: partials}\nkey: [org, site]\nwindows: [1m, 15m, 1h]\nallowed_lateness: 1h\n")
 	one := mustSpec(t, "name: one\ninput: {topic: raw, time_field: ts}\nkey: [org, site]\nwindows: [1m, 15m, 1h]\nallowed_lateness: 1h\n")
 
-	l1Layout, err := worker.Layout(l1)
+	l1Layout, err := agg.LayoutOf(l1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2Layout, err := worker.Layout(l2)
+	l2Layout, err := agg.LayoutOf(l2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oneLayout, err := worker.Layout(one)
+	oneLayout, err := agg.LayoutOf(one)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestTwoLevelsEqualOnePass(t *testing.T) {
 
 func TestProjectionRefusesWrongPartitioning(t *testing.T) {
 	l1 := mustSpec(t, "name: l1\ninput: {topic: raw, time_field: ts}\nkey: [org, site]\nwindows: [1m]\n")
-	layout, _ := worker.Layout(l1)
+	layout, _ := agg.LayoutOf(l1)
 	render := partial.Renderer(layout.Fingerprint(), []string{"org", "site"})
 	w := &emit.Window{Size: 60_000, Start: 120_000, KeyFields: []string{"org", "site"},
 		Rows: []emit.Row{{Key: []string{"o1", "s1"}}}, States: [][]byte{{1, 2, 3}}}
@@ -186,7 +186,7 @@ func TestProjectionRefusesWrongPartitioning(t *testing.T) {
 
 func TestParseRejectsDamage(t *testing.T) {
 	l1 := mustSpec(t, "name: l1\ninput: {topic: raw, time_field: ts}\nkey: [org]\nwindows: [1m]\n")
-	layout, _ := worker.Layout(l1)
+	layout, _ := agg.LayoutOf(l1)
 	w := &emit.Window{Size: 60_000, Start: 0, KeyFields: []string{"org"}, Rows: []emit.Row{{Key: []string{"o"}}}, States: [][]byte{{9}}}
 	_, val := partial.Renderer(layout.Fingerprint(), []string{"org"})(w, 0, nil, nil)
 	var p partial.Partial
@@ -210,8 +210,8 @@ func TestParseRejectsDamage(t *testing.T) {
 func TestLevel2LatenessAndShape(t *testing.T) {
 	l1 := mustSpec(t, "name: l1\ninput: {topic: raw, time_field: ts}\nkey: [org]\nwindows: [1m]\n")
 	l2 := mustSpec(t, "name: l2\ninput: {topic: p, format: partials}\nkey: [org]\nwindows: [15m]\nallowed_lateness: 5m\n")
-	l1Layout, _ := worker.Layout(l1)
-	l2Layout, _ := worker.Layout(l2)
+	l1Layout, _ := agg.LayoutOf(l1)
+	l2Layout, _ := agg.LayoutOf(l2)
 	emitted := map[string][]float64{}
 	st := state.New(l2, l2Layout, collect(emitted))
 	encode := func(start int64) []byte {
@@ -254,8 +254,8 @@ func TestLevel2LatenessAndShape(t *testing.T) {
 func BenchmarkApplyPartial(b *testing.B) {
 	l1 := mustSpec(b, "name: l1\ninput: {topic: raw, time_field: ts}\nkey: [org, site, floor, zone]\nwindows: [1m]\nallowed_lateness: 1h\n")
 	l2 := mustSpec(b, "name: l2\ninput: {topic: p, format: partials}\nkey: [org, site, floor, zone]\nwindows: [1m, 15m, 1h]\nallowed_lateness: 1h\n")
-	l1Layout, _ := worker.Layout(l1)
-	l2Layout, _ := worker.Layout(l2)
+	l1Layout, _ := agg.LayoutOf(l1)
+	l2Layout, _ := agg.LayoutOf(l2)
 	// Realistic partials: zone-minutes of a busy stream, 20 to 200 records each.
 	var vals [][]byte
 	var raws [][]byte

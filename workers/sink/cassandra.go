@@ -119,21 +119,6 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 	return &Cassandra{s: s, cfg: cfg, insert: insert, columns: columns, obs: nopObserver{}}, nil
 }
 
-// NewCassandraSession connects with token-aware routing, so each write goes to a replica.
-func NewCassandraSession(hosts []string, keyspace string, timeout time.Duration) (*gocql.Session, error) {
-	c := gocql.NewCluster(hosts...)
-	c.Timeout = timeout
-	c.ConnectTimeout = timeout
-	c.Consistency = gocql.LocalQuorum
-	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
-	c.RetryPolicy = &gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: 2 * time.Second}
-	s, err := c.CreateSession()
-	if err != nil {
-		return nil, fmt.Errorf("cassandra %v: %w", hosts, err)
-	}
-	return s, nil
-}
-
 // CassandraDDL returns the statements that create a sink's keyspace and table; the Terraform
 // provider's rollup table uses the same.
 func CassandraDDL(cfg CassandraConfig, keyFields []string, columns []Column) []string {

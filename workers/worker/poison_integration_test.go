@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/emit"
 	"github.com/liveagg/liveagg/workers/sink"
@@ -86,12 +87,12 @@ outputs: [{type: cassandra, keyspace: %s, table: rollup}]
 	if r.spec, err = spec.Parse([]byte(r.specYAML)); err != nil {
 		t.Fatal(err)
 	}
-	sess, err := sink.NewCassandraSession(testenv.CassandraHosts(t), r.ks, 10*time.Second)
+	sess, err := sink.NewCassandraSessionWith(r.ctx, sink.CassandraConn{Hosts: testenv.CassandraHosts(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sess.Close)
-	layout, err := worker.Layout(r.spec)
+	layout, err := agg.LayoutOf(r.spec)
 	if err != nil {
 		t.Fatal(err)
 	}

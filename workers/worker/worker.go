@@ -146,7 +146,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	layout, err := Layout(cfg.Spec)
+	layout, err := agg.LayoutOf(cfg.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -297,19 +297,6 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 var errDrained = errors.New("drained")
-
-// Layout builds a spec's slot layout: from its record decoder for a spec reading JSON, from its
-// aggregations alone for one reading partials (whose states arrive already aggregated).
-func Layout(s *spec.Spec) (*agg.Layout, error) {
-	if s.Input.Format == spec.FormatPartials {
-		return agg.NewLayout(s, nil)
-	}
-	dec, err := record.NewDecoder(s)
-	if err != nil {
-		return nil, err
-	}
-	return agg.NewLayout(s, dec)
-}
 
 // fail stops the worker with err.
 func (w *Worker) fail(err error) { w.cancel(err) }
@@ -665,7 +652,7 @@ func KafkaOutputs(s *spec.Spec) ([]sink.KafkaOutput, error) {
 		}
 		if layout == nil {
 			var err error
-			if layout, err = Layout(s); err != nil {
+			if layout, err = agg.LayoutOf(s); err != nil {
 				return nil, err
 			}
 		}

@@ -21,8 +21,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/spec"
-	"github.com/liveagg/liveagg/workers/worker"
 )
 
 type aggregationSpec struct{ c *clients }
@@ -388,8 +388,8 @@ func (r *aggregationSpec) replaceIfStateBreaks(prior specModel, next *spec.Spec,
 	if strings.Join(ow, ",") != strings.Join(nw, ",") {
 		why(tfpath.Root("windows"), "the window sizes")
 	}
-	lo, err1 := worker.Layout(old)
-	ln, err2 := worker.Layout(next)
+	lo, err1 := agg.LayoutOf(old)
+	ln, err2 := agg.LayoutOf(next)
 	if err1 == nil && err2 == nil && lo.Fingerprint() != ln.Fingerprint() {
 		why(tfpath.Root("aggregation"), "the aggregations")
 	}

@@ -9,9 +9,9 @@ import (
 	tfpath "github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/capacity"
 	"github.com/liveagg/liveagg/workers/spec"
-	"github.com/liveagg/liveagg/workers/worker"
 )
 
 type fleetPlan struct{}
@@ -66,7 +66,7 @@ func (f *fleetPlan) Read(ctx context.Context, req datasource.ReadRequest, resp *
 		resp.Diagnostics.AddAttributeError(tfpath.Root("spec"), "fleet plan", err.Error())
 		return
 	}
-	layout, err := worker.Layout(s)
+	layout, err := agg.LayoutOf(s)
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(tfpath.Root("spec"), "fleet plan", err.Error())
 		return

@@ -18,9 +18,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
-	"github.com/liveagg/liveagg/workers/worker"
 )
 
 type rollupTable struct{ c *clients }
@@ -82,7 +82,7 @@ func derive(specDoc, keyspace, table string) (keys []string, cols map[string]str
 	if !found {
 		return nil, nil, 0, fmt.Errorf("spec %s has no cassandra output to %s.%s", s.Name, keyspace, table)
 	}
-	layout, err := worker.Layout(s)
+	layout, err := agg.LayoutOf(s)
 	if err != nil {
 		return nil, nil, 0, err
 	}
