@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/liveagg/liveagg/workers/admin"
 	"github.com/liveagg/liveagg/workers/checkpoint"
@@ -158,10 +159,15 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		}
 		defer stopAdmin()
 	}
+	// Every long-lived part runs in one group and is joined before RunWorker returns: the worker,
+	// the spec watcher, the CloudWatch publisher and the spot-notice watcher. The worker ends
+	// first (after its drain); cancelling runCtx then stops the others.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	var g errgroup.Group
+	defer func() { cancel(); _ = g.Wait() }()
 	if cfg.Admin.OnEC2 {
-		if err := onEC2(runCtx, cfg, w, loadAWS, log); err != nil {
+		if err := onEC2(runCtx, &g, cfg, w, loadAWS, log); err != nil {
 			return err
 		}
 	}
@@ -171,15 +177,25 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 			return err
 		}
 		pub := cwpub.New(cloudwatch.NewFromConfig(ac), s.Name, cfg.Metrics.AutoScalingGroup)
-		go pub.Run(runCtx, cfg.Metrics.CloudWatchInterval, sampler(w), log)
+		g.Go(func() error { pub.Run(runCtx, cfg.Metrics.CloudWatchInterval, sampler(w), log); return nil })
 	}
 	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
+	g.Go(func() error { done <- w.Run(runCtx); return nil })
 	specChanged := make(chan error, 1)
-	go func() {
+	g.Go(func() error {
 		_, err := src.Watch(runCtx, specTag, cfg.SpecPollInterval, log)
 		specChanged <- err
-	}()
+		return nil
+	})
+	drain := func(why string) error {
+		dctx, dcancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer dcancel()
+		if err := w.Drain(dctx); err != nil {
+			log.Error("drain failed", "on", why, "err", err)
+			cancel()
+		}
+		return <-done
+	}
 	select {
 	case err := <-done:
 		if err == nil && w.Status().Draining {
@@ -194,54 +210,44 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		// State is shaped by the spec: checkpoint everything and let the supervisor restart
 		// the worker on the new spec rather than swap it under live state.
 		log.Info("spec changed: draining so the worker restarts on the new spec", "source", cfg.Spec)
-		dctx, dcancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer dcancel()
-		if err := w.Drain(dctx); err != nil {
-			log.Error("drain on spec change failed", "err", err)
-			cancel()
-		}
-		return <-done
+		return drain("spec change")
 	case <-ctx.Done():
 		// SIGTERM: drain, so the partitions move with fresh checkpoints.
-		dctx, dcancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer dcancel()
-		if err := w.Drain(dctx); err != nil {
-			log.Error("drain on shutdown failed", "err", err)
-			cancel()
-		}
-		return <-done
+		return drain("shutdown")
 	}
 }
 
-func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []kgoOpt, s3c *s3.Client) ([]sink.Sink, func(), error) {
-	var sinks []sink.Sink
+// buildSinks opens the spec's outputs and the outbox. closeAll releases what they hold; on an
+// error everything opened so far is released before it returns.
+func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []kgoOpt, s3c *s3.Client) (sinks []sink.Sink, closeAll func(), err error) {
 	var closers []func()
-	closeAll := func() {
+	release := func() {
 		for _, c := range closers {
 			c()
 		}
 	}
+	defer func() {
+		if err != nil {
+			release() // not closeAll: an error return has set it to nil
+		}
+	}()
 	for i, o := range s.Outputs {
 		switch o.Type {
 		case spec.OutputCassandra:
 			if len(cfg.Sinks.Cassandra.Hosts) == 0 {
-				closeAll()
 				return nil, nil, fmt.Errorf("outputs[%d] is cassandra but sinks.cassandra.hosts is empty", i)
 			}
 			conn, err := cfg.Sinks.Cassandra.Conn(ctx, cfg.AWS.Load)
 			if err != nil {
-				closeAll()
 				return nil, nil, err
 			}
 			sess, err := sink.NewCassandraSessionWith(ctx, conn, sink.WithTimeouts(cfg.Sinks.Cassandra.Timeout, cfg.Sinks.Cassandra.Timeout))
 			if err != nil {
-				closeAll()
 				return nil, nil, err
 			}
 			closers = append(closers, sess.Close)
 			columns, err := layoutColumns(s)
 			if err != nil {
-				closeAll()
 				return nil, nil, err
 			}
 			cs, err := sink.NewCassandra(ctx, sess, sink.CassandraConfig{
@@ -249,21 +255,18 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 				Concurrency: cfg.Sinks.Cassandra.Concurrency,
 			}, s.Key, columns)
 			if err != nil {
-				closeAll()
 				return nil, nil, err
 			}
 			sinks = append(sinks, cs)
 		case spec.OutputS3:
 			ss, err := sink.NewS3(s3c, o.URL)
 			if err != nil {
-				closeAll()
 				return nil, nil, err
 			}
 			sinks = append(sinks, ss)
 		case spec.OutputFile:
 			fs, err := sink.NewFile(o.Path)
 			if err != nil {
-				closeAll()
 				return nil, nil, err
 			}
 			sinks = append(sinks, fs)
@@ -273,7 +276,6 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 	}
 	kafkaOuts, err := worker.KafkaOutputs(s)
 	if err != nil {
-		closeAll()
 		return nil, nil, err
 	}
 	dlq := cfg.Sinks.DeadLetterTopic
@@ -287,15 +289,13 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 	outbox := sink.NewKafka(kopts, kafkaOuts, dlq, progress, sink.WithTransactionTimeout(min(15*time.Minute, max(time.Minute, 2*cfg.Checkpoint.Interval))))
 	parts, err := inputPartitions(ctx, kopts, s.Input.Topic, 30*time.Second)
 	if err != nil {
-		closeAll()
 		return nil, nil, err
 	}
 	if err := outbox.EnsureTopics(ctx, s.Input.Topic, parts); err != nil {
-		closeAll()
 		return nil, nil, err
 	}
 	sinks = append(sinks, outbox)
-	return sinks, closeAll, nil
+	return sinks, release, nil
 }
 
 // sampler turns the worker's totals and status into per-interval CloudWatch samples.
@@ -344,7 +344,7 @@ func adminToken(ctx context.Context, cfg *config.Config, loadAWS func(context.Co
 // onEC2 publishes the admin endpoint as a tag on the worker's own instance, so the control
 // lambdas can find it, and watches instance metadata for a spot interruption notice, draining
 // the worker if no lambda has done so first.
-func onEC2(ctx context.Context, cfg *config.Config, w *worker.Worker, loadAWS func(context.Context) (aws.Config, error), log *slog.Logger) error {
+func onEC2(ctx context.Context, g *errgroup.Group, cfg *config.Config, w *worker.Worker, loadAWS func(context.Context) (aws.Config, error), log *slog.Logger) error {
 	md := imds.New(imds.Options{})
 	id, err := spot.InstanceID(ctx, md)
 	if err != nil {
@@ -374,7 +374,10 @@ func onEC2(ctx context.Context, cfg *config.Config, w *worker.Worker, loadAWS fu
 		return err
 	}
 	log.Info("admin endpoint published", "instance", id, "endpoint", endpoint)
-	go spot.Watch(ctx, md, 5*time.Second, log, func(ctx context.Context, _ spot.Notice) error { return w.Drain(ctx) })
+	g.Go(func() error {
+		spot.Watch(ctx, md, 5*time.Second, log, func(ctx context.Context, _ spot.Notice) error { return w.Drain(ctx) })
+		return nil
+	})
 	return nil
 }
 
@@ -407,7 +410,9 @@ func serve(addr string, h http.Handler, log *slog.Logger, opts ...serveOption) (
 	for _, o := range opts {
 		o(srv)
 	}
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		run := func() error { return srv.Serve(l) }
 		if srv.TLSConfig != nil {
 			// The certificate is in TLSConfig; ServeTLS also answers plain HTTP with a 400.
@@ -417,9 +422,11 @@ func serve(addr string, h http.Handler, log *slog.Logger, opts ...serveOption) (
 			log.Error("http server", "addr", addr, "err", err)
 		}
 	}()
+	// stop shuts the server down and returns once its goroutine has.
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		<-served
 	}, nil
 }
