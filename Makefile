@@ -21,7 +21,7 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 demo: ## The whole job on an in-process Kafka: generate, aggregate, crash, restore, verify (Go only).
-	$(GO) run ./workers/cmd/liveagg demo $(DEMO_FLAGS)
+	$(GO) run ./examples/indoor-location/cmd/liveagg-demo $(DEMO_FLAGS)
 
 build: ## Compile every package and the liveagg binary into bin/.
 	$(GO) build ./...

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bytes"
@@ -8,13 +8,15 @@ import (
 	"testing"
 )
 
-// TestDemoCommandHeadless runs `liveagg demo` as a user's pipe would see it: plain lines, the
+// TestDemoCommandHeadless runs `liveagg-demo` as a user's pipe would see it: plain lines, the
 // verification line, and the files it promises.
 func TestDemoCommandHeadless(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	cmd := New(&stdout, &stderr)
-	cmd.SetArgs([]string{"demo", "--records", "30000", "--rate", "-1", "--out", out, "--seed", "3"})
+	cmd := newCmd()
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs([]string{"--records", "30000", "--rate", "-1", "--out", out, "--seed", "3"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
@@ -36,10 +38,12 @@ func TestDemoCommandHeadless(t *testing.T) {
 
 func TestDemoCommandRejectsBothSizes(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	cmd := New(&stdout, &stderr)
-	cmd.SetArgs([]string{"demo", "--records", "10", "--duration", "1s", "--out", t.TempDir()})
+	cmd := newCmd()
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs([]string{"--records", "10", "--duration", "1s", "--out", t.TempDir()})
 	err := cmd.Execute()
-	if exit, ok := err.(*ExitError); !ok || exit.Code != ExitUsage || !strings.Contains(stderr.String(), "exclusive") {
+	if exit, ok := err.(*exitError); !ok || exit.code != exitUsage || !strings.Contains(stderr.String(), "exclusive") {
 		t.Fatalf("err %v, stderr %q: want a usage error naming the conflict", err, stderr.String())
 	}
 }

@@ -1,6 +1,11 @@
-package cli
+// Command liveagg-demo runs the indoor-location pipeline end to end in one process, with a
+// crash, a restore and a verification of every rollup (see the command's help). It is its own
+// binary, not a subcommand of liveagg, so that the worker installed on every instance carries
+// neither the in-process broker nor the terminal view.
+package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,16 +16,48 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
-	"github.com/liveagg/liveagg/workers/demo"
+	"github.com/liveagg/liveagg/examples/indoor-location/demo"
 )
 
-func newDemoCmd() *cobra.Command {
+// Exit statuses: 1 when a rollup or a dead letter did not verify, 2 when called wrongly.
+const (
+	exitUnverified = 1
+	exitUsage      = 2
+)
+
+// exitError carries an exit status out of the command after its message has been printed.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	cmd := newCmd()
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.Execute()
+	var exit *exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		os.Exit(exit.code)
+	default:
+		fmt.Fprintln(os.Stderr, "liveagg-demo:", err)
+		os.Exit(exitUsage)
+	}
+}
+
+// usageErr prints a usage problem and returns the usage exit status.
+func usageErr(cmd *cobra.Command, msg string) error {
+	fmt.Fprintln(cmd.ErrOrStderr(), "liveagg-demo:", msg)
+	return &exitError{code: exitUsage}
+}
+
+func newCmd() *cobra.Command {
 	var o demo.Options
 	var seed int64
 	cmd := &cobra.Command{
-		Use:   "demo",
+		Use:   "liveagg-demo",
 		Short: "Run the whole job on an in-process Kafka, crash a worker half-way, verify every rollup",
-		Long: `demo runs liveagg end to end in one process, with nothing to install: an in-process Kafka
+		Long: `liveagg-demo runs liveagg end to end in one process, with nothing to install: an in-process Kafka
 broker, a file:// checkpoint store, a generator of indoor-location events (Zipf-skewed orgs,
 devices moving between zones, event-time jitter, a few late and malformed records) and the
 real worker runtime running the three levels of examples/indoor-location: raw events into
@@ -33,10 +70,10 @@ generated events, and the dead-letter topic against the records that should be i
 
 Rollups land in --out as newline-delimited JSON: partitions/*.jsonl as the workers wrote them,
 and <spec>.jsonl sorted, which is byte-identical for the same --seed and --records.`,
-		Example: `  liveagg demo                           # 400,000 records at 100,000/s
-  liveagg demo --records 2000000 --rate -1  # as fast as this machine goes
-  liveagg demo --duration 30s --orgs 200
-  liveagg demo --seed 7 --out /tmp/run1`,
+		Example: `  liveagg-demo                           # 400,000 records at 100,000/s
+  liveagg-demo --records 2000000 --rate -1  # as fast as this machine goes
+  liveagg-demo --duration 30s --orgs 200
+  liveagg-demo --seed 7 --out /tmp/run1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if seed < 0 {
@@ -77,7 +114,7 @@ and <spec>.jsonl sorted, which is byte-identical for the same --seed and --recor
 			demo.WriteSummary(out, res)
 			fmt.Fprintf(out, "worker logs: %s\n", logPath)
 			if !res.OK() {
-				return &ExitError{Code: ExitInvalid}
+				return &exitError{code: exitUnverified}
 			}
 			return nil
 		},
