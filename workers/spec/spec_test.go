@@ -242,3 +242,43 @@ outputs: [{type: kafka, topic: partials, partial: true, key: [org]}]
 		t.Fatal(err)
 	}
 }
+
+// An aggregation whose column is also a key field's, a window column or another aggregation's
+// fails validation on its name: the Cassandra sink would otherwise fail creating the table.
+func TestAggregationColumnsDoNotClash(t *testing.T) {
+	tests := []struct{ name, key, aggs, want string }{
+		{"named like a key field", "[org, site]", "[{fn: count}, {fn: max, field: v, name: site}]",
+			`aggregations[1].name: "site" is also the column of key field "site"`},
+		{"named like a nested key field's column", "[org, geo.zone]", "[{fn: sum, field: v, name: geo_zone}]",
+			`aggregations[0].name: "geo_zone" is also the column of key field "geo.zone"`},
+		{"defaulted like a key field", "[org, sum_v]", "[{fn: sum, field: v}]",
+			`aggregations[0].name: "sum_v" is also the column of key field "sum_v"`},
+		{"quantile column like a key field", "[org, lat_p99_9]", "[{fn: quantiles, field: l, name: lat, quantiles: [0.5, 0.999]}]",
+			`aggregations[0].name: "lat" writes the column lat_p99_9, which is also the column of key field "lat_p99_9"`},
+		{"default quantile column like a key field", "[org, lat_p50]", "[{fn: quantiles, field: l, name: lat}]",
+			`aggregations[0].name: "lat" writes the column lat_p50`},
+		{"named like another aggregation's quantile column", "[org]", "[{fn: quantiles, field: l, name: lat}, {fn: max, field: l, name: lat_p90}]",
+			`aggregations[1].name: "lat_p90" is also a column of aggregations[0]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := strings.Replace(strings.Replace(valid, "key: [org]", "key: "+tc.key, 1), "aggregations: [{fn: count}]", "aggregations: "+tc.aggs, 1)
+			_, err := Parse([]byte(doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse(%s) = %v, want an error with %q", doc, err, tc.want)
+			}
+		})
+	}
+	// Clashes validateAggregations reports are not reported twice.
+	doc := strings.Replace(valid, "aggregations: [{fn: count}]", "aggregations: [{fn: sum, field: a}, {fn: sum, field: a}, {fn: max, field: a, name: window_start}]", 1)
+	_, err := Parse([]byte(doc))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("want the two errors of validateAggregations alone, got %v", err)
+	}
+	// Distinct columns pass.
+	doc = strings.Replace(strings.Replace(valid, "key: [org]", "key: [org, geo.zone]", 1), "aggregations: [{fn: count}]", "aggregations: [{fn: count}, {fn: quantiles, field: l, name: lat}, {fn: max, field: geo.zone}]", 1)
+	if _, err := Parse([]byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+}

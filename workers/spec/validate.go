@@ -5,6 +5,8 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -72,6 +74,7 @@ func (s *Spec) Validate() error {
 		errs.add("allowed_lateness", "must be whole milliseconds")
 	}
 	s.validateAggregations(&errs)
+	s.validateColumns(&errs)
 	s.validateOutputs(&errs)
 	return errs.err()
 }
@@ -252,6 +255,51 @@ func (s *Spec) validateAggregations(errs *Errors) {
 			}
 		}
 		names[a.Name] = i
+	}
+}
+
+// validateColumns rejects an aggregation whose output column is also another column of the
+// same row: a key field's (dots become underscores, as stores name columns), a window column,
+// or one another aggregation writes (quantiles writes <name>_p50 and so on). Such a spec would
+// otherwise pass and its Cassandra output fail mid-apply on a duplicate column.
+func (s *Spec) validateColumns(errs *Errors) {
+	owner := map[string]string{}
+	for _, k := range s.Key {
+		owner[strings.ReplaceAll(k, ".", "_")] = fmt.Sprintf("the column of key field %q", k)
+	}
+	for _, c := range []string{"window_size", "window_start", "window_end"} {
+		owner[c] = "liveagg's own window column"
+	}
+	named := map[string]bool{}
+	for i, a := range s.Aggregations {
+		// An unknown fn, a malformed, reserved or repeated name: validateAggregations said so.
+		if !slices.Contains(Functions, a.Fn) || !cqlRE.MatchString(a.Name) || reserved[a.Name] || named[a.Name] {
+			continue
+		}
+		named[a.Name] = true
+		cols := []string{a.Name}
+		if a.Fn == FnQuantiles {
+			cols = cols[:0]
+			for _, q := range a.Quantiles {
+				// As agg.QuantileSuffix names ranks: 0.5 is p50, 0.999 p99_9.
+				cols = append(cols, a.Name+"_p"+strings.ReplaceAll(strconv.FormatFloat(q*100, 'f', -1, 64), ".", "_"))
+			}
+		}
+		for _, c := range cols {
+			if o, taken := owner[c]; taken {
+				what := fmt.Sprintf("%q", a.Name)
+				if c != a.Name {
+					what = fmt.Sprintf("%q writes the column %s, which", a.Name, c)
+				}
+				errs.add(fmt.Sprintf("aggregations[%d].name", i), "%s is also %s: a row cannot have two columns of one name; give the aggregation another name", what, o)
+				break
+			}
+		}
+		for _, c := range cols {
+			if _, taken := owner[c]; !taken {
+				owner[c] = fmt.Sprintf("a column of aggregations[%d]", i)
+			}
+		}
 	}
 }
 
