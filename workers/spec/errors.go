@@ -22,8 +22,9 @@ func (e FieldError) Error() string {
 	return e.Path + ": " + e.Msg
 }
 
-// Errors is every problem Parse or Validate found, in document order. It is the error type they
-// return, so callers (the provider's diagnostics, the CLI) can point at each field.
+// Errors is every problem Parse or Validate found: Parse lists the type errors in document
+// order, then the rule errors in the order Validate checks the fields. It is the error type
+// they return, so callers (the provider's diagnostics, the CLI) can point at each field.
 type Errors []FieldError
 
 func (es Errors) Error() string {
@@ -40,7 +41,14 @@ func (es Errors) Error() string {
 }
 
 func (es *Errors) add(path, format string, args ...any) {
-	*es = append(*es, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	*es = append(*es, FieldError{Path: path, Msg: message(format, args...)})
+}
+
+// message formats an error message. Messages say "at least one of %s" with oneOf's "one of
+// ..." as the argument, which would read "at least one of one of count, sum, ..."; message
+// says it once, so oneOf can stay the phrase every "is not supported: %s" needs.
+func message(format string, args ...any) string {
+	return strings.ReplaceAll(fmt.Sprintf(format, args...), "one of one of ", "one of ")
 }
 
 func (es *Errors) addLine(path string, line int, format string, args ...any) {

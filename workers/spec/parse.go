@@ -14,21 +14,59 @@ import (
 
 // Parse reads a spec from YAML or JSON, applies defaults and validates it. On failure the error
 // is an Errors listing every problem with its field path and, where the field is in the
-// document, its line.
+// document, its line: the type errors (a scalar where a list belongs, a word where a number
+// does, an unknown field) first, then the rule errors of every field that decoded. A type error
+// does not stop the rule checks, so an author sees every problem in one run; only a document
+// that is not YAML at all stops there.
 func Parse(data []byte) (*Spec, error) {
-	s, err := Decode(data)
+	s, typeErrs, err := decode(data)
 	if err != nil {
 		return nil, err
 	}
 	s.ApplyDefaults()
-	if err := s.Validate(); err != nil {
-		var errs Errors
-		if errors.As(err, &errs) {
-			locate(data, errs)
+	errs := typeErrs
+	if verr := s.Validate(); verr != nil {
+		var rule Errors
+		if !errors.As(verr, &rule) {
+			return nil, verr
 		}
-		return nil, err
+		errs = append(errs, withoutUndecoded(rule, typeErrs)...)
 	}
-	return s, nil
+	if len(errs) == 0 {
+		return s, nil
+	}
+	locate(data, errs)
+	return nil, errs
+}
+
+// withoutUndecoded drops the rule errors about fields that had a type error: such a field holds
+// its zero value, so a rule error about it ("windows: required" after "windows: must be a list")
+// would be a second, misleading report of the same problem.
+func withoutUndecoded(rule, typeErrs Errors) Errors {
+	var out Errors
+	for _, r := range rule {
+		covered := false
+		for _, t := range typeErrs {
+			if within(r.Path, t.Path) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// within says whether path is field or one of its elements or subfields ("" is the whole
+// document, so everything is within it).
+func within(path, field string) bool {
+	if field == "" || path == field {
+		return true
+	}
+	rest, ok := strings.CutPrefix(path, field)
+	return ok && (rest[0] == '.' || rest[0] == '[')
 }
 
 // locate fills in the line of each error whose path names a field present in the document
@@ -97,26 +135,36 @@ func ParseFile(path string) (*Spec, error) {
 // Decode reads a spec without defaults or validation: strict about unknown fields and types,
 // silent about meaning. The provider uses it to report type errors separately from rule errors.
 func Decode(data []byte) (*Spec, error) {
+	s, typeErrs, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := typeErrs.err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// decode is Decode that keeps going: it returns the spec with every field that decoded filled
+// in (the others left zero) together with the type errors, so Parse can still check the rules
+// of the fields that did decode. err is set only when there is no document to decode at all.
+func decode(data []byte) (s *Spec, typeErrs Errors, err error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		return nil, Errors{{Msg: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, nil, Errors{{Msg: "not valid YAML or JSON: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, Errors{{Msg: "more than one document; a spec file holds one spec", Line: extra.Line}}
+		return nil, nil, Errors{{Msg: "more than one document; a spec file holds one spec", Line: extra.Line}}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	var s Spec
-	var errs Errors
-	decodeNode(root, "", reflect.ValueOf(&s).Elem(), &errs)
-	if err := errs.err(); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	s = new(Spec)
+	decodeNode(root, "", reflect.ValueOf(s).Elem(), &typeErrs)
+	return s, typeErrs, nil
 }
 
 var durationType = reflect.TypeFor[Duration]()
