@@ -77,7 +77,17 @@ type scope struct {
 	tagKeys     []string // the tag keys (IAM patterns) the code writes
 	groups      []string // Auto Scaling group ARNs it may act on
 	parameters  []string // SSM parameter and Secrets Manager secret ARNs it may read
+	keys        []string // KMS keys it may decrypt with, through SSM and Secrets Manager only
+	tables      []string // Amazon Keyspaces keyspace and table ARNs it may use
 }
+
+// viaService is the kms:ViaService value of SSM or Secrets Manager in a region: the only ways
+// a role may use a KMS key.
+var viaService = regexp.MustCompile(`^(ssm|secretsmanager)\.[a-z0-9-]+\.amazonaws\.com$`)
+
+// keyspacesSystem is the system keyspaces the Cassandra driver reads on connecting, which a
+// role that signs in to Amazon Keyspaces may select from.
+var keyspacesSystem = regexp.MustCompile(`^arn:aws:cassandra:[a-z0-9-]+:[0-9]{12}:/keyspace/system\*$`)
 
 // Actions IAM cannot scope by resource: the only ones a grant on "*" may carry (besides
 // PutMetricData under a namespace condition, and the Lambda service's ENI calls).
@@ -204,10 +214,26 @@ func scopeProblems(doc policy, sc scope) []string {
 						bad(s, "%s on %q: not one of the role's groups %v", a, r, sc.groups)
 					}
 				}
-			case service == "ssm" || service == "secretsmanager" || service == "kms":
+			case service == "ssm" || service == "secretsmanager":
 				for _, r := range s.Resource {
 					if !slices.Contains(sc.parameters, r) {
 						bad(s, "%s on %q: not a configured parameter or secret %v", a, r, sc.parameters)
+					}
+				}
+			case service == "kms":
+				for _, r := range s.Resource {
+					if !slices.Contains(sc.keys, r) {
+						bad(s, "%s on %q: not the configured key %v", a, r, sc.keys)
+					}
+				}
+				via := cond("StringEquals", "kms:ViaService")
+				if len(via) == 0 || slices.ContainsFunc(via, func(v string) bool { return !viaService.MatchString(v) }) {
+					bad(s, "%s with kms:ViaService %v: the key may be used only through SSM or Secrets Manager", a, via)
+				}
+			case service == "cassandra":
+				for _, r := range s.Resource {
+					if !slices.Contains(sc.tables, r) && !(a == "cassandra:Select" && keyspacesSystem.MatchString(r)) {
+						bad(s, "%s on %q: not one of the spec's keyspaces or tables %v", a, r, sc.tables)
 					}
 				}
 			case a == "cloudwatch:PutMetricData":
@@ -559,7 +585,8 @@ func TestWorkersNeverWriteSpecs(t *testing.T) {
 // of them a statement the policies had or could slip back to.
 func TestIAMScopingCatches(t *testing.T) {
 	worker := scope{role: "worker", writes: []string{"b/checkpoints/s/"}, reads: []string{"b/specs/", "art/bin"}, registry: "b/specs/",
-		ownInstance: true, tagKeys: []string{spot.AdminEndpointTag}, parameters: []string{"arn:aws:ssm:r:1:parameter/t"}}
+		ownInstance: true, tagKeys: []string{spot.AdminEndpointTag}, parameters: []string{"arn:aws:ssm:r:1:parameter/t"},
+		keys: []string{"arn:aws:kms:r:1:key/k"}, tables: []string{"arn:aws:cassandra:r:123456789012:/keyspace/ks/table/t"}}
 	lambda := scope{role: "spotinterrupt", registry: "b/specs/", stack: "st", groups: []string{"arn:g1"}, parameters: []string{"arn:aws:ssm:r:1:parameter/t"},
 		tagKeys: []string{spotinterrupt.TagClaimPrefix + "*", spotinterrupt.TagDrained}}
 	for _, tc := range []struct {
@@ -581,6 +608,12 @@ func TestIAMScopingCatches(t *testing.T) {
 		{"scales another group", `{"Action": ["autoscaling:SetDesiredCapacity"], "Resource": "arn:g2"}`, lambda, "not one of the role's groups"},
 		{"reads every parameter", `{"Action": ["ssm:GetParameter"], "Resource": "arn:aws:ssm:r:1:parameter/*"}`, lambda, "not a configured parameter"},
 		{"reads every secret", `{"Action": ["secretsmanager:GetSecretValue"], "Resource": "arn:aws:secretsmanager:r:1:secret:*"}`, worker, "not a configured parameter or secret"},
+		{"decrypts with any key", `{"Action": ["kms:Decrypt"], "Resource": "*"}`, worker, "on every resource"},
+		{"decrypts with another key", `{"Action": ["kms:Decrypt"], "Resource": "arn:aws:kms:r:1:key/other", "Condition": {"StringEquals": {"kms:ViaService": ["ssm.r.amazonaws.com"]}}}`, worker, "not the configured key"},
+		{"decrypts directly", `{"Action": ["kms:Decrypt"], "Resource": "arn:aws:kms:r:1:key/k"}`, worker, "only through SSM or Secrets Manager"},
+		{"decrypts through another service", `{"Action": ["kms:Decrypt"], "Resource": "arn:aws:kms:r:1:key/k", "Condition": {"StringEquals": {"kms:ViaService": ["s3.r.amazonaws.com"]}}}`, worker, "only through SSM or Secrets Manager"},
+		{"writes every keyspace", `{"Action": ["cassandra:Modify"], "Resource": "arn:aws:cassandra:r:123456789012:/keyspace/*"}`, worker, "not one of the spec's keyspaces or tables"},
+		{"writes the system keyspaces", `{"Action": ["cassandra:Modify"], "Resource": "arn:aws:cassandra:r:123456789012:/keyspace/system*"}`, worker, "not one of the spec's keyspaces or tables"},
 		{"metrics in any namespace", `{"Action": ["cloudwatch:PutMetricData"], "Resource": "*"}`, lambda, "on every resource"},
 		{"metrics in another namespace", `{"Action": ["cloudwatch:PutMetricData"], "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": "other"}}}`, lambda, "on every resource"},
 		{"logs anywhere", `{"Sid": "RuntimeLogs", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}`, lambda, "on every resource"},

@@ -114,31 +114,30 @@ func strs(ss ...string) cty.Value {
 }
 
 // TestUserDataRendersAWorkerConfig: the config the spot-workers module writes on each instance
-// is one the worker's own loader accepts.
+// is one the worker's own loader accepts (TestWorkerSecretsEveryCombination covers the
+// Cassandra and admin TLS settings).
 func TestUserDataRendersAWorkerConfig(t *testing.T) {
 	// The loader lets LIVEAGG_* variables override the file; here the file alone counts.
-	for _, env := range []string{config.EnvWorkerID, config.EnvSpec, config.EnvBrokers, config.EnvCheckpoint, config.EnvCassandra,
-		config.EnvAWSEndpt, config.EnvAdmin, config.EnvMetrics} {
-		t.Setenv(env, "")
+	clearConfigEnv(t)
+	run, m := planWorkers(t, map[string]cty.Value{"name": cty.StringVal("indoor-l1"), "spec_location": cty.StringVal("s3://" + testBucket + "/specs/indoor-l1.yaml")})
+	for _, p := range run.problems {
+		t.Fatal(p)
 	}
-	cfg := render(t, "spot-workers/worker.yaml.tftpl", map[string]cty.Value{
-		"spec_location": cty.StringVal("s3://b/specs/indoor-l1.yaml"), "kafka_brokers": strs("b-1:9098", "b-2:9098"),
-		"kafka_tls": cty.True, "kafka_sasl_mechanism": cty.StringVal("aws-msk-iam"), "checkpoint_location": cty.StringVal("s3://b/checkpoints"),
-		"checkpoint_interval": cty.StringVal("30s"), "on_missing_offset": cty.StringVal("stop"), "cassandra_hosts": strs("c1:9042"),
-		"region": cty.StringVal("us-east-1"), "admin_port": cty.NumberIntVal(7070), "admin_token_parameter": cty.StringVal("/liveagg/token"),
-		"metrics_port": cty.NumberIntVal(9100), "asg_name": cty.StringVal("indoor-l1"),
-	})
+	ud := userData(t, run.args["aws_launch_template.this"]["user_data"][0])
+	cfg := workerConfigIn(t, ud)
+	if out, _ := m.local("worker_config").UnmarkDeep(); !out.RawEquals(cty.StringVal(cfg)) {
+		t.Fatalf("the user data's config is not the worker_config output:\n%s", cfg)
+	}
 	c, err := config.Parse([]byte(cfg))
 	if err != nil {
 		t.Fatalf("rendered worker config refused: %v\n%s", err, cfg)
 	}
-	if c.Spec != "s3://b/specs/indoor-l1.yaml" || len(c.Kafka.Brokers) != 2 || c.Kafka.SASL.Mechanism != "aws-msk-iam" || !c.Kafka.TLS.Enabled ||
-		c.Admin.TokenSSMParameter != "/liveagg/token" || !c.Admin.OnEC2 || c.Metrics.AutoScalingGroup != "indoor-l1" || c.Metrics.CloudWatchInterval == 0 {
+	if c.Spec != "s3://"+testBucket+"/specs/indoor-l1.yaml" || len(c.Kafka.Brokers) != 1 || c.Kafka.SASL.Mechanism != "aws-msk-iam" || !c.Kafka.TLS.Enabled ||
+		c.Admin.TokenSSMParameter != testToken || !c.Admin.OnEC2 || c.Admin.TLS.Enabled() || c.Metrics.AutoScalingGroup != "indoor-l1" || c.Metrics.CloudWatchInterval == 0 ||
+		c.Sinks.Cassandra.Username != "" || c.Sinks.Cassandra.TLS.Enabled || c.Sinks.Cassandra.Keyspaces || !slices.Equal(c.Sinks.Cassandra.Hosts, []string{"c1.internal:9042"}) {
 		t.Fatalf("rendered config reads back as %+v", c)
 	}
-	ud := render(t, "spot-workers/user_data.sh.tftpl", map[string]cty.Value{"binary_location": cty.StringVal("s3://b/liveagg"),
-		"region": cty.StringVal("us-east-1"), "worker_config": cty.StringVal(cfg), "gomemlimit": cty.StringVal("3000MiB")})
-	if !strings.Contains(ud, cfg) || !strings.Contains(ud, "liveagg worker --config /etc/liveagg/worker.yaml") || !strings.Contains(ud, fmt.Sprintf("RestartPreventExitStatus=%d %d\n", cli.ExitDrained, cli.ExitHalted)) {
+	if !strings.Contains(ud, "liveagg worker --config /etc/liveagg/worker.yaml") || !strings.Contains(ud, fmt.Sprintf("RestartPreventExitStatus=%d %d\n", cli.ExitDrained, cli.ExitHalted)) {
 		t.Fatalf("user data:\n%s", ud)
 	}
 }
@@ -238,22 +237,35 @@ func fromCode(t *testing.T, file, service string, iface string) []string {
 // are named apart and allowed only from a fixed list.
 func TestIAMMatchesTheCode(t *testing.T) {
 	arn := cty.StringVal("arn:aws:x")
-	runtime := []string{"RuntimeLogs", "RuntimeVPC", "RuntimeDeadLetters", "Binary", "MSKIAM"}
+	// Statements not derived from an SDK interface: the Lambda runtime's, the user data's
+	// fetches, MSK IAM and Keyspaces (authorised by the Kafka and Cassandra protocols), and
+	// the KMS key behind the parameters and secrets the code reads.
+	runtime := []string{"RuntimeLogs", "RuntimeVPC", "RuntimeDeadLetters", "Binary", "MSKIAM", "CassandraCA", "SecretsKMS",
+		"KeyspacesSystem", "KeyspacesCreate", "KeyspacesTables"}
+	worker := func(secrets cty.Value) map[string]cty.Value {
+		return map[string]cty.Value{"checkpoint_bucket_arn": arn, "checkpoint_prefix": cty.StringVal("checkpoints/s"), "spec_registry_arn": arn,
+			"output_object_arns": strs("arn:aws:s3:::o/s/*"), "parameter_arns": strs("arn:aws:ssm:p"), "secret_arns": secrets,
+			"kms_key_arn": arn, "kms_via_services": strs("ssm.r.amazonaws.com"), "binary_object_arn": arn, "cassandra_ca_arn": arn,
+			"keyspaces_create_arns": strs("arn:aws:cassandra:k"), "keyspaces_table_arns": strs("arn:aws:cassandra:t"), "keyspaces_system_arn": arn,
+			"msk_cluster_arn": cty.StringVal("arn:aws:kafka:c"), "msk_resource_prefix": arn}
+	}
+	workerCode := derived(fromCode(t, "../workers/checkpoint/s3.go", "s3", "S3API"), fromCode(t, "../workers/sink/s3.go", "s3", "S3API"),
+		fromCode(t, "../workers/specsrc/specsrc.go", "s3", "S3API"), fromCode(t, "../workers/spot/spot.go", "ec2", "Tagger"),
+		fromCode(t, "../workers/spot/spot.go", "ssm", "Parameters"), fromCode(t, "../workers/cwpub/cwpub.go", "cloudwatch", "API"),
+		fromCode(t, "../workers/config/clients.go", "ssm", "SSMParameters"), fromCode(t, "../workers/config/clients.go", "secretsmanager", "Secrets"))
+	// Without a secret configured, the code never calls Secrets Manager: no grant for it.
+	withoutSecrets := slices.DeleteFunc(slices.Clone(workerCode), func(a string) bool { return strings.HasPrefix(a, "secretsmanager:") })
 	for _, tc := range []struct {
 		name   string
 		policy string
 		vars   map[string]cty.Value
 		want   []string
 	}{
-		{"worker", "spot-workers/policy.json.tftpl",
-			map[string]cty.Value{"checkpoint_bucket_arn": arn, "checkpoint_prefix": cty.StringVal("checkpoints/s"), "spec_registry_arn": arn,
-				"output_object_arns": strs("arn:aws:s3:::o/s/*"), "token_parameter_arn": arn, "binary_object_arn": arn,
-				"msk_cluster_arn": cty.StringVal("arn:aws:kafka:c"), "msk_resource_prefix": arn},
-			derived(fromCode(t, "../workers/checkpoint/s3.go", "s3", "S3API"), fromCode(t, "../workers/sink/s3.go", "s3", "S3API"),
-				fromCode(t, "../workers/specsrc/specsrc.go", "s3", "S3API"), fromCode(t, "../workers/spot/spot.go", "ec2", "Tagger"),
-				fromCode(t, "../workers/spot/spot.go", "ssm", "Parameters"), fromCode(t, "../workers/cwpub/cwpub.go", "cloudwatch", "API"))},
+		{"worker", "spot-workers/policy.json.tftpl", worker(strs("arn:aws:secretsmanager:s")), workerCode},
+		{"worker without secrets", "spot-workers/policy.json.tftpl", worker(cty.ListValEmpty(cty.String)), withoutSecrets},
 		{"spotinterrupt", "control-lambdas/policies/spotinterrupt.json.tftpl",
-			map[string]cty.Value{"stack": cty.StringVal("s"), "asg_arns": strs("arn:aws:x"), "token_parameter_arn": arn, "log_group_arn": arn, "dlq_arn": arn},
+			map[string]cty.Value{"stack": cty.StringVal("s"), "asg_arns": strs("arn:aws:x"), "token_parameter_arn": arn, "log_group_arn": arn, "dlq_arn": arn,
+				"kms_key_arn": arn, "region": cty.StringVal("r")},
 			derived(fromCode(t, "../lambdas/spotinterrupt/handler.go", "ec2", "EC2"), fromCode(t, "../lambdas/spotinterrupt/handler.go", "autoscaling", "AutoScaling"),
 				fromCode(t, "../lambdas/spotinterrupt/handler.go", "ssm", "SSM"), fromCode(t, "../lambdas/spotinterrupt/handler.go", "cloudwatch", "CloudWatch"))},
 		{"autoscaler", "control-lambdas/policies/autoscaler.json.tftpl",

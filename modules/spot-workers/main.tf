@@ -2,9 +2,8 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  region              = data.aws_region.current.region
-  token_parameter_arn = "arn:aws:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.admin_token_parameter, "/")}"
-  binary              = regex("^s3://([^/]+)/(.+)$", var.binary_location)
+  region = data.aws_region.current.region
+  binary = regex("^s3://([^/]+)/(.+)$", var.binary_location)
   # "" leaves the MSK IAM statement out of the policy (null is the variable's default).
   msk_cluster_arn = var.msk_cluster_arn == null ? "" : var.msk_cluster_arn
   kafka_sasl      = var.kafka_sasl_mechanism != null ? var.kafka_sasl_mechanism : (var.msk_cluster_arn != null ? "aws-msk-iam" : "")
@@ -25,20 +24,54 @@ locals {
   writes_into_registry = [for w in local.writes : "s3://${w.bucket}/${w.prefix}" if w.bucket == local.registry[0] &&
   (startswith("${w.prefix}/", "${local.registry[1]}/") || startswith("${local.registry[1]}/", "${w.prefix}/"))]
 
+  # Cassandra: with Keyspaces and no hosts, the region's endpoint. Optional objects as objects
+  # of nulls, so the expressions below need no null checks.
+  cassandra_hosts = var.cassandra_keyspaces && length(var.cassandra_hosts) == 0 ? ["cassandra.${local.region}.amazonaws.com"] : var.cassandra_hosts
+  login           = var.cassandra_login != null ? var.cassandra_login : { username = null, password_ssm_parameter = null, password_secret_arn = null }
+  cassandra_tls   = var.cassandra_tls != null ? var.cassandra_tls : { enabled = false, ca_pem = null, ca_location = null, server_name = null }
+  admin_tls       = var.admin_tls != null ? var.admin_tls : { cert_ssm_parameter = null, key_ssm_parameter = null, secret_arn = null }
+  # Where the instance keeps the Cassandra CA bundle, written or fetched by the user data.
+  cassandra_ca_file = local.cassandra_tls.ca_pem != null || local.cassandra_tls.ca_location != null ? "/etc/liveagg/cassandra-ca.pem" : ""
+  cassandra_ca      = local.cassandra_tls.ca_location != null ? regex("^s3://([^/]+)/(.+)$", local.cassandra_tls.ca_location) : []
+
+  # What the workers read from SSM and Secrets Manager: exactly the configured names, by ARN.
+  parameter_names = [for n in [var.admin_token_parameter, local.login.password_ssm_parameter, local.admin_tls.cert_ssm_parameter, local.admin_tls.key_ssm_parameter] : n if n != null]
+  parameter_arns  = distinct([for n in local.parameter_names : "arn:aws:ssm:${local.region}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(n, "/")}"])
+  secret_arns     = distinct([for a in [local.login.password_secret_arn, local.admin_tls.secret_arn] : a if a != null])
+  # kms:Decrypt only through the services that hold the workers' secrets.
+  kms_via_services = concat(["ssm.${local.region}.amazonaws.com"], length(local.secret_arns) > 0 ? ["secretsmanager.${local.region}.amazonaws.com"] : [])
+
+  # Keyspaces with SigV4 (no password configured): the role itself is the Cassandra login, so
+  # it is granted its spec's keyspaces and tables, and the system keyspaces the driver reads.
+  keyspaces_sigv4  = var.cassandra_keyspaces && local.login.password_ssm_parameter == null && local.login.password_secret_arn == null
+  keyspaces_tables = local.keyspaces_sigv4 ? distinct([for t in var.cassandra_tables : { keyspace = lower(t.keyspace), table = lower(t.table) }]) : []
+  keyspaces_prefix = "arn:aws:cassandra:${local.region}:${data.aws_caller_identity.current.account_id}:/keyspace/"
+
   worker_config = templatefile("${path.module}/worker.yaml.tftpl", {
-    spec_location         = var.spec_location
-    kafka_brokers         = var.kafka_brokers
-    kafka_tls             = var.kafka_tls
-    kafka_sasl_mechanism  = local.kafka_sasl
-    checkpoint_location   = var.checkpoint_location
-    checkpoint_interval   = var.checkpoint_interval
-    on_missing_offset     = var.on_missing_offset
-    cassandra_hosts       = var.cassandra_hosts
-    region                = local.region
-    admin_port            = var.admin_port
-    admin_token_parameter = var.admin_token_parameter
-    metrics_port          = var.metrics_port
-    asg_name              = var.name
+    spec_location                    = var.spec_location
+    kafka_brokers                    = var.kafka_brokers
+    kafka_tls                        = var.kafka_tls
+    kafka_sasl_mechanism             = local.kafka_sasl
+    checkpoint_location              = var.checkpoint_location
+    checkpoint_interval              = var.checkpoint_interval
+    on_missing_offset                = var.on_missing_offset
+    cassandra_hosts                  = local.cassandra_hosts
+    cassandra_keyspaces              = var.cassandra_keyspaces
+    cassandra_replication            = var.cassandra_replication != null ? var.cassandra_replication : {}
+    cassandra_username               = local.login.username != null ? local.login.username : ""
+    cassandra_password_ssm_parameter = local.login.password_ssm_parameter != null ? local.login.password_ssm_parameter : ""
+    cassandra_password_secret        = local.login.password_secret_arn != null ? local.login.password_secret_arn : ""
+    cassandra_tls                    = local.cassandra_tls.enabled
+    cassandra_ca_file                = local.cassandra_ca_file
+    cassandra_server_name            = local.cassandra_tls.server_name != null ? local.cassandra_tls.server_name : ""
+    region                           = local.region
+    admin_port                       = var.admin_port
+    admin_token_parameter            = var.admin_token_parameter
+    admin_cert_ssm_parameter         = local.admin_tls.cert_ssm_parameter != null ? local.admin_tls.cert_ssm_parameter : ""
+    admin_key_ssm_parameter          = local.admin_tls.key_ssm_parameter != null ? local.admin_tls.key_ssm_parameter : ""
+    admin_tls_secret                 = local.admin_tls.secret_arn != null ? local.admin_tls.secret_arn : ""
+    metrics_port                     = var.metrics_port
+    asg_name                         = var.name
   })
 }
 
@@ -64,8 +97,15 @@ resource "aws_iam_role_policy" "this" {
     checkpoint_prefix     = local.checkpoint_prefix
     spec_registry_arn     = "arn:aws:s3:::${local.registry[0]}/${local.registry[1]}/*"
     output_object_arns    = distinct([for w in local.output_writes : "arn:aws:s3:::${w.bucket}/${w.prefix}/*"])
-    token_parameter_arn   = local.token_parameter_arn
+    parameter_arns        = local.parameter_arns
+    secret_arns           = local.secret_arns
+    kms_key_arn           = var.secrets_kms_key_arn != null ? var.secrets_kms_key_arn : ""
+    kms_via_services      = local.kms_via_services
     binary_object_arn     = "arn:aws:s3:::${local.binary[0]}/${local.binary[1]}"
+    cassandra_ca_arn      = length(local.cassandra_ca) > 0 ? "arn:aws:s3:::${local.cassandra_ca[0]}/${local.cassandra_ca[1]}" : ""
+    keyspaces_create_arns = distinct(concat([for t in local.keyspaces_tables : "${local.keyspaces_prefix}${t.keyspace}/"], [for t in local.keyspaces_tables : "${local.keyspaces_prefix}${t.keyspace}/table/${t.table}"]))
+    keyspaces_table_arns  = [for t in local.keyspaces_tables : "${local.keyspaces_prefix}${t.keyspace}/table/${t.table}"]
+    keyspaces_system_arn  = "${local.keyspaces_prefix}system*"
     msk_cluster_arn       = local.msk_cluster_arn
     msk_resource_prefix   = replace(local.msk_cluster_arn, ":cluster/", ":*/")
   })
@@ -142,10 +182,13 @@ resource "aws_launch_template" "this" {
   }
 
   user_data = base64encode(templatefile("${path.module}/user_data.sh.tftpl", {
-    binary_location = var.binary_location
-    region          = local.region
-    worker_config   = local.worker_config
-    gomemlimit      = "${var.memory_limit_mib}MiB"
+    binary_location       = var.binary_location
+    region                = local.region
+    worker_config         = local.worker_config
+    gomemlimit            = "${var.memory_limit_mib}MiB"
+    cassandra_ca_file     = local.cassandra_ca_file
+    cassandra_ca_pem      = local.cassandra_tls.ca_pem != null ? local.cassandra_tls.ca_pem : ""
+    cassandra_ca_location = local.cassandra_tls.ca_location != null ? local.cassandra_tls.ca_location : ""
   }))
 
   tag_specifications {
