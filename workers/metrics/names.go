@@ -11,9 +11,10 @@ const Namespace = "liveagg"
 
 // Metric describes one metric.
 type Metric struct {
-	// Prom is the Prometheus name.
+	// Prom is the Prometheus name the worker exports it as; "" for a metric only CloudWatch
+	// has (the lambdas' metrics, and what Prometheus computes itself, like an age).
 	Prom string
-	// CloudWatch is the CloudWatch metric name.
+	// CloudWatch is the CloudWatch metric name; "" for a metric only Prometheus has.
 	CloudWatch string
 	// Unit is the CloudWatch unit.
 	Unit string
@@ -21,15 +22,18 @@ type Metric struct {
 	Help string
 }
 
-// The metrics. Labels in Prometheus: spec, partition (where per partition), reason, sink.
-// Dimensions in CloudWatch: Spec, and AutoScalingGroup for fleet-level metrics.
+// The metrics. Labels in Prometheus: partition (where per partition), reason, sink; a worker
+// process serves one spec, so the spec is a target label of the scrape configuration, not a
+// metric label. Dimensions in CloudWatch: Spec, and AutoScalingGroup for fleet-level metrics;
+// DeadLettered also per Reason.
 var (
 	RecordsIn          = Metric{"liveagg_worker_records_in_total", "RecordsIn", "Count", "Input records consumed, per partition."}
 	ConsumerLag        = Metric{"liveagg_worker_consumer_lag_records", "ConsumerLag", "Count", "Records between the worker's position and the partition's high watermark."}
 	ProcessingSeconds  = Metric{"liveagg_worker_processing_seconds_per_record", "ProcessingSecondsPerRecord", "Seconds", "CPU-side seconds spent per record (decode + aggregate), the autoscaler's capacity signal."}
 	StateSeries        = Metric{"liveagg_worker_state_series", "StateSeries", "Count", "Live series in memory, per partition."}
 	StateBytes         = Metric{"liveagg_worker_state_bytes", "StateBytes", "Bytes", "Memory of aggregation state, per partition."}
-	CheckpointAge      = Metric{"liveagg_worker_checkpoint_age_seconds", "CheckpointAgeSeconds", "Seconds", "Seconds since the partition's last durable checkpoint."}
+	CheckpointAge      = Metric{"", "CheckpointAgeSeconds", "Seconds", "Seconds since the oldest partition's last durable checkpoint (Prometheus: time() minus CheckpointTimestamp)."}
+	CheckpointTime     = Metric{"liveagg_worker_checkpoint_timestamp_seconds", "", "Seconds", "Unix time of the partition's last checkpoint; age is time() minus this."}
 	CheckpointDuration = Metric{"liveagg_worker_checkpoint_duration_seconds", "CheckpointDurationSeconds", "Seconds", "Time to flush sinks and save one partition's checkpoint."}
 	CheckpointBytes    = Metric{"liveagg_worker_checkpoint_bytes", "CheckpointBytes", "Bytes", "Size of the last checkpoint, per partition."}
 	RestoreSeconds     = Metric{"liveagg_worker_restore_seconds", "RestoreSeconds", "Seconds", "Time to claim, load and restore a partition."}
@@ -40,17 +44,19 @@ var (
 	DeadLettered       = Metric{"liveagg_worker_dead_lettered_total", "DeadLettered", "Count", "Records routed to the dead-letter topic, by reason (late is one)."}
 	WindowsEmitted     = Metric{"liveagg_worker_windows_emitted_total", "WindowsEmitted", "Count", "Closed (series, window) rows emitted."}
 	OffsetLost         = Metric{"liveagg_worker_offset_lost_total", "OffsetLost", "Count", "Times a partition's offset to resume from (its checkpoint, or its position while lagging) was gone from Kafka."}
-	CPUUtilization     = Metric{"liveagg_worker_cpu_utilization_ratio", "CPUUtilization", "Percent", "Process CPU use over the machine's cores."}
-	MemoryUtilization  = Metric{"liveagg_worker_memory_utilization_ratio", "MemoryUtilization", "Percent", "Heap in use over the memory limit."}
-	SpotInterruptions  = Metric{"liveagg_spot_interruptions_total", "SpotInterruptionsHandled", "Count", "Spot interruption events handled by the control lambda."}
-	SpotDrainFailures  = Metric{"liveagg_spot_drain_failures_total", "SpotDrainFailures", "Count", "Interruption events whose worker did not drain in time (its partitions move when its session expires)."}
-	DrainSeconds       = Metric{"liveagg_spot_drain_seconds", "DrainSeconds", "Seconds", "Time a drain took, from notice to done."}
-	AutoscalerDesired  = Metric{"liveagg_autoscaler_desired_workers", "DesiredWorkers", "Count", "Workers the autoscaler asked for."}
-	AutoscalerRate     = Metric{"liveagg_autoscaler_forecast_records_per_second", "AutoscalerForecastRate", "Count/Second", "Ingest rate the autoscaler planned for."}
-	AutoscalerNeed     = Metric{"liveagg_autoscaler_needed_workers", "AutoscalerNeededWorkers", "Count", "Workers the latest inputs need, before stabilisation and limits."}
+	// CPU and memory: Prometheus has the client library's process collector instead.
+	CPUUtilization    = Metric{"", "CPUUtilization", "Percent", "Process CPU use over the machine's cores."}
+	MemoryUtilization = Metric{"", "MemoryUtilization", "Percent", "Heap in use over the memory limit."}
+	// The lambdas' metrics exist in CloudWatch only.
+	SpotInterruptions = Metric{"", "SpotInterruptionsHandled", "Count", "Spot interruption events handled by the control lambda."}
+	SpotDrainFailures = Metric{"", "SpotDrainFailures", "Count", "Interruption events whose worker did not drain in time (its partitions move when its session expires)."}
+	DrainSeconds      = Metric{"", "DrainSeconds", "Seconds", "Time a drain took, from notice to done."}
+	AutoscalerDesired = Metric{"", "DesiredWorkers", "Count", "Workers the autoscaler asked for."}
+	AutoscalerRate    = Metric{"", "AutoscalerForecastRate", "Count/Second", "Ingest rate the autoscaler planned for."}
+	AutoscalerNeed    = Metric{"", "AutoscalerNeededWorkers", "Count", "Workers the latest inputs need, before stabilisation and limits."}
 )
 
 // All lists every metric, for the dashboard and tests that check names stay unique.
-var All = []Metric{RecordsIn, ConsumerLag, ProcessingSeconds, StateSeries, StateBytes, CheckpointAge,
+var All = []Metric{RecordsIn, ConsumerLag, ProcessingSeconds, StateSeries, StateBytes, CheckpointAge, CheckpointTime,
 	CheckpointDuration, CheckpointBytes, RestoreSeconds, SinkWrites, SinkErrors, SinkBlocked, SinkLatency, DeadLettered,
 	WindowsEmitted, OffsetLost, CPUUtilization, MemoryUtilization, SpotInterruptions, SpotDrainFailures, DrainSeconds, AutoscalerDesired, AutoscalerRate, AutoscalerNeed}

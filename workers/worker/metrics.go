@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytes:       f.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.StateBytes.Prom, Help: metrics.StateBytes.Help}, part),
 		ckptDur:     f.NewHistogram(prometheus.HistogramOpts{Name: metrics.CheckpointDuration.Prom, Help: metrics.CheckpointDuration.Help, Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 		ckptBytes:   f.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.CheckpointBytes.Prom, Help: metrics.CheckpointBytes.Help}, part),
-		ckptTime:    f.NewGaugeVec(prometheus.GaugeOpts{Name: "liveagg_worker_checkpoint_timestamp_seconds", Help: "Unix time of the partition's last checkpoint; age is time() minus this."}, part),
+		ckptTime:    f.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.CheckpointTime.Prom, Help: metrics.CheckpointTime.Help}, part),
 		restore:     f.NewHistogram(prometheus.HistogramOpts{Name: metrics.RestoreSeconds.Prom, Help: metrics.RestoreSeconds.Help, Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		dead:        f.NewCounterVec(prometheus.CounterOpts{Name: metrics.DeadLettered.Prom, Help: metrics.DeadLettered.Help}, []string{"reason"}),
 		windows:     f.NewCounter(prometheus.CounterOpts{Name: metrics.WindowsEmitted.Prom, Help: metrics.WindowsEmitted.Help}),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func testReleasedGauges(t *testing.T, k testKafka) {
 	if err := a.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{metrics.StateSeries.Prom, "liveagg_worker_checkpoint_timestamp_seconds"} {
+	for _, name := range []string{metrics.StateSeries.Prom, metrics.CheckpointTime.Prom} {
 		if got := partitionsOf(t, regA, name); !slices.Equal(got, []string{"0", "1"}) {
 			t.Fatalf("before the rebalance %s covers partitions %v, want [0 1]", name, got)
 		}
@@ -99,7 +100,7 @@ func testReleasedGauges(t *testing.T, k testKafka) {
 	waitFor("the rebalance", func() bool { return len(owned(a)) == 1 && len(owned(b)) == 1 }, doneB)
 	keep := owned(a)
 	for _, name := range []string{metrics.ConsumerLag.Prom, metrics.StateSeries.Prom, metrics.StateBytes.Prom,
-		metrics.CheckpointBytes.Prom, "liveagg_worker_checkpoint_timestamp_seconds"} {
+		metrics.CheckpointBytes.Prom, metrics.CheckpointTime.Prom} {
 		for _, p := range partitionsOf(t, regA, name) {
 			if !slices.Contains(keep, p) {
 				t.Errorf("%s still reports partition %s, which moved to the other worker", name, p)
@@ -130,4 +131,47 @@ func partitionsOf(t *testing.T, reg *prometheus.Registry, name string) []string 
 	}
 	slices.Sort(ps)
 	return ps
+}
+
+// recorder is a Registerer that notes the names of what is registered with it.
+type recorder struct{ names map[string]bool }
+
+func (r *recorder) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc, 8)
+	go func() { c.Describe(ch); close(ch) }()
+	for d := range ch {
+		s := d.String()
+		if i := strings.Index(s, `fqName: "`); i >= 0 {
+			name := s[i+len(`fqName: "`):]
+			r.names[name[:strings.IndexByte(name, '"')]] = true
+		}
+	}
+	return nil
+}
+func (r *recorder) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = r.Register(c)
+	}
+}
+func (r *recorder) Unregister(prometheus.Collector) bool { return true }
+
+// The shared list and the worker's exports agree: every metric the list gives a Prometheus
+// name is exported by the worker, and the worker exports nothing the list does not name.
+func TestWorkerExportsTheListedMetrics(t *testing.T) {
+	r := &recorder{names: map[string]bool{}}
+	worker.NewMetrics(r)
+	listed := map[string]bool{}
+	for _, m := range metrics.All {
+		if m.Prom != "" {
+			listed[m.Prom] = true
+			if !r.names[m.Prom] {
+				t.Errorf("%s is listed but the worker does not export it", m.Prom)
+			}
+		}
+	}
+	for name := range r.names {
+		if !listed[name] {
+			t.Errorf("the worker exports %s, which the shared list does not name", name)
+		}
+	}
 }
