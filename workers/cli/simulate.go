@@ -45,9 +45,16 @@ becomes lag) under each policy, on the same trace and the same interruptions:
 
 With no flags it runs the reference scenario: 14 days with daily and weekly cycles, 20 % a week
 growth, bursts and outages, spot interruptions at 5 % of instances per hour at peak, a 4-minute
-lead time and a 60 s lag SLO, seeded so every run gives the same numbers.`,
+lead time and a 60 s lag SLO, seeded so every run gives the same numbers.
+
+Output: --format table prints a table and draws liveagg-autoscale.png unless --plot says
+otherwise. --format json prints one JSON object per policy per line on stdout, for a script
+to read, and draws a plot only when --plot names a file. Progress goes to stderr.
+
+Exit status: 0 when the simulation ran, 2 for a bad flag or an unreadable trace.`,
 		Example: `  liveagg simulate autoscale
-  liveagg simulate autoscale --format json
+  liveagg simulate autoscale --format json | jq .
+  liveagg simulate autoscale --format json --plot run.png
   liveagg simulate autoscale --trace rate.csv --plot rate.png   # columns: time, records_per_second`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,6 +74,10 @@ lead time and a 60 s lag SLO, seeded so every run gives the same numbers.`,
 			}
 			if format != "table" && format != "json" {
 				return usageErr(cmd, fmt.Sprintf("--format %q is not table or json", format))
+			}
+			// JSON is for scripts, which did not ask for a file beside their output.
+			if format == "json" && !cmd.Flags().Changed("plot") {
+				plotPath = ""
 			}
 			fleet.LeadMinutes = int(lead.Minutes())
 			fleet.Seed = seed
@@ -116,6 +127,6 @@ lead time and a 60 s lag SLO, seeded so every run gives the same numbers.`,
 	fl.Float64Var(&fleet.InterruptionsPerHour, "interruptions", 0.05, "fraction of instances interrupted per hour at peak")
 	fl.Float64Var(&fleet.SLOSeconds, "slo", 60, "lag objective, seconds")
 	fl.StringVar(&format, "format", "table", "table or json (one object per policy per line)")
-	fl.StringVar(&plotPath, "plot", "liveagg-autoscale.png", "PNG of load, capacity, workers, lag and CPU over time (empty: none)")
+	fl.StringVar(&plotPath, "plot", "liveagg-autoscale.png", "PNG of load, capacity, workers, lag and CPU over time (empty: none; with --format json, none unless given)")
 	return cmd
 }
