@@ -30,27 +30,59 @@ type deadLetterer interface {
 // hands closed windows to the sinks, and checkpoints. Everything it touches is its own, so
 // nothing on the hot path takes a lock.
 type owner struct {
-	w       *Worker
-	key     checkpoint.Key
-	log     *slog.Logger
-	lease   *checkpoint.Lease
-	store   *state.Store
-	dec     *record.Decoder // nil for a spec reading partials
-	rec     *record.Record
-	proj    *partial.Projection // for a spec reading partials
-	part    partial.Partial
-	parts   [][]byte
+	w     *Worker
+	key   checkpoint.Key
+	log   *slog.Logger
+	lease *checkpoint.Lease
+	store *state.Store
+	fp    uint64
+	input
+	outputs
+	snapshots
+	progress
+	poisonGuard
+
+	in   chan []*kgo.Record
+	ctl  chan control
+	done chan struct{}
+
+	mu   sync.Mutex // guards stat, read by Status from other goroutines
+	stat PartitionStatus
+}
+
+// input is how an owner reads its records: raw events through the decoder, or partial states.
+type input struct {
+	dec   *record.Decoder // nil for a spec reading partials
+	rec   *record.Record
+	proj  *partial.Projection // for a spec reading partials
+	part  partial.Partial
+	parts [][]byte
+	// partitionedBy is Worker.partitionedBy: records whose Kafka key is not the canonical
+	// key of these key fields contradict the declared partitioning.
+	partitionedBy []int
+	badLogged     time.Time
+}
+
+// outputs are the owner's sink writers, in the worker's sink order, and the outbox among them.
+type outputs struct {
 	writers []sink.Writer
 	names   []string
 	outbox  deadLetterer
-	fp      uint64
-	// snapBufs are two snapshot buffers, alternated so one can upload while the next fills;
-	// saving is the result of the save in flight (nil when none).
+	emitErr error
+}
+
+// snapshots are two snapshot buffers, alternated so one can upload while the next fills;
+// saving is the result of the save in flight (nil when none).
+type snapshots struct {
 	snapBufs [2][]byte
 	snapNext int
 	lastSnap int
 	saving   chan error
+}
 
+// progress is where the owner stands in its input and its output sequence, and where its last
+// checkpoint stands.
+type progress struct {
 	nextOffset int64
 	nextSeq    uint64
 	// Where the last checkpoint, restored or saved, stands: a checkpoint that would save the
@@ -60,11 +92,13 @@ type owner struct {
 	sinceCkpt  int64
 	lastCkpt   time.Time
 	curOffset  int64 // offset of the record being applied, for emitted windows
-	emitErr    error
-	badLogged  time.Time
+}
 
+// poisonGuard pins a failure to the record that caused it and passes a record that failed
+// PoisonAfter owners in a row.
+type poisonGuard struct {
 	// handling is the offset of the record being handled (-1 between records) and phase what
-	// is being done with it, so that a failure can be pinned to its record (see poison).
+	// is being done with it.
 	handling int64
 	phase    string
 	// poison is a record that failed PoisonAfter owners in a row: it is dead-lettered
@@ -73,16 +107,6 @@ type owner struct {
 	poison *checkpoint.Failure
 	// guardEmit is set while the poison record of phase emit is applied.
 	guardEmit bool
-	// partitionedBy is Worker.partitionedBy: records whose Kafka key is not the canonical
-	// key of these key fields contradict the declared partitioning.
-	partitionedBy []int
-
-	in   chan []*kgo.Record
-	ctl  chan control
-	done chan struct{}
-
-	mu   sync.Mutex // guards stat, read by Status from other goroutines
-	stat PartitionStatus
 }
 
 type control struct {
