@@ -25,6 +25,15 @@ import (
 	"github.com/liveagg/liveagg/workers/spec"
 )
 
+// The framework finds these methods by interface; the assertions make a signature that drifts
+// from the interface a compile error rather than a silently skipped method.
+var (
+	_ resource.ResourceWithConfigure      = (*aggregationSpec)(nil)
+	_ resource.ResourceWithValidateConfig = (*aggregationSpec)(nil)
+	_ resource.ResourceWithModifyPlan     = (*aggregationSpec)(nil)
+	_ resource.ResourceWithImportState    = (*aggregationSpec)(nil)
+)
+
 type aggregationSpec struct{ c *clients }
 
 func newAggregationSpec() resource.Resource { return &aggregationSpec{} }

@@ -14,6 +14,8 @@ import (
 	"github.com/liveagg/liveagg/workers/spec"
 )
 
+var _ datasource.DataSource = (*fleetPlan)(nil)
+
 type fleetPlan struct{}
 
 func newFleetPlan() datasource.DataSource { return &fleetPlan{} }

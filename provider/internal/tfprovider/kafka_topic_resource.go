@@ -23,6 +23,12 @@ import (
 	"github.com/liveagg/liveagg/workers/topics"
 )
 
+var (
+	_ resource.ResourceWithConfigure   = (*kafkaTopic)(nil)
+	_ resource.ResourceWithImportState = (*kafkaTopic)(nil)
+	_ planmodifier.Int64               = partitionsOnlyGrow{}
+)
+
 type kafkaTopic struct{ c *clients }
 
 func newKafkaTopic() resource.Resource { return &kafkaTopic{} }

@@ -27,6 +27,8 @@ import (
 	"github.com/liveagg/liveagg/workers/sink"
 )
 
+var _ provider.Provider = (*liveaggProvider)(nil)
+
 // New returns the provider factory for providerserver.
 func New(version string) func() provider.Provider {
 	return func() provider.Provider { return &liveaggProvider{version: version} }

@@ -23,6 +23,12 @@ import (
 	"github.com/liveagg/liveagg/workers/spec"
 )
 
+var (
+	_ resource.ResourceWithConfigure   = (*rollupTable)(nil)
+	_ resource.ResourceWithModifyPlan  = (*rollupTable)(nil)
+	_ resource.ResourceWithImportState = (*rollupTable)(nil)
+)
+
 type rollupTable struct{ c *clients }
 
 func newRollupTable() resource.Resource { return &rollupTable{} }
