@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/spf13/cobra"
 
 	"github.com/liveagg/liveagg/workers/checkpoint"
@@ -35,10 +39,16 @@ points it at an S3-compatible store.`,
 			if err != nil {
 				return nil, err
 			}
-			opts = append(opts, checkpoint.WithS3Client(s3.NewFromConfig(ac, func(o *s3.Options) {
+			cl := s3.NewFromConfig(ac, func(o *s3.Options) {
 				o.UsePathStyle = endpoint != ""
 				o.DisableLogOutputChecksumValidationSkipped = true
-			})))
+			})
+			if err := bucketExists(ctx, cl, location); err != nil {
+				return nil, err
+			}
+			opts = append(opts, checkpoint.WithS3Client(cl))
+		} else if err := folderExists(location); err != nil {
+			return nil, err
 		}
 		return checkpoint.Open(location, opts...)
 	}
@@ -48,11 +58,61 @@ points it at an S3-compatible store.`,
 
 type storeOpener func(context.Context, string) (*checkpoint.Store, error)
 
+// folderExists checks a file:// location (or plain path) before checkpoint.Open, which creates
+// a missing folder, as a worker needs: a reading command must not, and a mistyped path must say
+// so rather than list "no checkpoints".
+func folderExists(location string) error {
+	dir := location
+	if u, err := url.Parse(location); err == nil && u.Scheme == "file" {
+		dir = u.Path
+	} else if err != nil || u.Scheme != "" {
+		return nil // not a folder; checkpoint.Open names the problem
+	}
+	if dir == "" {
+		return nil // checkpoint.Open names the problem
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: folder %s does not exist", location, dir)
+	case err != nil:
+		return fmt.Errorf("%s: %w", location, err)
+	case !st.IsDir():
+		return fmt.Errorf("%s: %s is not a folder", location, dir)
+	}
+	return nil
+}
+
+// bucketExists checks an s3:// location's bucket, so a mistyped bucket (or one the
+// credentials cannot see) is an error rather than an empty listing.
+func bucketExists(ctx context.Context, cl *s3.Client, location string) error {
+	u, err := url.Parse(location)
+	if err != nil || u.Host == "" {
+		return nil // checkpoint.Open names the problem
+	}
+	_, err = cl.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(u.Host)})
+	var nf *s3types.NotFound
+	var nsb *s3types.NoSuchBucket
+	switch {
+	case errors.As(err, &nf), errors.As(err, &nsb):
+		return fmt.Errorf("%s: S3 bucket %s does not exist", location, u.Host)
+	case err != nil:
+		return fmt.Errorf("%s: cannot read S3 bucket %s: %w", location, u.Host, err)
+	}
+	return nil
+}
+
 func newCheckpointLsCmd(open storeOpener) *cobra.Command {
 	var specName, topic string
 	cmd := &cobra.Command{
 		Use:   "ls LOCATION",
 		Short: "List checkpointed partitions: offset, age, size, generation and owner",
+		Long: `ls lists every checkpointed partition under LOCATION (file:///dir or s3://bucket/prefix),
+or those of one spec (and topic), with each one's current offset, age, size, generation and
+owner. A location that exists but holds no checkpoints prints "no checkpoints under LOCATION".
+
+Exit status: 0 when listed (none included), 1 if a partition's manifest cannot be read,
+2 if the location does not exist (a missing folder or S3 bucket) or cannot be read.`,
 		Example: `  liveagg checkpoint ls file:///var/lib/liveagg/checkpoints
   liveagg checkpoint ls s3://my-bucket/checkpoints --spec indoor-l1`,
 		Args: cobra.ExactArgs(1),
@@ -64,7 +124,7 @@ func newCheckpointLsCmd(open storeOpener) *cobra.Command {
 			}
 			keys, err := st.Partitions(ctx, specName, topic)
 			if err != nil {
-				return err
+				return usageErr(cmd, err.Error())
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SPEC\tTOPIC\tPARTITION\tOFFSET\tAGE\tBYTES\tGENERATION\tOWNER")
