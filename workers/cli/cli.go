@@ -51,7 +51,7 @@ its state and offsets so that a worker lost to a spot interruption loses nothing
 	}
 	root.SetOut(out)
 	root.SetErr(errOut)
-	root.AddCommand(newSpecCmd(), newWorkerCmd(), newCheckpointCmd(), newSimulateCmd(), newVersionCmd())
+	root.AddCommand(newSpecCmd(), newWorkerCmd(), newCheckpointCmd(), newVersionCmd())
 	return root
 }
 

@@ -6,7 +6,7 @@ import (
 	"github.com/liveagg/liveagg/lambdas/autoscaler"
 )
 
-// Scenario is what `liveagg simulate autoscale` runs with no flags: the issue's goal.
+// Scenario is what `liveagg-simulate` runs with no flags: the reference scenario the policies are judged on.
 type Scenario struct {
 	Trace TraceConfig
 	Fleet Fleet

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestReferenceScenarioGoals runs what `liveagg simulate autoscale` runs with no flags and
+// TestReferenceScenarioGoals runs what `liveagg-simulate` runs with no flags and
 // holds the learning policy to the autoscaling issue's goals (the simulation is seeded, so the
 // numbers are the same every run):
 //   - at least 80 % mean CPU with lag over the 60 s SLO in under 0.1 % of minutes;

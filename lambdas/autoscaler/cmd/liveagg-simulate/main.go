@@ -1,6 +1,10 @@
-package cli
+// Command liveagg-simulate compares autoscaling policies on a load trace, with the autoscaler
+// lambda's own policies (see the command's help). It is its own binary so that neither the
+// worker nor the lambdas carry the simulator and its plotting library.
+package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -10,16 +14,36 @@ import (
 	"github.com/liveagg/liveagg/lambdas/autoscaler/simulate"
 )
 
-func newSimulateCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "simulate",
-		Short: "Replay load through models of the system",
+// exitUsage is the exit status of a bad flag or an unreadable trace.
+const exitUsage = 2
+
+// exitError carries an exit status out of the command after its message has been printed.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	cmd := newCmd()
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.Execute()
+	var exit *exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		os.Exit(exit.code)
+	default:
+		fmt.Fprintln(os.Stderr, "liveagg-simulate:", err)
+		os.Exit(1)
 	}
-	cmd.AddCommand(newSimulateAutoscaleCmd())
-	return cmd
 }
 
-func newSimulateAutoscaleCmd() *cobra.Command {
+// usageErr prints a usage problem and returns the usage exit status.
+func usageErr(cmd *cobra.Command, msg string) error {
+	fmt.Fprintln(cmd.ErrOrStderr(), "liveagg-simulate:", msg)
+	return &exitError{code: exitUsage}
+}
+
+func newCmd() *cobra.Command {
 	var (
 		tc                simulate.TraceConfig
 		fleet             simulate.Fleet
@@ -29,9 +53,9 @@ func newSimulateAutoscaleCmd() *cobra.Command {
 		seed              uint64
 	)
 	cmd := &cobra.Command{
-		Use:   "autoscale",
+		Use:   "liveagg-simulate",
 		Short: "Compare autoscaling policies on a load trace: utilisation, lag SLO, worker-hours, cost",
-		Long: `autoscale replays a load trace minute by minute through a model of a liveagg fleet (workers
+		Long: `liveagg-simulate replays a load trace minute by minute through a model of a liveagg fleet (workers
 that take --lead to boot and restore, a per-worker capacity, spot interruptions, a backlog that
 becomes lag) under each policy, on the same trace and the same interruptions:
 
@@ -52,10 +76,10 @@ otherwise. --format json prints one JSON object per policy per line on stdout, f
 to read, and draws a plot only when --plot names a file. Progress goes to stderr.
 
 Exit status: 0 when the simulation ran, 2 for a bad flag or an unreadable trace.`,
-		Example: `  liveagg simulate autoscale
-  liveagg simulate autoscale --format json | jq .
-  liveagg simulate autoscale --format json --plot run.png
-  liveagg simulate autoscale --trace rate.csv --plot rate.png   # columns: time, records_per_second`,
+		Example: `  liveagg-simulate
+  liveagg-simulate --format json | jq .
+  liveagg-simulate --format json --plot run.png
+  liveagg-simulate --trace rate.csv --plot rate.png   # columns: time, records_per_second`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tr simulate.Trace

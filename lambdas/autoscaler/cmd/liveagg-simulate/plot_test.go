@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Which output files `simulate autoscale` leaves in the working folder: a script asking for
+// Which output files `liveagg-simulate` leaves in the working folder: a script asking for
 // JSON gets JSON lines on stdout and no PNG beside them, unless it names one.
 func TestSimulateAutoscalePlotByFormat(t *testing.T) {
 	tests := []struct {
@@ -25,7 +25,7 @@ func TestSimulateAutoscalePlotByFormat(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			t.Chdir(dir)
-			out, errOut, err := runCLI(t, append([]string{"simulate", "autoscale", "--days", "1"}, tc.args...)...)
+			out, errOut, err := run(t, append([]string{"--days", "1"}, tc.args...)...)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, errOut)
 			}

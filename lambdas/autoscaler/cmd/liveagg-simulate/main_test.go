@@ -1,6 +1,7 @@
-package cli
+package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,7 +11,7 @@ import (
 
 func TestSimulateAutoscaleCommand(t *testing.T) {
 	png := filepath.Join(t.TempDir(), "plot.png")
-	out, errOut, err := runCLI(t, "simulate", "autoscale", "--days", "2", "--format", "json", "--plot", png)
+	out, errOut, err := run(t, "--days", "2", "--format", "json", "--plot", png)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -41,11 +42,11 @@ func TestSimulateAutoscaleCommand(t *testing.T) {
 	if err := os.WriteFile(csv, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, err = runCLI(t, "simulate", "autoscale", "--trace", csv, "--plot", "")
+	out, errOut, err = run(t, "--trace", csv, "--plot", "")
 	if err != nil || !strings.Contains(out, "learning") || !strings.Contains(errOut, "600 minutes") {
 		t.Fatalf("csv trace: %v\n%s\n%s", err, out, errOut)
 	}
-	if _, _, err := runCLI(t, "simulate", "autoscale", "--format", "xml", "--plot", ""); err == nil {
+	if _, _, err := run(t, "--format", "xml", "--plot", ""); err == nil {
 		t.Fatal("--format xml accepted")
 	}
 }
@@ -55,4 +56,16 @@ func pad2(n int) string {
 		return "0" + string(rune('0'+n))
 	}
 	return string(rune('0'+n/10)) + string(rune('0'+n%10))
+}
+
+// run executes the command with args and returns what it printed.
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newCmd()
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
 }
