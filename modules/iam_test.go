@@ -279,6 +279,12 @@ func testSpecs(t *testing.T, orgOutputs ...string) map[string]string {
 // account and bucket, and returns the run.
 func planStack(t *testing.T, specs map[string]string) *planRun {
 	t.Helper()
+	return planStackWith(t, specs, nil)
+}
+
+// planStackWith is planStack with further values for the stack's variables.
+func planStackWith(t *testing.T, specs map[string]string, extra map[string]cty.Value) *planRun {
+	t.Helper()
 	cfg := loadConfig(t, "aggregation-stack")
 	obj := func(m map[string]cty.Value) cty.Value { return cty.ObjectVal(m) }
 	str := cty.StringVal
@@ -304,6 +310,9 @@ func planStack(t *testing.T, specs map[string]string) *planRun {
 		"fleets":  obj(map[string]cty.Value{"l1": fleet(20000), "org": fleet(500)}),
 		"ami_id":  str("ami-1"), "binary_location": str("s3://" + testBinary), "lambda_dist_dir": str("../lambdas/dist"),
 		"admin_token_parameter": str(testToken),
+	}
+	for k, v := range extra {
+		given[k] = v
 	}
 	root := newInstance(run, cfg, "", run.inputs(cfg, given, hcl.Range{Filename: "aggregation-stack"}))
 	root.check()

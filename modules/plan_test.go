@@ -773,6 +773,11 @@ func (m *modInstance) module(mc *tfModuleCall) cty.Value {
 	var list []cty.Value
 	for _, k := range keys {
 		child := m.childInstance(mc, k.extra)
+		// What each instance was given, as var.<name> of the call's node: a test can follow a
+		// setting into a module whose resources are not known at plan time.
+		for name, v := range child.vars {
+			m.run.record(m.path+"module."+mc.name, "var."+name, v)
+		}
 		child.check()
 		o := map[string]cty.Value{}
 		for name, b := range child.cfg.outputs {

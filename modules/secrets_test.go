@@ -19,6 +19,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -34,6 +36,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/liveagg/liveagg/lambdas/spotinterrupt"
 	"github.com/liveagg/liveagg/workers/config"
 )
 
@@ -424,6 +427,328 @@ func TestWorkerSecretsRefused(t *testing.T) {
 			run, _ := planWorkers(t, map[string]cty.Value{tc.variable: tc.value})
 			if !slices.ContainsFunc(run.problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
 				t.Errorf("%s = %s plans with %q, want a problem with %q", tc.variable, tc.value.GoString(), run.problems, tc.want)
+			}
+		})
+	}
+}
+
+// stackWorker is one fleet of a planned stack: its role's policy, and the config its
+// instances load.
+type stackWorker struct {
+	policy policy
+	config *config.Config
+}
+
+// secretVars are the spot-workers variables this file is about.
+var secretVars = []string{"cassandra_hosts", "cassandra_keyspaces", "cassandra_tables", "cassandra_login", "cassandra_tls",
+	"cassandra_replication", "admin_tls", "secrets_kms_key_arn", "admin_token_parameter"}
+
+// stackWorkers reads each fleet's policy from a planned aggregation-stack, by Auto Scaling
+// group, and the worker config its instances would load: the user data depends on the spec's
+// location, known only after apply, so the config is rendered by planning spot-workers with
+// the values the stack gave the fleet.
+func stackWorkers(t *testing.T, run *planRun) map[string]stackWorker {
+	t.Helper()
+	ps := policies(t, run, "module.workers.aws_iam_role_policy.this")
+	given := run.args["module.workers"]
+	if len(ps) != len(given["var.name"]) {
+		t.Fatalf("%d worker policies, %d fleets", len(ps), len(given["var.name"]))
+	}
+	out := map[string]stackWorker{}
+	for i, name := range given["var.name"] {
+		spec := given["var.spec_name"][i].AsString()
+		if cp, _ := find(ps[i], "CodeOwnCheckpoints"); !strings.Contains(cp.Resource[0], "/checkpoints/"+spec+"/") {
+			t.Fatalf("policy %d is not the policy of the fleet running %s", i, spec)
+		}
+		vars := map[string]cty.Value{"name": name}
+		for _, v := range secretVars {
+			val, _ := given["var."+v][i].UnmarkDeep()
+			if !val.IsWhollyKnown() {
+				t.Fatalf("%s: %s is not known at plan time", name.AsString(), v)
+			}
+			vars[v] = val
+		}
+		wrun, _ := planWorkers(t, vars)
+		for _, p := range wrun.problems {
+			t.Fatal(p)
+		}
+		c, err := config.Parse([]byte(workerConfigIn(t, userData(t, wrun.args["aws_launch_template.this"]["user_data"][0]))))
+		if err != nil {
+			t.Fatalf("%s: the worker config is refused: %v", name.AsString(), err)
+		}
+		out[name.AsString()] = stackWorker{policy: ps[i], config: c}
+	}
+	return out
+}
+
+// spotFunction is the stack's spot function's environment and layers, and its policy.
+func spotFunction(t *testing.T, run *planRun) (map[string]string, []string, policy) {
+	t.Helper()
+	fn := run.args["module.control.aws_lambda_function.this"]
+	for i, env := range fn["environment.variables"] {
+		env, _ = env.UnmarkDeep()
+		if !env.Type().HasAttribute("LIVEAGG_STACK") {
+			continue
+		}
+		vars := map[string]string{}
+		for k, v := range env.AsValueMap() {
+			vars[k] = v.AsString()
+		}
+		var layers []string
+		if l, _ := fn["layers"][i].UnmarkDeep(); l.LengthInt() > 0 {
+			for _, v := range l.AsValueSlice() {
+				layers = append(layers, v.AsString())
+			}
+		}
+		for _, p := range policies(t, run, "module.control.aws_iam_role_policy.this") {
+			if _, ok := find(p, "CodeGroups"); ok {
+				return vars, layers, p
+			}
+		}
+	}
+	t.Fatal("no spot function")
+	return nil, nil, policy{}
+}
+
+// TestStackSecretsReachEveryRole: the stack's one setting reaches every fleet and the spot
+// function (a fleet's own login replacing the stack's), each fleet's role reads only its own
+// configured parameters and secrets, the spot function verifies the workers' certificate with
+// the CA layer and name the workers' certificate carries, and Keyspaces grants follow each
+// spec's own tables. With the settings at their defaults nothing of it appears.
+func TestStackSecretsReachEveryRole(t *testing.T) {
+	clearConfigEnv(t)
+	specs := testSpecs(t)
+	str := cty.StringVal
+	obj := func(m map[string]cty.Value) cty.Value { return cty.ObjectVal(m) }
+	fleet := func(rate int64, login cty.Value) cty.Value {
+		return obj(map[string]cty.Value{"peak_records_per_second": cty.NumberIntVal(rate), "live_series": cty.NumberIntVal(1000), "cassandra_login": login})
+	}
+	noLogin := cty.NullVal(cty.DynamicPseudoType)
+	layer := "arn:aws:lambda:" + testRegion + ":" + testAccount + ":layer:liveagg-admin-ca:3"
+	token := parameterARN(testToken)
+	ks := "arn:aws:cassandra:" + testRegion + ":" + testAccount + ":/keyspace/"
+	runtimeOnly := []string{"CodeSecrets", "SecretsKMS", "CassandraCA", "KeyspacesSystem", "KeyspacesCreate", "KeyspacesTables"}
+
+	t.Run("defaults", func(t *testing.T) {
+		run := planStack(t, specs)
+		for _, p := range run.problems {
+			t.Fatal(p)
+		}
+		for g, w := range stackWorkers(t, run) {
+			if got := resources(w.policy, "CodeParameters"); !slices.Equal(got, []string{token}) {
+				t.Errorf("%s reads parameters %v, want only the token", g, got)
+			}
+			for _, sid := range runtimeOnly {
+				if _, ok := find(w.policy, sid); ok {
+					t.Errorf("%s: statement %s with nothing configured", g, sid)
+				}
+			}
+			if c := w.config.Sinks.Cassandra; c.Username != "" || c.TLS.Enabled || c.Keyspaces || w.config.Admin.TLS.Enabled() {
+				t.Errorf("%s: secured connections with nothing configured: %+v", g, c)
+			}
+		}
+		env, layers, p := spotFunction(t, run)
+		if _, ok := env["LIVEAGG_ADMIN_CA"]; ok || len(layers) > 0 {
+			t.Errorf("the spot function verifies a CA with admin TLS off: %v %v", env, layers)
+		}
+		if _, ok := find(p, "SecretsKMS"); ok {
+			t.Error("the spot function may use a KMS key with none configured")
+		}
+		if r := run.args["module.pipeline.liveagg_rollup_table.this"]["replication"]; len(r) == 0 || !r[0].IsNull() {
+			t.Errorf("rollup replication %v, want the provider's default", r)
+		}
+	})
+
+	t.Run("login, TLS, admin TLS and a key", func(t *testing.T) {
+		run := planStackWith(t, specs, map[string]cty.Value{
+			"fleets": obj(map[string]cty.Value{"l1": fleet(20000, noLogin),
+				"org": fleet(500, obj(map[string]cty.Value{"username": str("org"), "password_ssm_parameter": str(testCassandraParam)}))}),
+			"cassandra": obj(map[string]cty.Value{
+				"login": obj(map[string]cty.Value{"password_secret_arn": str(testCassandraSec)}),
+				"tls":   obj(map[string]cty.Value{"enabled": cty.True, "ca_location": str(testCALocation), "server_name": str("cassandra.indoor.internal")}),
+			}),
+			"admin_tls": obj(map[string]cty.Value{"cert_ssm_parameter": str(testAdminCertParam), "key_ssm_parameter": str(testAdminKeyParam),
+				"server_name": str("admin.indoor.liveagg.internal"), "ca_layer_arn": str(layer)}),
+			"secrets_kms_key_arn": str(testKMSKey),
+		})
+		for _, p := range run.problems {
+			t.Fatal(p)
+		}
+		workers := stackWorkers(t, run)
+		admin := []string{parameterARN(testAdminCertParam), parameterARN(testAdminKeyParam)}
+		for g, want := range map[string]struct {
+			params, secrets, via []string
+			user, secret, param  string
+		}{
+			testStack + "-l1": {params: append([]string{token}, admin...), secrets: []string{testCassandraSec},
+				via: []string{"ssm." + testRegion + ".amazonaws.com", "secretsmanager." + testRegion + ".amazonaws.com"}, secret: testCassandraSec},
+			// The fleet's own login replaces the stack's: the stack's secret is not granted.
+			testStack + "-org": {params: append([]string{token, parameterARN(testCassandraParam)}, admin...),
+				via: []string{"ssm." + testRegion + ".amazonaws.com"}, user: "org", param: testCassandraParam},
+		} {
+			w, ok := workers[g]
+			if !ok {
+				t.Fatalf("no fleet %s in %v", g, workers)
+			}
+			if got := resources(w.policy, "CodeParameters"); !slices.Equal(got, slices.Sorted(slices.Values(want.params))) {
+				t.Errorf("%s reads parameters %v, want %v", g, got, want.params)
+			}
+			if got := resources(w.policy, "CodeSecrets"); !slices.Equal(got, want.secrets) {
+				t.Errorf("%s reads secrets %v, want %v", g, got, want.secrets)
+			}
+			if k, _ := find(w.policy, "SecretsKMS"); !slices.Equal(k.Resource, []string{testKMSKey}) || !slices.Equal(k.Condition["StringEquals"]["kms:ViaService"], want.via) {
+				t.Errorf("%s decrypts with %v via %v, want %s via %v", g, k.Resource, k.Condition["StringEquals"]["kms:ViaService"], testKMSKey, want.via)
+			}
+			c := w.config
+			if c.Sinks.Cassandra.Username != want.user || c.Sinks.Cassandra.PasswordSecret != want.secret || c.Sinks.Cassandra.PasswordSSMParameter != want.param ||
+				!c.Sinks.Cassandra.TLS.Enabled || c.Sinks.Cassandra.TLS.CAFile != caFile || c.Sinks.Cassandra.TLS.ServerName != "cassandra.indoor.internal" ||
+				c.Admin.TLS.CertSSMParameter != testAdminCertParam || c.Admin.TLS.KeySSMParameter != testAdminKeyParam {
+				t.Errorf("%s: worker config %+v %+v", g, c.Sinks.Cassandra, c.Admin.TLS)
+			}
+			sc := scope{role: g, writes: []string{testBucket + "/checkpoints/"}, reads: []string{testBucket + "/specs/", testBinary, "indoor-pki/cassandra/ca.pem"},
+				registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint"},
+				parameters: append(slices.Clone(want.params), want.secrets...), keys: []string{testKMSKey}}
+			for _, p := range scopeProblems(w.policy, sc) {
+				t.Error(p)
+			}
+		}
+		env, layers, p := spotFunction(t, run)
+		if env["LIVEAGG_ADMIN_CA"] != "/opt/liveagg/admin-ca.pem" || env["LIVEAGG_ADMIN_SERVER_NAME"] != "admin.indoor.liveagg.internal" || !slices.Equal(layers, []string{layer}) {
+			t.Errorf("the spot function runs with %v and layers %v", env, layers)
+		}
+		if k, _ := find(p, "SecretsKMS"); !slices.Equal(k.Resource, []string{testKMSKey}) || !slices.Equal(k.Condition["StringEquals"]["kms:ViaService"], []string{"ssm." + testRegion + ".amazonaws.com"}) {
+			t.Errorf("the spot function decrypts the token with %v via %v", k.Resource, k.Condition["StringEquals"]["kms:ViaService"])
+		}
+		for _, pr := range scopeProblems(p, scope{role: "spotinterrupt", registry: testBucket + "/specs/", stack: testStack,
+			groups:  []string{"arn:aws:autoscaling:" + testRegion + ":" + testAccount + ":autoScalingGroup:*:autoScalingGroupName/" + testStack + "-l1", "arn:aws:autoscaling:" + testRegion + ":" + testAccount + ":autoScalingGroup:*:autoScalingGroupName/" + testStack + "-org"},
+			tagKeys: []string{"liveagg:claim:*", "liveagg:drained"}, parameters: []string{token}, keys: []string{testKMSKey}}) {
+			t.Error(pr)
+		}
+	})
+
+	for _, login := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keyspaces, login %v", login), func(t *testing.T) {
+			cass := map[string]cty.Value{"keyspaces": cty.True}
+			if login {
+				cass["login"] = obj(map[string]cty.Value{"password_secret_arn": str(testCassandraSec)})
+			}
+			run := planStackWith(t, specs, map[string]cty.Value{"cassandra": obj(cass)})
+			for _, p := range run.problems {
+				t.Fatal(p)
+			}
+			for g, w := range stackWorkers(t, run) {
+				c := w.config.Sinks.Cassandra
+				if !c.Keyspaces || !slices.Equal(c.Hosts, []string{"cassandra." + testRegion + ".amazonaws.com"}) || c.Replication["class"] != "SingleRegionStrategy" {
+					t.Errorf("%s: Keyspaces config %+v", g, c)
+				}
+				// Only the org fleet's spec writes Cassandra (indoor.rollup_org), and only
+				// SigV4 needs the role to be the login.
+				var wantTables, wantCreate []string
+				if g == testStack+"-org" && !login {
+					wantTables = []string{ks + "indoor/table/rollup_org"}
+					wantCreate = []string{ks + "indoor/", ks + "indoor/table/rollup_org"}
+				}
+				if got := resources(w.policy, "KeyspacesTables"); !slices.Equal(got, wantTables) {
+					t.Errorf("%s: cassandra:Select/Modify on %v, want %v", g, got, wantTables)
+				}
+				if got := resources(w.policy, "KeyspacesCreate"); !slices.Equal(got, wantCreate) {
+					t.Errorf("%s: cassandra:Create on %v, want %v", g, got, wantCreate)
+				}
+				sc := scope{role: g, writes: []string{testBucket + "/checkpoints/"}, reads: []string{testBucket + "/specs/", testBinary},
+					registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint"},
+					parameters: []string{token, testCassandraSec}, tables: wantCreate}
+				for _, p := range scopeProblems(w.policy, sc) {
+					t.Error(p)
+				}
+			}
+			for _, r := range run.args["module.pipeline.liveagg_rollup_table.this"]["replication"] {
+				if r, _ := r.UnmarkDeep(); r.IsNull() || !r.Index(cty.StringVal("class")).RawEquals(cty.StringVal("SingleRegionStrategy")) {
+					t.Errorf("a rollup table's replication is %s, Keyspaces takes SingleRegionStrategy only", r.GoString())
+				}
+			}
+		})
+	}
+
+	t.Run("Keyspaces with another replication", func(t *testing.T) {
+		run := planStackWith(t, specs, map[string]cty.Value{"cassandra": obj(map[string]cty.Value{"keyspaces": cty.True,
+			"replication": cty.MapVal(map[string]cty.Value{"class": str("NetworkTopologyStrategy"), "eu-west-1": str("3")})})})
+		if !slices.ContainsFunc(run.problems, func(p string) bool { return strings.Contains(p, "only SingleRegionStrategy") }) {
+			t.Errorf("plans with %q", run.problems)
+		}
+	})
+}
+
+// TestSpotFunctionAdminTLS: with admin_tls the spot function runs with the CA layer and the
+// environment that turns on verified HTTPS, which the function's own configuration accepts
+// (the bundle's path in the layer stood in for by a file here); without it, neither; and what
+// the function could not use is refused at plan time.
+func TestSpotFunctionAdminTLS(t *testing.T) {
+	cfg := loadConfig(t, "control-lambdas")
+	layer := "arn:aws:lambda:" + testRegion + ":" + testAccount + ":layer:liveagg-admin-ca:3"
+	fleets := cty.ObjectVal(map[string]cty.Value{"l1": cty.ObjectVal(map[string]cty.Value{"asg_name": cty.StringVal("s-l1"),
+		"spec_name": cty.StringVal("spec"), "partitions": cty.NumberIntVal(12)})})
+	plan := func(adminTLS cty.Value) (*planRun, cty.Value) {
+		run := &planRun{root: cfg, args: map[string]map[string][]cty.Value{}}
+		m := newInstance(run, cfg, "", run.inputs(cfg, map[string]cty.Value{"fleets": fleets, "admin_tls": adminTLS,
+			"name": cty.StringVal(testStack), "stack": cty.StringVal(testStack), "admin_token_parameter": cty.StringVal(testToken)}, hcl.Range{}))
+		m.check()
+		fn, _ := m.local("functions").UnmarkDeep()
+		return run, fn.GetAttr("spotinterrupt")
+	}
+	tlsVal := func(layerARN, path, name string) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"ca_layer_arn": cty.StringVal(layerARN), "ca_path": optStr(path), "server_name": cty.StringVal(name)})
+	}
+
+	run, fn := plan(cty.NullVal(cty.DynamicPseudoType))
+	if len(run.problems) > 0 {
+		t.Fatal(run.problems)
+	}
+	if fn.GetAttr("env").Type().HasAttribute("LIVEAGG_ADMIN_CA") || fn.GetAttr("layers").LengthInt() != 0 {
+		t.Errorf("plain HTTP, yet the function has %s", fn.GoString())
+	}
+
+	run, fn = plan(tlsVal(layer, "", "admin.indoor.liveagg.internal"))
+	if len(run.problems) > 0 {
+		t.Fatal(run.problems)
+	}
+	env := map[string]string{}
+	for k, v := range fn.GetAttr("env").AsValueMap() {
+		env[k] = v.AsString()
+	}
+	var layers []string
+	for _, l := range fn.GetAttr("layers").AsValueSlice() {
+		layers = append(layers, l.AsString())
+	}
+	if env["LIVEAGG_ADMIN_CA"] != "/opt/liveagg/admin-ca.pem" || env["LIVEAGG_ADMIN_SERVER_NAME"] != "admin.indoor.liveagg.internal" || !slices.Equal(layers, []string{layer}) {
+		t.Fatalf("admin TLS gives the function %v and layers %s", env, fn.GetAttr("layers").GoString())
+	}
+	ca := filepath.Join(t.TempDir(), "admin-ca.pem")
+	must(t, os.WriteFile(ca, []byte(testCA), 0o600))
+	_, opts, err := spotinterrupt.FromEnv(func(k string) string {
+		if k == spotinterrupt.EnvAdminCA {
+			return ca
+		}
+		return env[k]
+	})
+	if err != nil || len(opts) == 0 {
+		t.Errorf("the spot function refuses the environment the module gives it: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		value cty.Value
+		want  string
+	}{
+		{"a layer by name", tlsVal("liveagg-admin-ca", "", "admin.indoor.liveagg.internal"), "layer version ARN"},
+		{"a layer without its version", tlsVal("arn:aws:lambda:eu-west-1:123456789012:layer:liveagg-admin-ca", "", "admin.indoor.liveagg.internal"), "layer version ARN"},
+		{"a CA outside the layers", tlsVal(layer, "/var/task/ca.pem", "admin.indoor.liveagg.internal"), "under /opt"},
+		{"no name", tlsVal(layer, "", ""), "DNS name"},
+		{"a URL for a name", tlsVal(layer, "", "https://admin.indoor"), "DNS name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run, _ := plan(tc.value)
+			if !slices.ContainsFunc(run.problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
+				t.Errorf("plans with %q, want a problem with %q", run.problems, tc.want)
 			}
 		})
 	}

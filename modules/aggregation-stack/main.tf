@@ -12,6 +12,8 @@ module "pipeline" {
   # The store's output is known once the bucket is ready: the specs are stored after it, and a
   # liveagg provider configured with another registry fails the plan.
   spec_registry = module.store.spec_registry
+  # The rollup tables' keyspaces get the replication the workers would create them with.
+  cassandra_replication = local.cassandra_replication
   fleet = { for k, f in var.fleets : k => {
     peak_records_per_second = f.peak_records_per_second
     live_series             = f.live_series
@@ -26,6 +28,10 @@ locals {
   # checkpoints its workers may write.
   spec_names = { for k, doc in var.specs : k => yamldecode(doc).name }
   s3_outputs = { for k, doc in var.specs : k => [for o in try(yamldecode(doc).outputs, []) : o.url if o.type == "s3"] }
+  # And its Cassandra outputs' keyspaces and tables, the only ones its role may use on Keyspaces.
+  cassandra_tables = { for k, doc in var.specs : k => [for o in try(yamldecode(doc).outputs, []) : { keyspace = o.keyspace, table = o.table } if o.type == "cassandra"] }
+  # Keyspaces accepts SingleRegionStrategy only.
+  cassandra_replication = var.cassandra.keyspaces ? tomap({ class = "SingleRegionStrategy" }) : var.cassandra.replication
 
   # A worker has up to one poll of records fetched and not yet applied (workers/worker's
   # MaxPollRecords default; a test keeps the two equal): that much lag per worker is no backlog.
@@ -72,8 +78,19 @@ module "workers" {
   kafka_sasl_mechanism     = var.kafka.sasl_mechanism
   msk_cluster_arn          = var.kafka.msk_cluster_arn
   cassandra_hosts          = var.cassandra_hosts
+  cassandra_keyspaces      = var.cassandra.keyspaces
+  cassandra_tables         = local.cassandra_tables[each.key]
+  cassandra_login          = each.value.cassandra_login != null ? each.value.cassandra_login : var.cassandra.login
+  cassandra_tls            = var.cassandra.tls
+  cassandra_replication    = local.cassandra_replication
   admin_token_parameter    = var.admin_token_parameter
-  tags                     = var.tags
+  admin_tls = var.admin_tls == null ? null : {
+    cert_ssm_parameter = var.admin_tls.cert_ssm_parameter
+    key_ssm_parameter  = var.admin_tls.key_ssm_parameter
+    secret_arn         = var.admin_tls.secret_arn
+  }
+  secrets_kms_key_arn = var.secrets_kms_key_arn
+  tags                = var.tags
 }
 
 # One control module for the stack: one spot function that serves every fleet's group (a spot
@@ -94,7 +111,13 @@ module "control" {
   vpc_id                = var.network.vpc_id
   subnet_ids            = var.network.subnet_ids
   admin_token_parameter = var.admin_token_parameter
-  tags                  = var.tags
+  admin_tls = var.admin_tls == null ? null : {
+    ca_layer_arn = var.admin_tls.ca_layer_arn
+    ca_path      = var.admin_tls.ca_path
+    server_name  = var.admin_tls.server_name
+  }
+  secrets_kms_key_arn = var.secrets_kms_key_arn
+  tags                = var.tags
 }
 
 module "monitoring" {

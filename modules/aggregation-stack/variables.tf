@@ -33,9 +33,54 @@ variable "kafka" {
 }
 
 variable "cassandra_hosts" {
-  description = "Cassandra contact points for the rollup tables."
+  description = "Cassandra contact points for the rollup tables, host or host:port; with cassandra.keyspaces, [] (the default) means the region's endpoint, cassandra.<region>.amazonaws.com."
   type        = list(string)
   default     = []
+}
+
+variable "cassandra" {
+  description = "How the workers connect to Cassandra, for every fleet (a fleet may override the login). keyspaces: Amazon Keyspaces (TLS on 9142, SingleRegionStrategy, and SigV4 with each fleet's role, granted only the keyspaces and tables its spec writes, unless a login is set). login: password authentication, null for none: username, and the password from exactly one of password_ssm_parameter (an SSM SecureString name; needs username) or password_secret_arn (the full ARN of a Secrets Manager secret: the password, or {\"username\", \"password\"}); never the password itself. tls: null for plain text, or enabled, the CA as ca_pem (PEM text) or ca_location (s3://bucket/key fetched at boot) or neither (system roots), and server_name (the name on the nodes' certificates). replication: the keyspaces' replication map (null: SimpleStrategy with one replica; with keyspaces it is SingleRegionStrategy), for the rollup tables and the workers alike. See modules/spot-workers for each setting's checks."
+  type = object({
+    keyspaces = optional(bool, false)
+    login = optional(object({
+      username               = optional(string)
+      password_ssm_parameter = optional(string)
+      password_secret_arn    = optional(string)
+    }))
+    tls = optional(object({
+      enabled     = bool
+      ca_pem      = optional(string)
+      ca_location = optional(string)
+      server_name = optional(string)
+    }))
+    replication = optional(map(string))
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = !var.cassandra.keyspaces || var.cassandra.replication == null || try(var.cassandra.replication.class, "") == "SingleRegionStrategy"
+    error_message = "Amazon Keyspaces takes only SingleRegionStrategy replication: leave cassandra.replication unset with keyspaces = true."
+  }
+}
+
+variable "admin_tls" {
+  description = "Serve the workers' admin API over HTTPS, verified by the spot function; null (the default) for plain HTTP, which only the spot function's security group can reach. The workers' certificate and key: cert_ssm_parameter and key_ssm_parameter (SSM parameter names; the key a SecureString), or secret_arn (the full ARN of a Secrets Manager secret {\"cert\": \"<PEM>\", \"key\": \"<PEM>\"}). server_name: the DNS name on that certificate, which the spot function checks. ca_layer_arn: a Lambda layer version with the CA bundle that signed it; ca_path: its file under /opt (default /opt/liveagg/admin-ca.pem). One setting for the stack: its one spot function verifies every fleet."
+  type = object({
+    cert_ssm_parameter = optional(string)
+    key_ssm_parameter  = optional(string)
+    secret_arn         = optional(string)
+    server_name        = string
+    ca_layer_arn       = string
+    ca_path            = optional(string, "/opt/liveagg/admin-ca.pem")
+  })
+  default = null
+}
+
+variable "secrets_kms_key_arn" {
+  description = "ARN of the customer managed KMS key the stack's SSM SecureStrings and Secrets Manager secrets (admin token, Cassandra password, admin TLS key) are encrypted with: the workers and the spot function are granted kms:Decrypt on it through SSM and Secrets Manager only. null (the default) for the AWS managed keys, which need no grant."
+  type        = string
+  default     = null
 }
 
 variable "topics" {
@@ -53,7 +98,7 @@ variable "specs" {
 }
 
 variable "fleets" {
-  description = "A worker fleet per spec key (every spec needs one): its peak load in records per second and live series, from which the fleet plan sizes it; vCPUs per worker; the instance types (all of one architecture, matching ami_id and the binary); and, to override the derived thresholds, its lag alarm threshold in records and its dead-letter alarm threshold in records per minute."
+  description = "A worker fleet per spec key (every spec needs one): its peak load in records per second and live series, from which the fleet plan sizes it; vCPUs per worker; the instance types (all of one architecture, matching ami_id and the binary); and, to override the derived thresholds, its lag alarm threshold in records and its dead-letter alarm threshold in records per minute; and cassandra_login, to log this fleet in as its own Cassandra role instead of cassandra.login (same fields)."
   type = map(object({
     peak_records_per_second       = number
     live_series                   = number
@@ -61,6 +106,11 @@ variable "fleets" {
     instance_types                = optional(list(string), ["m7g.large", "m6g.large", "c7g.xlarge", "r7g.large"])
     lag_alarm_records             = optional(number)
     dead_letters_alarm_per_minute = optional(number)
+    cassandra_login = optional(object({
+      username               = optional(string)
+      password_ssm_parameter = optional(string)
+      password_secret_arn    = optional(string)
+    }))
   }))
 }
 

@@ -22,14 +22,21 @@ locals {
       vpc     = true
       # The function drains only instances of this stack and of these groups, at the workers'
       # admin port.
-      env = {
+      # With admin TLS, the CA bundle comes in a layer and the calls are HTTPS to the name on
+      # the workers' certificate.
+      env = merge({
         LIVEAGG_ADMIN_TOKEN_PARAMETER = var.admin_token_parameter
         LIVEAGG_STACK                 = var.stack
         LIVEAGG_ASG                   = join(",", [for k, f in var.fleets : f.asg_name])
         LIVEAGG_ADMIN_PORT            = tostring(var.admin_port)
-      }
-      policy      = "spotinterrupt"
-      policy_vars = { stack = var.stack, asg_arns = [for k, a in local.asg_arns : a], token_parameter_arn = local.token_parameter_arn }
+        }, var.admin_tls == null ? {} : {
+        LIVEAGG_ADMIN_CA          = var.admin_tls.ca_path
+        LIVEAGG_ADMIN_SERVER_NAME = var.admin_tls.server_name
+      })
+      layers = var.admin_tls == null ? [] : [var.admin_tls.ca_layer_arn]
+      policy = "spotinterrupt"
+      policy_vars = { stack = var.stack, asg_arns = [for k, a in local.asg_arns : a], token_parameter_arn = local.token_parameter_arn,
+      kms_key_arn = var.secrets_kms_key_arn != null ? var.secrets_kms_key_arn : "", region = local.region }
     }
     }, { for k, f in var.fleets : "autoscaler-${k}" => {
       code    = "autoscaler"
@@ -37,6 +44,7 @@ locals {
       timeout = 60
       memory  = 256
       vpc     = false
+      layers  = []
       env = merge({
         LIVEAGG_ASG               = f.asg_name
         LIVEAGG_SPEC              = f.spec_name
@@ -122,6 +130,7 @@ resource "aws_lambda_function" "this" {
   architectures    = [var.architecture]
   timeout          = each.value.timeout
   memory_size      = each.value.memory
+  layers           = each.value.layers
 
   environment {
     variables = each.value.env
