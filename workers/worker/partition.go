@@ -141,7 +141,7 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) && skip > 0 {
 			// Every checkpoint there is was read but none restores. Starting empty would replay
 			// from the log's start, which retention may have cut, and overwrite good rollups.
-			return 0, fmt.Errorf("partition %s: none of %d checkpoints restores; not starting from empty", o.key, skip)
+			return 0, fmt.Errorf("partition %s: %w: none of %d checkpoints restores; not starting from empty", o.key, ErrNoRestore, skip)
 		}
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
 			o.store = state.New(w.cfg.Spec, w.layout, emitFn)

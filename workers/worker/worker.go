@@ -51,6 +51,17 @@ const (
 // ErrOffsetLost is returned by Run when the offset to resume from is gone and the policy is stop.
 var ErrOffsetLost = errors.New("offset to resume from is no longer in Kafka")
 
+// ErrLogRewritten is returned by Run when a partition's log no longer holds what the worker
+// applied: the topic was truncated or recreated, or an unclean leader election lost records
+// and will reuse their offsets. No restart point avoids counting records twice; an operator
+// must decide.
+var ErrLogRewritten = errors.New("the partition's log no longer holds what the worker applied")
+
+// ErrNoRestore is returned by Run when a partition has checkpoints and none of them restores
+// (damaged, or written by an incompatible build): starting empty would replay from the log's
+// start and overwrite good rollups, so the worker stops for an operator.
+var ErrNoRestore = errors.New("no checkpoint of the partition restores")
+
 // Config is a worker's wiring. The config package builds it from a file.
 type Config struct {
 	WorkerID string
@@ -253,8 +264,8 @@ func (w *Worker) Run(ctx context.Context) error {
 				// The log was truncated under the worker (an unclean leader election): records
 				// it applied are gone and new ones will take their offsets, which apply would
 				// skip as already seen. Nothing safe to do but stop and say so.
-				w.fail(fmt.Errorf("worker: partition %d: %w: records the worker applied are no longer in Kafka and their offsets will be reused; "+
-					"stopping rather than skip or count records twice", p, lost))
+				w.fail(fmt.Errorf("worker: partition %d: %w: %w: records the worker applied are no longer in Kafka and their offsets will be reused; "+
+					"stopping rather than skip or count records twice", p, ErrLogRewritten, lost))
 			case !errors.Is(err, context.Canceled):
 				w.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
@@ -355,8 +366,8 @@ func (w *Worker) outOfRange(ctx context.Context, cl *kgo.Client, p int32) {
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: -1, Offset: start}}})
 		return
 	case applied >= start:
-		w.fail(fmt.Errorf("worker: partition %d: fetch offset out of range with records up to %d applied and the log at %d-%d: "+
-			"the topic was truncated or recreated, and no restart point avoids counting records twice", p, applied, start, end))
+		w.fail(fmt.Errorf("worker: partition %d: %w: fetch offset out of range with records up to %d applied and the log at %d-%d: "+
+			"the topic was truncated or recreated, and no restart point avoids counting records twice", p, ErrLogRewritten, applied, start, end))
 		return
 	}
 	w.metrics.offsetLost(p)
