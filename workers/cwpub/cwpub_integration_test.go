@@ -27,22 +27,8 @@ func TestPublishReadsBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := cl.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
-		StartTime: aws.Time(now.Add(-time.Minute)), EndTime: aws.Time(now.Add(time.Minute)),
-		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("r"), MetricStat: &cwtypes.MetricStat{
-			Metric: &cwtypes.Metric{Namespace: aws.String(metrics.Namespace), MetricName: aws.String(metrics.RecordsIn.CloudWatch),
-				Dimensions: []cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(spec)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String("asg-1")}}},
-			Period: aws.Int32(60), Stat: aws.String("Sum")}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, r := range out.MetricDataResults {
-		for _, v := range r.Values {
-			total += v
-		}
-	}
+	total := sumOf(t, cl, now, metrics.RecordsIn, cwtypes.Dimension{Name: aws.String("Spec"), Value: aws.String(spec)},
+		cwtypes.Dimension{Name: aws.String("AutoScalingGroup"), Value: aws.String("asg-1")})
 	if total != 2000 {
 		t.Fatalf("RecordsIn sum = %v, want 2000", total)
 	}
@@ -62,22 +48,7 @@ func TestDeadLettersPerReason(t *testing.T) {
 	read := func(dims ...cwtypes.Dimension) float64 {
 		t.Helper()
 		dims = append([]cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(spec)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String("asg-1")}}, dims...)
-		out, err := cl.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
-			StartTime: aws.Time(now.Add(-time.Minute)), EndTime: aws.Time(now.Add(time.Minute)),
-			MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("d"), MetricStat: &cwtypes.MetricStat{
-				Metric: &cwtypes.Metric{Namespace: aws.String(metrics.Namespace), MetricName: aws.String(metrics.DeadLettered.CloudWatch), Dimensions: dims},
-				Period: aws.Int32(60), Stat: aws.String("Sum")}}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		total := 0.0
-		for _, r := range out.MetricDataResults {
-			for _, v := range r.Values {
-				total += v
-			}
-		}
-		return total
+		return sumOf(t, cl, now, metrics.DeadLettered, dims...)
 	}
 	reason := func(r string) cwtypes.Dimension {
 		return cwtypes.Dimension{Name: aws.String("Reason"), Value: aws.String(r)}
@@ -85,4 +56,26 @@ func TestDeadLettersPerReason(t *testing.T) {
 	if all, late, utf := read(), read(reason("late")), read(reason("invalid_utf8")); all != 7 || late != 5 || utf != 2 {
 		t.Fatalf("dead letters read back: all %v, late %v, invalid_utf8 %v; want 7, 5, 2", all, late, utf)
 	}
+}
+
+// sumOf reads back the sum of a metric with exactly these dimensions around now, as the
+// autoscaler reads its inputs.
+func sumOf(t *testing.T, cl *cloudwatch.Client, now time.Time, m metrics.Metric, dims ...cwtypes.Dimension) float64 {
+	t.Helper()
+	out, err := cl.GetMetricData(t.Context(), &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(now.Add(-time.Minute)), EndTime: aws.Time(now.Add(time.Minute)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("m"), MetricStat: &cwtypes.MetricStat{
+			Metric: &cwtypes.Metric{Namespace: aws.String(metrics.Namespace), MetricName: aws.String(m.CloudWatch), Dimensions: dims},
+			Period: aws.Int32(60), Stat: aws.String("Sum")}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, r := range out.MetricDataResults {
+		for _, v := range r.Values {
+			total += v
+		}
+	}
+	return total
 }
