@@ -14,6 +14,29 @@ module "stack" {
     msk_cluster_arn = var.msk_cluster_arn
   }
   cassandra_hosts = var.cassandra_hosts
+  # Secrets are named, never given: the workers read them at start (see README.md).
+  cassandra = {
+    keyspaces = var.cassandra_keyspaces
+    login = var.cassandra_password_ssm_parameter == null && var.cassandra_password_secret_arn == null ? null : {
+      username               = var.cassandra_username
+      password_ssm_parameter = var.cassandra_password_ssm_parameter
+      password_secret_arn    = var.cassandra_password_secret_arn
+    }
+    tls = !var.cassandra_tls ? null : {
+      enabled     = true
+      ca_pem      = var.cassandra_ca_file == null ? null : file(var.cassandra_ca_file)
+      server_name = var.cassandra_server_name
+    }
+  }
+  admin_tls = var.admin_tls == null ? null : {
+    cert_ssm_parameter = var.admin_tls.cert_ssm_parameter
+    key_ssm_parameter  = var.admin_tls.key_ssm_parameter
+    secret_arn         = var.admin_tls.secret_arn
+    server_name        = var.admin_tls.server_name
+    ca_layer_arn       = var.admin_tls.ca_layer_arn
+    ca_path            = var.admin_tls.ca_path == null ? "/opt/liveagg/admin-ca.pem" : var.admin_tls.ca_path
+  }
+  secrets_kms_key_arn = var.secrets_kms_key_arn
 
   topics = {
     "location-raw"          = { partitions = 48, replication_factor = 3, config = { "retention.ms" = "604800000" } }

@@ -45,8 +45,69 @@ variable "msk_cluster_arn" {
 }
 
 variable "cassandra_hosts" {
-  description = "Cassandra (or Amazon Keyspaces) contact points."
+  description = "Cassandra contact points, host or host:port; for Amazon Keyspaces, [\"cassandra.<region>.amazonaws.com\"]."
   type        = list(string)
+}
+
+variable "cassandra_keyspaces" {
+  description = "The rollup tables are in Amazon Keyspaces: TLS on 9142, SingleRegionStrategy, and SigV4 with each fleet's role (granted only its spec's tables) unless a password is set."
+  type        = bool
+  default     = false
+}
+
+variable "cassandra_username" {
+  description = "Cassandra role the workers and the provider log in as (Keyspaces: a service-specific credential's user name); null for no password authentication, or to take it from the password secret."
+  type        = string
+  default     = null
+}
+
+variable "cassandra_password_ssm_parameter" {
+  description = "Name of the SSM SecureString holding the Cassandra password (made beforehand, kept out of state); null for none. Not with cassandra_password_secret_arn."
+  type        = string
+  default     = null
+}
+
+variable "cassandra_password_secret_arn" {
+  description = "Full ARN of a Secrets Manager secret holding the Cassandra password, or {\"username\", \"password\"}; null for none. Not with cassandra_password_ssm_parameter."
+  type        = string
+  default     = null
+}
+
+variable "cassandra_tls" {
+  description = "Connect to Cassandra with TLS, verifying the nodes' certificates (always on with Keyspaces)."
+  type        = bool
+  default     = false
+}
+
+variable "cassandra_ca_file" {
+  description = "PEM file, on the machine running Terraform, of the CA that signs the Cassandra nodes' certificates: the provider verifies with it, and the workers get its contents in their user data. null for the system roots."
+  type        = string
+  default     = null
+}
+
+variable "cassandra_server_name" {
+  description = "Name on the Cassandra nodes' certificates, when the contact points are addresses they do not name; null to check each address."
+  type        = string
+  default     = null
+}
+
+variable "admin_tls" {
+  description = "HTTPS for the workers' admin API (see modules/aggregation-stack): the certificate and key from cert_ssm_parameter and key_ssm_parameter or from secret_arn, the DNS name on it (server_name), and the Lambda layer with its CA (ca_layer_arn; ca_path, default /opt/liveagg/admin-ca.pem). null for plain HTTP inside the workers' security group."
+  type = object({
+    cert_ssm_parameter = optional(string)
+    key_ssm_parameter  = optional(string)
+    secret_arn         = optional(string)
+    server_name        = string
+    ca_layer_arn       = string
+    ca_path            = optional(string)
+  })
+  default = null
+}
+
+variable "secrets_kms_key_arn" {
+  description = "Customer managed KMS key of the admin token, the Cassandra password and the admin TLS key; null for the AWS managed keys."
+  type        = string
+  default     = null
 }
 
 variable "ami_id" {

@@ -43,7 +43,13 @@ provider "liveagg" {
     location = "s3://${var.bucket_name}/specs"
     region   = var.region
   }
+  # The password is never in the configuration: export LIVEAGG_CASSANDRA_PASSWORD (README.md).
   cassandra {
-    hosts = var.cassandra_hosts
+    hosts       = var.cassandra_hosts
+    keyspaces   = var.cassandra_keyspaces
+    tls         = var.cassandra_tls
+    ca_file     = var.cassandra_ca_file
+    server_name = var.cassandra_server_name
+    username    = var.cassandra_username
   }
 }

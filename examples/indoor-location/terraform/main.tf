@@ -34,8 +34,14 @@ provider "liveagg" {
     location = "s3://${var.bucket_name}/specs"
     region   = var.region
   }
+  # The password, if any, comes from LIVEAGG_CASSANDRA_PASSWORD; a private CA from
+  # LIVEAGG_CASSANDRA_CA_FILE.
   cassandra {
-    hosts = var.cassandra_hosts
+    hosts       = var.cassandra_hosts
+    keyspaces   = var.cassandra.keyspaces
+    tls         = try(var.cassandra.tls.enabled, null)
+    server_name = try(var.cassandra.tls.server_name, null)
+    username    = try(var.cassandra.login.username, null)
   }
 }
 
@@ -49,6 +55,8 @@ module "indoor" {
   kafka         = { brokers = var.kafka_brokers, msk_cluster_arn = var.msk_cluster_arn }
 
   cassandra_hosts = var.cassandra_hosts
+  cassandra       = var.cassandra
+  admin_tls       = var.admin_tls
   topics = {
     "location-raw"          = { partitions = 12 }
     "location-partials"     = { partitions = 12 }

@@ -28,8 +28,41 @@ variable "msk_cluster_arn" {
 }
 
 variable "cassandra_hosts" {
-  description = "Cassandra contact points."
+  description = "Cassandra contact points; for Amazon Keyspaces, [\"cassandra.<region>.amazonaws.com\"]."
   type        = list(string)
+}
+
+variable "cassandra" {
+  description = "How the workers connect to Cassandra: keyspaces, login (username, password_ssm_parameter or password_secret_arn), tls (enabled, ca_pem or ca_location, server_name), replication; see modules/aggregation-stack. {} for plain text without a login."
+  type = object({
+    keyspaces = optional(bool, false)
+    login = optional(object({
+      username               = optional(string)
+      password_ssm_parameter = optional(string)
+      password_secret_arn    = optional(string)
+    }))
+    tls = optional(object({
+      enabled     = bool
+      ca_pem      = optional(string)
+      ca_location = optional(string)
+      server_name = optional(string)
+    }))
+    replication = optional(map(string))
+  })
+  default = {}
+}
+
+variable "admin_tls" {
+  description = "HTTPS for the workers' admin API (see modules/aggregation-stack); null for plain HTTP inside the workers' security group."
+  type = object({
+    cert_ssm_parameter = optional(string)
+    key_ssm_parameter  = optional(string)
+    secret_arn         = optional(string)
+    server_name        = string
+    ca_layer_arn       = string
+    ca_path            = optional(string, "/opt/liveagg/admin-ca.pem")
+  })
+  default = null
 }
 
 variable "ami_id" {
