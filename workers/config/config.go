@@ -156,8 +156,10 @@ type Admin struct {
 	// Advertise is the endpoint the worker tags its EC2 instance with (default
 	// http://<private IP>:<port>, https:// when admin.tls is set).
 	Advertise string `yaml:"advertise"`
-	// TagInstance publishes Advertise as the liveagg:admin-endpoint tag of the worker's own
-	// instance and watches instance metadata for spot interruption notices.
+	// OnEC2 (admin.on_ec2) says the worker runs on an EC2 instance it may act on: it publishes
+	// Advertise as the liveagg:admin-endpoint tag of its own instance and watches instance
+	// metadata for spot interruption notices. The name is the YAML key's, which the
+	// spot-workers module and existing configs use.
 	OnEC2 bool `yaml:"on_ec2"`
 }
 
