@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -90,69 +91,94 @@ func (r *aggregationSpec) Metadata(_ context.Context, req resource.MetadataReque
 
 func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	str := func(desc string) schema.StringAttribute {
-		return schema.StringAttribute{Optional: true, Description: desc}
+		return schema.StringAttribute{Optional: true, MarkdownDescription: desc}
 	}
 	// Optional values with defaults are Computed without UseStateForUnknown: ModifyPlan plans
 	// the default when the configuration leaves one out, and when the configuration is not
 	// known yet they are unknown too, since a default can depend on it (an aggregation's name
 	// on its fn and field).
 	computedStr := func(desc string) schema.StringAttribute {
-		return schema.StringAttribute{Optional: true, Computed: true, Description: desc}
+		return schema.StringAttribute{Optional: true, Computed: true, MarkdownDescription: desc}
 	}
+	enum := func(desc string, vals []string) schema.StringAttribute {
+		a := str(desc)
+		a.Validators = allowed(vals)
+		return a
+	}
+	computedEnum := func(desc string, vals []string) schema.StringAttribute {
+		a := computedStr(desc)
+		a.Validators = allowed(vals)
+		return a
+	}
+	cassandra, kafka := outputOnly(spec.OutputCassandra), outputOnly(spec.OutputKafka)
 	resp.Schema = schema.Schema{
-		Description: "An aggregation spec: what a fleet of workers reads, how it keys and windows it, what it computes and where it writes. The spec is checked at plan time by the same code the workers run, with each problem reported on its attribute, and stored as YAML at <spec_registry>/<name>.yaml, where workers load and hot-reload it. The spec registry's bucket must exist before the spec is created: if the same configuration creates the bucket, make the spec depend on it and its configuration.",
+		MarkdownDescription: "An aggregation spec: what a fleet of workers reads, how it keys and windows it, what it computes and where it writes. " +
+			"The spec is checked at plan time by the same code the workers run, with each problem reported on its attribute, and stored as YAML at " +
+			"`<spec_registry>/<name>.yaml`, where workers load and hot-reload it. The spec registry's bucket must exist before the spec is created: " +
+			"if the same configuration creates the bucket, make the spec depend on it and its configuration.",
 		Attributes: map[string]schema.Attribute{
-			"id": schema.StringAttribute{Computed: true, Description: "The spec name.",
+			"id": schema.StringAttribute{Computed: true, MarkdownDescription: "The spec name.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"name": schema.StringAttribute{Required: true, Description: "Identifies the spec in checkpoints, consumer groups and metrics (a-z, 0-9, _ and -; 64 at most). Changing it creates a new spec.",
+			"name": schema.StringAttribute{Required: true, MarkdownDescription: "Identifies the spec in checkpoints, consumer groups and metrics (a-z, 0-9, `_` and `-`; 64 at most). Changing it creates a new spec.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
-			"key":              schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Record fields whose values identify a series. Changing them replaces the spec."},
-			"windows":          schema.ListAttribute{ElementType: types.StringType, Required: true, Description: "Tumbling window sizes computed for every series, such as 1m, 15m, 1h. Changing them replaces the spec."},
-			"allowed_lateness": str("How far behind the newest event time a record may be and still count, such as 30s."),
-			"yaml":             schema.StringAttribute{Computed: true, Description: "The spec as stored, with defaults made explicit."},
-			"location": schema.StringAttribute{Computed: true, Description: "Where the spec is stored: the location workers are configured with.",
+			"key": schema.ListAttribute{ElementType: types.StringType, Required: true, MarkdownDescription: "Record fields whose values identify a series " +
+				"(dotted for nested fields; a column each, dots becoming underscores). Changing them replaces the spec."},
+			"windows": schema.ListAttribute{ElementType: types.StringType, Required: true, MarkdownDescription: "Tumbling window sizes computed for every series, " +
+				"such as `1m`, `15m`, `1h`: each divides a day evenly or is whole days, at most " + code(spec.MaxWindow) + ". Changing them replaces the spec."},
+			"allowed_lateness": str("How far behind the newest event time a record may be and still count, such as `30s`."),
+			"yaml":             schema.StringAttribute{Computed: true, MarkdownDescription: "The spec as stored, with defaults made explicit."},
+			"location": schema.StringAttribute{Computed: true, MarkdownDescription: "Where the spec is stored: the location workers are configured with.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"version": schema.StringAttribute{Computed: true, Description: "The stored object's version (its ETag): changes whenever the stored spec does."},
+			"version": schema.StringAttribute{Computed: true, MarkdownDescription: "The stored object's version (its ETag): changes whenever the stored spec does."},
 		},
 		Blocks: map[string]schema.Block{
 			"input": schema.SingleNestedBlock{
-				Description: "What the spec reads.",
+				MarkdownDescription: "What the spec reads.",
 				Attributes: map[string]schema.Attribute{
-					"topic":            str("The Kafka topic to consume."),
-					"format":           computedStr("json (raw records) or partials (partial states from a lower level); default json."),
-					"time_field":       str("The event-time field of a JSON record (dotted for nested fields); not for partials."),
-					"time_unit":        computedStr("How the time field is written: s, ms, us, ns or rfc3339; default ms."),
-					"max_future_skew":  computedStr("How far a record's event time may run ahead of its Kafka timestamp; default 1h."),
-					"max_record_bytes": schema.Int64Attribute{Optional: true, Computed: true, Description: "Larger records are dead-lettered before parsing; default 1 MiB."},
-					"partitioned_by": schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "The fields the topic's producers key records by " +
+					"topic": str("The Kafka topic to consume."),
+					"format": computedEnum(oneOf(spec.Formats)+": "+code(spec.FormatJSON)+" reads raw records, "+code(spec.FormatPartials)+
+						" the partial states a lower level writes. Default "+code(spec.FormatJSON)+".", spec.Formats),
+					"time_field": str("The event-time field of a JSON record (dotted for nested fields). Not for " + code(spec.FormatPartials) + "."),
+					"time_unit": computedEnum("How the time field is written: "+oneOf(spec.TimeUnits)+". Default "+code(spec.DefaultTimeUnit)+
+						". Not for "+code(spec.FormatPartials)+".", spec.TimeUnits),
+					"max_future_skew": computedStr("How far a record's event time may run ahead of its Kafka timestamp. Default " + code(spec.DefaultMaxFutureSkew) + "."),
+					"max_record_bytes": schema.Int64Attribute{Optional: true, Computed: true,
+						MarkdownDescription: "Larger records are dead-lettered before parsing. Default " + mib(spec.DefaultMaxRecordBytes) + "."},
+					"partitioned_by": schema.ListAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "The fields the topic's producers key records by " +
 						"(each record's Kafka key is the fields' values joined by U+001F; one field's key is its value). Must be within the key when the spec has final outputs; " +
-						"workers dead-letter records whose key contradicts it as mis_keyed. Unset means unknown."},
+						"workers dead-letter records whose key contradicts it as `mis_keyed`. Unset means unknown."},
 				},
 			},
 			"aggregation": schema.ListNestedBlock{
-				Description: "A function computed per (series, window). Changing the list replaces the spec.",
+				MarkdownDescription: "A function computed per (series, window). Changing the list replaces the spec.",
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
-					"name":              computedStr("Output column; default count or <fn>_<field>."),
-					"fn":                str("count, sum, min, max, avg, last, distinct or quantiles."),
-					"field":             str("The record field the function reads (not for count)."),
-					"precision":         schema.Int64Attribute{Optional: true, Computed: true, Description: "HyperLogLog precision of distinct, 4-18; default 14 (about 0.8 % error)."},
-					"relative_accuracy": schema.Float64Attribute{Optional: true, Computed: true, Description: "DDSketch relative accuracy of quantiles; default 0.01."},
-					"quantiles":         schema.ListAttribute{ElementType: types.Float64Type, Optional: true, Computed: true, Description: "Ranks quantiles reports; default 0.5, 0.9, 0.99."},
-					"type":              str("What last keeps: " + strings.Join(spec.ValueTypes, " or ") + " (default number; text keeps the field's value as text, in a text column)."),
+					"name": computedStr("Output column: 1-48 of a-z, 0-9 and `_`, unlike any key field's column or another aggregation's. Default " +
+						code(spec.FnCount) + " for " + code(spec.FnCount) + ", otherwise `<fn>_<field>` (dots in the field becoming underscores)."),
+					"fn":    enum("The function: "+oneOf(spec.Functions)+".", spec.Functions),
+					"field": str("The record field the function reads. Not for " + code(spec.FnCount) + "."),
+					"precision": schema.Int64Attribute{Optional: true, Computed: true, MarkdownDescription: "HyperLogLog precision of " + code(spec.FnDistinct) +
+						", 4-18. Default " + code(spec.DefaultPrecision) + " (about " + hllError(spec.DefaultPrecision) + " % error)."},
+					"relative_accuracy": schema.Float64Attribute{Optional: true, Computed: true, MarkdownDescription: "DDSketch relative accuracy of " +
+						code(spec.FnQuantiles) + ". Default " + code(float(spec.DefaultRelativeAccuracy)) + "."},
+					"quantiles": schema.ListAttribute{ElementType: types.Float64Type, Optional: true, Computed: true, MarkdownDescription: "Ranks " +
+						code(spec.FnQuantiles) + " reports, a column each (`<name>_p50` for 0.5). Default " + floats(spec.DefaultQuantiles) + "."},
+					"type": enum("What "+code(spec.FnLast)+" keeps: "+oneOf(spec.ValueTypes)+". Default "+code(spec.TypeNumber)+"; "+code(spec.TypeText)+
+						" keeps the field's value as text, in a text column.", spec.ValueTypes),
 				}},
 			},
 			"output": schema.ListNestedBlock{
-				Description: "A destination for closed windows.",
+				MarkdownDescription: "A destination for closed windows.",
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
-					"type":     str("cassandra, s3, kafka, file or stdout."),
-					"partial":  schema.BoolAttribute{Optional: true, Description: "Emit mergeable partial states for a next level instead of final values (kafka only)."},
-					"key":      schema.ListAttribute{ElementType: types.StringType, Optional: true, Description: "For partial outputs: the subset of the key the partials are partitioned by."},
-					"keyspace": str("Cassandra keyspace (type cassandra)."),
-					"table":    str("Cassandra table (type cassandra)."),
-					"ttl":      str("Expiry of Cassandra rows, such as 720h (type cassandra)."),
-					"url":      str("s3://bucket/prefix (type s3)."),
-					"topic":    str("Kafka topic (type kafka)."),
-					"path":     str("Folder for .jsonl files (type file)."),
+					"type": enum("Where closed windows go: "+oneOf(spec.OutputTypes)+".", spec.OutputTypes),
+					"partial": schema.BoolAttribute{Optional: true, MarkdownDescription: "Emit mergeable partial states for a next level instead of final values. " +
+						"Only for type " + oneOf(spec.PartialTypes) + "."},
+					"key":      schema.ListAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "For partial outputs: the subset of the key the partials are partitioned by."},
+					"keyspace": str("Cassandra keyspace. " + cassandra),
+					"table":    str("Cassandra table. " + cassandra),
+					"ttl":      str("Expiry of Cassandra rows, such as `720h` or `30d`. " + cassandra),
+					"url":      str("`s3://bucket/prefix`. " + outputOnly(spec.OutputS3)),
+					"topic":    str("Kafka topic. " + kafka),
+					"path":     str("Folder for `.jsonl` files. " + outputOnly(spec.OutputFile)),
 				}},
 			},
 		},
@@ -320,7 +346,38 @@ func (r *aggregationSpec) ValidateConfig(ctx context.Context, req resource.Valid
 		return
 	}
 	_, d, _ := m.parse(ctx)
-	resp.Diagnostics.Append(d...)
+	// A value outside an attribute's allowed list fails its OneOf validator, which runs in
+	// the same validation: the engine's message about the same value would say it twice.
+	rejected := m.rejectedByValidators()
+	for _, e := range d {
+		if wp, ok := e.(diag.DiagnosticWithPath); ok && rejected[wp.Path().String()] {
+			continue
+		}
+		resp.Diagnostics.Append(e)
+	}
+}
+
+// rejectedByValidators lists the attribute paths whose value the schema's OneOf validators
+// reject, the same lists the engine checks them against.
+func (m *specModel) rejectedByValidators() map[string]bool {
+	bad := map[string]bool{}
+	check := func(p string, v types.String, allowed []string) {
+		if !v.IsNull() && !v.IsUnknown() && !slices.Contains(allowed, v.ValueString()) {
+			bad[specPath(p).String()] = true
+		}
+	}
+	if m.Input != nil {
+		check("input.format", m.Input.Format, spec.Formats)
+		check("input.time_unit", m.Input.TimeUnit, spec.TimeUnits)
+	}
+	for i, a := range m.Aggregations {
+		check(fmt.Sprintf("aggregations[%d].fn", i), a.Fn, spec.Functions)
+		check(fmt.Sprintf("aggregations[%d].type", i), a.Type, spec.ValueTypes)
+	}
+	for i, o := range m.Outputs {
+		check(fmt.Sprintf("outputs[%d].type", i), o.Type, spec.OutputTypes)
+	}
+	return bad
 }
 
 // ModifyPlan plans the stored document from the configuration, so a stored spec changed

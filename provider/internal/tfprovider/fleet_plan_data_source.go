@@ -18,6 +18,13 @@ var _ datasource.DataSource = (*fleetPlan)(nil)
 
 type fleetPlan struct{}
 
+// Sizing assumptions when the configuration leaves them out: a two-vCPU instance, run at 70 %
+// at peak so a burst or a rebalance has headroom.
+const (
+	defaultCores             = 2.0
+	defaultTargetUtilization = 0.7
+)
+
 func newFleetPlan() datasource.DataSource { return &fleetPlan{} }
 
 type fleetPlanModel struct {
@@ -40,19 +47,19 @@ func (f *fleetPlan) Metadata(_ context.Context, req datasource.MetadataRequest, 
 
 func (f *fleetPlan) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		Description: "Sizes a spec's fleet from its peak load, using the engine's measured cost per record and bytes per series (workers/capacity): the worker count bounds and the instance memory, for the spot-workers module.",
+		MarkdownDescription: "Sizes a spec's fleet from its peak load, using the engine's measured cost per record and bytes per series (`workers/capacity`): the worker count bounds and the instance memory, for the `spot-workers` module.",
 		Attributes: map[string]schema.Attribute{
-			"spec":                          schema.StringAttribute{Required: true, Description: "The spec document (the yaml attribute of a liveagg_aggregation_spec)."},
-			"peak_records_per_second":       schema.Float64Attribute{Required: true, Description: "The highest input rate the fleet must keep up with."},
-			"live_series":                   schema.Float64Attribute{Required: true, Description: "Series with data in an open window at the busiest time."},
-			"cores_per_worker":              schema.Float64Attribute{Optional: true, Description: "vCPUs of the instance type (default 2)."},
-			"target_utilization":            schema.Float64Attribute{Optional: true, Description: "CPU the fleet should run at, at peak (default 0.7)."},
-			"partitions":                    schema.Int64Attribute{Optional: true, Description: "Partitions of the input topic: more workers than partitions idle, so it caps max_workers."},
-			"min_workers":                   schema.Int64Attribute{Computed: true, Description: "Workers the peak needs at the target utilisation."},
-			"max_workers":                   schema.Int64Attribute{Computed: true, Description: "Upper bound for the autoscaler: three times min_workers, at most the partition count."},
-			"instance_memory_mib":           schema.Int64Attribute{Computed: true, Description: "Memory one worker needs at min_workers: its share of the state, snapshot buffers, and the process."},
-			"state_bytes":                   schema.Float64Attribute{Computed: true, Description: "Aggregation state of the whole fleet at live_series."},
-			"records_per_second_per_worker": schema.Float64Attribute{Computed: true, Description: "What one worker applies at 100 % of its cores."},
+			"spec":                          schema.StringAttribute{Required: true, MarkdownDescription: "The spec document (the `yaml` attribute of a `liveagg_aggregation_spec`)."},
+			"peak_records_per_second":       schema.Float64Attribute{Required: true, MarkdownDescription: "The highest input rate the fleet must keep up with."},
+			"live_series":                   schema.Float64Attribute{Required: true, MarkdownDescription: "Series with data in an open window at the busiest time."},
+			"cores_per_worker":              schema.Float64Attribute{Optional: true, MarkdownDescription: "vCPUs of the instance type. Default " + code(float(defaultCores)) + "."},
+			"target_utilization":            schema.Float64Attribute{Optional: true, MarkdownDescription: "CPU the fleet should run at, at peak, more than 0 and at most 1. Default " + code(float(defaultTargetUtilization)) + "."},
+			"partitions":                    schema.Int64Attribute{Optional: true, MarkdownDescription: "Partitions of the input topic: more workers than partitions idle, so it caps `max_workers`."},
+			"min_workers":                   schema.Int64Attribute{Computed: true, MarkdownDescription: "Workers the peak needs at the target utilisation."},
+			"max_workers":                   schema.Int64Attribute{Computed: true, MarkdownDescription: "Upper bound for the autoscaler: three times `min_workers`, at most the partition count."},
+			"instance_memory_mib":           schema.Int64Attribute{Computed: true, MarkdownDescription: "Memory one worker needs at `min_workers`: its share of the state, snapshot buffers, and the process."},
+			"state_bytes":                   schema.Float64Attribute{Computed: true, MarkdownDescription: "Aggregation state of the whole fleet at `live_series`."},
+			"records_per_second_per_worker": schema.Float64Attribute{Computed: true, MarkdownDescription: "What one worker applies at 100 % of its cores."},
 		},
 	}
 }
@@ -73,7 +80,7 @@ func (f *fleetPlan) Read(ctx context.Context, req datasource.ReadRequest, resp *
 		resp.Diagnostics.AddAttributeError(tfpath.Root("spec"), "fleet plan", err.Error())
 		return
 	}
-	cores, target := 2.0, 0.7
+	cores, target := defaultCores, defaultTargetUtilization
 	if !m.Cores.IsNull() {
 		cores = m.Cores.ValueFloat64()
 	}

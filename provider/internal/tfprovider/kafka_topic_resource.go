@@ -47,19 +47,19 @@ func (r *kafkaTopic) Metadata(_ context.Context, req resource.MetadataRequest, r
 
 func (r *kafkaTopic) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		Description: "A Kafka topic: a pipeline's raw input, an intermediate topic of partial states, or an output. Partitions can grow in place but never shrink (Kafka cannot); configs change in place; a topic changed outside Terraform shows as drift.",
+		MarkdownDescription: "A Kafka topic: a pipeline's raw input, an intermediate topic of partial states, or an output. Partitions can grow in place but never shrink (Kafka cannot); configs change in place; a topic changed outside Terraform shows as drift.",
 		Attributes: map[string]schema.Attribute{
-			"id": schema.StringAttribute{Computed: true, Description: "The topic name.",
+			"id": schema.StringAttribute{Computed: true, MarkdownDescription: "The topic name.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"name": schema.StringAttribute{Required: true, Description: "Topic name (1-249 of a-z A-Z 0-9 . _ -). Changing it creates a new topic.",
+			"name": schema.StringAttribute{Required: true, MarkdownDescription: "Topic name (1-249 of a-z, A-Z, 0-9, `.`, `_` and `-`). Changing it creates a new topic.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
-			"partitions": schema.Int64Attribute{Required: true, Description: "Partition count. It may grow in place; a smaller value fails the plan, since Kafka cannot remove partitions and a spec's state is per partition.",
+			"partitions": schema.Int64Attribute{Required: true, MarkdownDescription: "Partition count. It may grow in place; a smaller value fails the plan, since Kafka cannot remove partitions and a spec's state is per partition.",
 				Validators:    []validator.Int64{int64validator.AtLeast(1)},
 				PlanModifiers: []planmodifier.Int64{partitionsOnlyGrow{}}},
-			"replication_factor": schema.Int64Attribute{Optional: true, Computed: true, Description: "Replicas of each partition (the broker's default when unset). Changing it creates a new topic.",
+			"replication_factor": schema.Int64Attribute{Optional: true, Computed: true, MarkdownDescription: "Replicas of each partition (the broker's default when unset). Changing it creates a new topic.",
 				Validators:    []validator.Int64{int64validator.AtLeast(1)},
 				PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown(), int64planmodifier.RequiresReplace()}},
-			"config": schema.MapAttribute{ElementType: types.StringType, Optional: true, Description: "Topic configs set on the topic, such as retention.ms or cleanup.policy; others keep the broker's defaults. Changed in place."},
+			"config": schema.MapAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "Topic configs set on the topic, such as `retention.ms` or `cleanup.policy`; others keep the broker's defaults. Changed in place."},
 		},
 	}
 }

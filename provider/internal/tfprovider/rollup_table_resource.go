@@ -50,19 +50,19 @@ func (r *rollupTable) Metadata(_ context.Context, req resource.MetadataRequest, 
 
 func (r *rollupTable) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		Description: "The Cassandra keyspace and table of a spec's Cassandra output, derived from the spec exactly as the workers' sink creates it: a row per (series, window size, window start), a column per aggregation value. New value columns are added and dropped ones removed in place, replication and TTL change in place; a change of primary key, which Cassandra cannot alter, replaces the table.",
+		MarkdownDescription: "The Cassandra keyspace and table of a spec's Cassandra output, derived from the spec exactly as the workers' sink creates it: a row per (series, window size, window start), a column per aggregation value. New value columns are added and dropped ones removed in place, replication and TTL change in place; a change of primary key, which Cassandra cannot alter, replaces the table.",
 		Attributes: map[string]schema.Attribute{
-			"id": schema.StringAttribute{Computed: true, Description: "keyspace.table.",
+			"id": schema.StringAttribute{Computed: true, MarkdownDescription: "`keyspace.table`, the import ID.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"spec": schema.StringAttribute{Required: true, Description: "The spec document (the yaml attribute of a liveagg_aggregation_spec); the table is the one its cassandra output with this keyspace and table names."},
-			"keyspace": schema.StringAttribute{Required: true, Description: "Keyspace; created if missing. Changing it creates a new table.",
+			"spec": schema.StringAttribute{Required: true, MarkdownDescription: "The spec document (the `yaml` attribute of a `liveagg_aggregation_spec`); the table is the one its `" + spec.OutputCassandra + "` output with this keyspace and table names."},
+			"keyspace": schema.StringAttribute{Required: true, MarkdownDescription: "Keyspace; created if missing. Changing it creates a new table.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
-			"table": schema.StringAttribute{Required: true, Description: "Table. Changing it creates a new table.",
+			"table": schema.StringAttribute{Required: true, MarkdownDescription: "Table. Changing it creates a new table.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
-			"replication": schema.MapAttribute{ElementType: types.StringType, Optional: true, Description: "The keyspace's replication, such as {class = \"NetworkTopologyStrategy\", us-east = \"3\"}; default SimpleStrategy with one replica. Changed in place."},
-			"ttl":         schema.StringAttribute{Optional: true, Description: "Rows expire this long after they are written, such as 2160h (the table's default_time_to_live); unset keeps them. Changed in place."},
-			"key_fields":  schema.ListAttribute{ElementType: types.StringType, Computed: true, Description: "The series key columns, from the spec (with window_size, the partition key; window_start clusters)."},
-			"columns":     schema.MapAttribute{ElementType: types.StringType, Computed: true, Description: "Value columns and their CQL types, from the spec's aggregations."},
+			"replication": schema.MapAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "The keyspace's replication, such as `{ class = \"NetworkTopologyStrategy\", us-east = \"3\" }`; default `SimpleStrategy` with one replica. Changed in place."},
+			"ttl":         schema.StringAttribute{Optional: true, MarkdownDescription: "Rows expire this long after they are written, such as `2160h` or `90d` (the table's `default_time_to_live`); when unset, the spec's Cassandra output's `ttl`, if any. Changed in place."},
+			"key_fields":  schema.ListAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "The series key columns, from the spec (with `window_size`, the partition key; `window_start` clusters)."},
+			"columns":     schema.MapAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "Value columns and their CQL types, from the spec's aggregations."},
 		},
 	}
 }
@@ -325,17 +325,11 @@ func (r *rollupTable) Read(ctx context.Context, req resource.ReadRequest, resp *
 		resp.Diagnostics.Append(d...)
 		m.Replication = rm
 	}
+	var specTTL spec.Duration
 	if ttl > 0 {
-		_, _, specTTL, _ := derive(m.Spec.ValueString(), ks, tb)
-		switch v := m.TTL.ValueString(); {
-		case v == "" && specTTL.Std() == time.Duration(ttl)*time.Second:
-			// Unset, so the spec output's TTL was applied: that is no drift.
-		case v == "" || mustDur(v).Seconds() != float64(ttl):
-			m.TTL = types.StringValue(spec.Duration(time.Duration(ttl) * time.Second).String())
-		}
-	} else if !m.TTL.IsNull() && mustDur(m.TTL.ValueString()) != 0 {
-		m.TTL = types.StringValue("0s")
+		_, _, specTTL, _ = derive(m.Spec.ValueString(), ks, tb)
 	}
+	m.TTL = refreshTTL(m.TTL, time.Duration(ttl)*time.Second, specTTL.Std())
 	kl, d := types.ListValueFrom(ctx, types.StringType, keys)
 	resp.Diagnostics.Append(d...)
 	cm, d := types.MapValueFrom(ctx, types.StringType, cols)
@@ -345,9 +339,36 @@ func (r *rollupTable) Read(ctx context.Context, req resource.ReadRequest, resp *
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
-func mustDur(s string) time.Duration {
-	d, _ := spec.ParseDuration(s)
-	return d.Std()
+// refreshTTL is the ttl attribute after a read found the table's default_time_to_live to be
+// table (specTTL is the spec output's, which applies when the attribute is unset). A stored
+// value the table does not have, or one that does not parse, is replaced by the table's, so
+// the next plan shows the drift and fixes it.
+func refreshTTL(stored types.String, table, specTTL time.Duration) types.String {
+	v := stored.ValueString()
+	if table > 0 {
+		if v == "" && specTTL == table {
+			return stored // unset, so the spec output's TTL was applied: that is no drift
+		}
+		if d, err := stateTTL(v); v == "" || err != nil || d != table {
+			return types.StringValue(spec.Duration(table).String())
+		}
+		return stored
+	}
+	if stored.IsNull() {
+		return stored
+	}
+	if d, err := stateTTL(v); err != nil || d != 0 {
+		return types.StringValue("0s")
+	}
+	return stored
+}
+
+// stateTTL parses a ttl attribute as stored in state. Create and Update reject a ttl that does
+// not parse, but state can hold one they never saw (edited state, an import, an older
+// provider), so the error is the caller's to act on rather than a zero to mistake for "no TTL".
+func stateTTL(s string) (time.Duration, error) {
+	d, err := spec.ParseDuration(s)
+	return d.Std(), err
 }
 
 func (r *rollupTable) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
