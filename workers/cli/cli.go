@@ -1,6 +1,8 @@
-// Package cli builds the liveagg command line: one binary whose subcommands cover the whole
-// product (spec tools now; worker, demo and checkpoint tools as they land). Commands here parse
-// flags and call into the packages that do the work; they hold no logic of their own.
+// Package cli is the liveagg command line (New): the subcommands that run a worker, check
+// specs and read checkpoint stores without disturbing the workers that write them. A command
+// parses its flags and configuration, wires the packages that do the work (worker, spec,
+// checkpoint and their clients) and turns how it ended into an exit status; the statuses
+// below are its contract with scripts and with the worker's supervisor.
 package cli
 
 import (
