@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/liveagg/liveagg/workers/topics"
 )
@@ -59,7 +60,7 @@ func (r *kafkaTopic) Schema(_ context.Context, _ resource.SchemaRequest, resp *r
 			"replication_factor": schema.Int64Attribute{Optional: true, Computed: true, MarkdownDescription: "Replicas of each partition (the broker's default when unset). Changing it creates a new topic.",
 				Validators:    []validator.Int64{int64validator.AtLeast(1)},
 				PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown(), int64planmodifier.RequiresReplace()}},
-			"config": schema.MapAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "Topic configs set on the topic, such as `retention.ms` or `cleanup.policy`; others keep the broker's defaults. Changed in place."},
+			"config": schema.MapAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "Topic configs set on the topic, such as `retention.ms` or `cleanup.policy`; others keep the broker's defaults. Changed in place. An imported topic reads back every config set on the topic (not the broker's defaults), which the configuration then manages: one it leaves out is removed from the topic."},
 		},
 	}
 }
@@ -132,7 +133,7 @@ func (r *kafkaTopic) Create(ctx context.Context, req resource.CreateRequest, res
 	// it as gone would leave its replication factor unknown after apply.
 	var d diag.Diagnostics
 	_, err = topics.Await(ctx, r.c.kafkaOpts, m.Name.ValueString(), 30*time.Second, func(kadm.TopicDetail) error {
-		if d = r.read(ctx, adm, &m); d.HasError() || m.ID.ValueString() != "" {
+		if d = r.read(ctx, adm, &m, false); d.HasError() || m.ID.ValueString() != "" {
 			return nil
 		}
 		return topics.ErrNotListed
@@ -145,8 +146,14 @@ func (r *kafkaTopic) Create(ctx context.Context, req resource.CreateRequest, res
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
-// read fills m from the broker; it leaves m.ID empty if the topic is gone.
-func (r *kafkaTopic) read(ctx context.Context, adm *kadm.Client, m *kafkaTopicModel) (d diag.Diagnostics) {
+// importedKey marks, in private state, a topic ImportState has just put in state, whose first
+// Read takes every config set on the topic.
+const importedKey = "imported"
+
+// read fills m from the broker; it leaves m.ID empty if the topic is gone. It reads back the
+// configs the resource manages (the keys of m.Config), or with allSet, as after an import, when
+// no keys are known yet, every config set on the topic.
+func (r *kafkaTopic) read(ctx context.Context, adm *kadm.Client, m *kafkaTopicModel, allSet bool) (d diag.Diagnostics) {
 	name := m.Name.ValueString()
 	if name == "" {
 		name = m.ID.ValueString()
@@ -169,12 +176,14 @@ func (r *kafkaTopic) read(ctx context.Context, adm *kadm.Client, m *kafkaTopicMo
 	m.Partitions = types.Int64Value(int64(len(t.Partitions)))
 	m.ReplicationFactor = types.Int64Value(int64(t.Partitions.NumReplicas()))
 	// Only the configs the resource manages are read back, so broker defaults are not drift;
-	// a managed config changed out of band is.
+	// a managed config changed out of band is. An imported topic manages none yet: it takes
+	// the ones set on the topic (not the broker's defaults nor its static configuration),
+	// which is what a configuration that created it would have set.
 	var managed map[string]string
 	if !m.Config.IsNull() {
 		m.Config.ElementsAs(ctx, &managed, false)
 	}
-	if len(managed) > 0 {
+	if len(managed) > 0 || allSet {
 		rc, err := adm.DescribeTopicConfigs(ctx, name)
 		if err != nil {
 			d.AddError("describe topic configs "+name, err.Error())
@@ -183,7 +192,11 @@ func (r *kafkaTopic) read(ctx context.Context, adm *kadm.Client, m *kafkaTopicMo
 		got := map[string]string{}
 		if c, err := rc.On(name, nil); err == nil {
 			for _, e := range c.Configs {
-				if _, ok := managed[e.Key]; ok && e.Value != nil {
+				_, ok := managed[e.Key]
+				if allSet && e.Source == kmsg.ConfigSourceDynamicTopicConfig {
+					ok = true
+				}
+				if ok && e.Value != nil {
 					got[e.Key] = *e.Value
 				}
 			}
@@ -191,6 +204,9 @@ func (r *kafkaTopic) read(ctx context.Context, adm *kadm.Client, m *kafkaTopicMo
 		mv, diags := types.MapValueFrom(ctx, types.StringType, got)
 		d = append(d, diags...)
 		m.Config = mv
+		if allSet && len(managed) == 0 && len(got) == 0 {
+			m.Config = types.MapNull(types.StringType) // as a configuration without config has it
+		}
 	}
 	return d
 }
@@ -207,12 +223,17 @@ func (r *kafkaTopic) Read(ctx context.Context, req resource.ReadRequest, resp *r
 		return
 	}
 	defer done()
-	resp.Diagnostics.Append(r.read(ctx, adm, &m)...)
+	imported, d := req.Private.GetKey(ctx, importedKey)
+	resp.Diagnostics.Append(d...)
+	resp.Diagnostics.Append(r.read(ctx, adm, &m, imported != nil)...)
 	if m.ID.ValueString() == "" {
 		resp.State.RemoveResource(ctx)
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	if imported != nil && !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(resp.Private.SetKey(ctx, importedKey, nil)...) // from now on, the managed keys only
+	}
 }
 
 func (r *kafkaTopic) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -281,12 +302,12 @@ func (r *kafkaTopic) Update(ctx context.Context, req resource.UpdateRequest, res
 		// Brokers apply config changes asynchronously: wait until they describe them.
 		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 			got := plan
-			if d := r.read(ctx, adm, &got); d.HasError() || got.Config.Equal(plan.Config) {
+			if d := r.read(ctx, adm, &got, false); d.HasError() || got.Config.Equal(plan.Config) {
 				break
 			}
 		}
 	}
-	resp.Diagnostics.Append(r.read(ctx, adm, &plan)...)
+	resp.Diagnostics.Append(r.read(ctx, adm, &plan, false)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -314,4 +335,5 @@ func (r *kafkaTopic) ImportState(ctx context.Context, req resource.ImportStateRe
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("config"), types.MapNull(types.StringType))...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, importedKey, []byte("true"))...)
 }

@@ -106,12 +106,17 @@ func TestAccKafkaTopic(t *testing.T) {
 				Config: topicConfig(name, 5, "7200000"),
 				Check:  resource.TestCheckResourceAttr("liveagg_kafka_topic.t", "config.retention.ms", "7200000"),
 			},
-			{ // import
-				ResourceName:            "liveagg_kafka_topic.t",
-				ImportState:             true,
-				ImportStateId:           name,
-				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"config"},
+			{ // import: the configs set on the topic read back, the broker's defaults not
+				ResourceName:      "liveagg_kafka_topic.t",
+				ImportState:       true,
+				ImportStateId:     name,
+				ImportStateVerify: true,
+			},
+			{ // and the plan after an import is empty
+				ResourceName:    "liveagg_kafka_topic.t",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				ImportStateId:   name,
 			},
 		},
 	})
@@ -162,6 +167,8 @@ resource "liveagg_kafka_topic" "t" {
 		ProtoV6ProviderFactories: factories,
 		Steps: []resource.TestStep{
 			{Config: config, Check: resource.TestCheckResourceAttr("liveagg_kafka_topic.t", "partitions", "2")},
+			// a topic with no configs set imports with none, as its configuration has it
+			{ResourceName: "liveagg_kafka_topic.t", ImportState: true, ImportStateKind: resource.ImportBlockWithID, ImportStateId: name},
 		},
 	})
 }
