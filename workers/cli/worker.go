@@ -54,7 +54,7 @@ before exiting. See workers/config for the file's fields; LIVEAGG_* variables ov
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)).With("worker", cfg.WorkerID)
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return exitStatus(RunWorker(ctx, cfg, log), log)
