@@ -54,7 +54,8 @@ before exiting. See workers/config for the file's fields; LIVEAGG_* variables ov
 			if err != nil {
 				return err
 			}
-			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+			// Every line of the process says which worker wrote it, the worker package's too.
+			log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), nil)).With("worker", cfg.WorkerID)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return exitStatus(RunWorker(ctx, cfg, log), log)
@@ -71,7 +72,8 @@ func exitStatus(err error, log *slog.Logger) error {
 	switch {
 	case err == nil || errors.As(err, &exit):
 		return err
-	case errors.Is(err, worker.ErrOffsetLost), errors.Is(err, sink.ErrDeadLetterTooSmall), errors.Is(err, state.ErrMismatch):
+	case errors.Is(err, worker.ErrOffsetLost), errors.Is(err, worker.ErrLogRewritten), errors.Is(err, worker.ErrNoRestore),
+		errors.Is(err, sink.ErrDeadLetterTooSmall), errors.Is(err, state.ErrMismatch):
 		log.Error("worker halted: a restart cannot fix this; see the error", "err", err, "exit_status", ExitHalted)
 		return &ExitError{Code: ExitHalted}
 	}

@@ -41,14 +41,7 @@ func (es Errors) Error() string {
 }
 
 func (es *Errors) add(path, format string, args ...any) {
-	*es = append(*es, FieldError{Path: path, Msg: message(format, args...)})
-}
-
-// message formats an error message. Messages say "at least one of %s" with oneOf's "one of
-// ..." as the argument, which would read "at least one of one of count, sum, ..."; message
-// says it once, so oneOf can stay the phrase every "is not supported: %s" needs.
-func message(format string, args ...any) string {
-	return strings.ReplaceAll(fmt.Sprintf(format, args...), "one of one of ", "one of ")
+	*es = append(*es, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (es *Errors) addLine(path string, line int, format string, args ...any) {

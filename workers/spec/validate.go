@@ -187,7 +187,7 @@ func (s *Spec) validateWindows(errs *Errors) {
 
 func (s *Spec) validateAggregations(errs *Errors) {
 	if len(s.Aggregations) == 0 {
-		errs.add("aggregations", "required: at least one of %s", oneOf(Functions))
+		errs.add("aggregations", "required: at least one of %s", strings.Join(Functions, ", "))
 	}
 	names := map[string]int{}
 	for i, a := range s.Aggregations {
@@ -308,7 +308,7 @@ var reserved = map[string]bool{"series": true, "window_start": true, "window_end
 
 func (s *Spec) validateOutputs(errs *Errors) {
 	if len(s.Outputs) == 0 {
-		errs.add("outputs", "required: at least one of %s", oneOf(OutputTypes))
+		errs.add("outputs", "required: at least one of %s", strings.Join(OutputTypes, ", "))
 	}
 	for i, o := range s.Outputs {
 		p := fmt.Sprintf("outputs[%d]", i)

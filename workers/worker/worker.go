@@ -165,7 +165,9 @@ func New(cfg Config) (*Worker, error) {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	log := cfg.Logger.With("spec", cfg.Spec.Name, "worker", cfg.WorkerID)
+	// The worker id is the caller's to put on its logger: the process's other parts (the
+	// checkpoint store, the spec and spot watchers) log with it too.
+	log := cfg.Logger.With("spec", cfg.Spec.Name)
 	health := newSinkHealth(log, m)
 	for _, s := range cfg.Sinks {
 		if o, ok := s.(sink.Observable); ok {

@@ -85,7 +85,7 @@ func (f *fleet) start(id string) error {
 	w, err := worker.New(worker.Config{
 		WorkerID: id, Spec: f.spec, KafkaOpts: f.kopts, Checkpoints: f.store, Sinks: f.sinks,
 		CheckpointInterval: 2 * time.Second, CheckpointRecords: 50_000, Metrics: f.metrics,
-		Logger: f.o.Logger, SessionTimeout: 6 * time.Second, MaxPollRecords: 5_000,
+		Logger: f.o.Logger.With("worker", id), SessionTimeout: 6 * time.Second, MaxPollRecords: 5_000,
 	})
 	if err != nil {
 		return fmt.Errorf("demo: %s: %w", id, err)
