@@ -462,14 +462,69 @@ func (r *aggregationSpec) replaceIfStateBreaks(prior specModel, next *spec.Spec,
 }
 
 func (r *aggregationSpec) registry() (bucket, prefix string, err error) {
-	if r.c == nil || r.c.s3 == nil {
+	return r.c.registryLocation()
+}
+
+// registryLocation is the spec registry's bucket and key prefix.
+func (c *clients) registryLocation() (bucket, prefix string, err error) {
+	if c == nil || c.s3 == nil {
 		return "", "", fmt.Errorf("the provider has no spec registry: set spec_registry.location (s3://bucket/prefix) or LIVEAGG_SPEC_REGISTRY")
 	}
-	u, err := url.Parse(r.c.registry)
+	u, err := url.Parse(c.registry)
 	if err != nil {
 		return "", "", err
 	}
 	return u.Host, strings.Trim(u.Path, "/"), nil
+}
+
+// storedSpecWriting finds the one spec in the registry with a cassandra output to
+// keyspace.table and returns it as stored: the text of its aggregation spec's yaml attribute.
+// ok is false without a registry, or when no spec or several write the table.
+func (c *clients) storedSpecWriting(ctx context.Context, keyspace, table string) (doc string, ok bool) {
+	bucket, prefix, err := c.registryLocation()
+	if err != nil {
+		return "", false
+	}
+	if prefix != "" {
+		prefix += "/"
+	}
+	var found []string
+	pages := s3.NewListObjectsV2Paginator(c.s3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return "", false
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			if !strings.HasSuffix(key, ".yaml") || strings.Contains(strings.TrimPrefix(key, prefix), "/") {
+				continue
+			}
+			out, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				continue
+			}
+			y, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil {
+				continue
+			}
+			s, err := spec.Parse(y)
+			if err != nil {
+				continue
+			}
+			for _, o := range s.Outputs {
+				if o.Type == spec.OutputCassandra && o.Keyspace == keyspace && o.Table == table {
+					found = append(found, string(y))
+					break
+				}
+			}
+		}
+	}
+	if len(found) != 1 {
+		return "", false
+	}
+	return found[0], true
 }
 
 func (r *aggregationSpec) objectKey(prefix, name string) string {

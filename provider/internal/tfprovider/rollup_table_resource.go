@@ -27,6 +27,7 @@ var (
 	_ resource.ResourceWithConfigure   = (*rollupTable)(nil)
 	_ resource.ResourceWithModifyPlan  = (*rollupTable)(nil)
 	_ resource.ResourceWithImportState = (*rollupTable)(nil)
+	_ planmodifier.String              = sameDuration{}
 )
 
 type rollupTable struct{ c *clients }
@@ -54,16 +55,38 @@ func (r *rollupTable) Schema(_ context.Context, _ resource.SchemaRequest, resp *
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{Computed: true, MarkdownDescription: "`keyspace.table`, the import ID.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
-			"spec": schema.StringAttribute{Required: true, MarkdownDescription: "The spec document (the `yaml` attribute of a `liveagg_aggregation_spec`); the table is the one its `" + spec.OutputCassandra + "` output with this keyspace and table names."},
+			"spec": schema.StringAttribute{Required: true, MarkdownDescription: "The spec document (the `yaml` attribute of a `liveagg_aggregation_spec`); the table is the one its `" + spec.OutputCassandra + "` output with this keyspace and table names. " +
+				"An import reads it from the spec registry: the one stored spec with that output."},
 			"keyspace": schema.StringAttribute{Required: true, MarkdownDescription: "Keyspace; created if missing. Changing it creates a new table.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
 			"table": schema.StringAttribute{Required: true, MarkdownDescription: "Table. Changing it creates a new table.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
 			"replication": schema.MapAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "The keyspace's replication, such as `{ class = \"NetworkTopologyStrategy\", us-east = \"3\" }`; default `SimpleStrategy` with one replica. Changed in place."},
-			"ttl":         schema.StringAttribute{Optional: true, MarkdownDescription: "Rows expire this long after they are written, such as `2160h` or `90d` (the table's `default_time_to_live`); when unset, the spec's Cassandra output's `ttl`, if any. Changed in place."},
-			"key_fields":  schema.ListAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "The series key columns, from the spec (with `window_size`, the partition key; `window_start` clusters)."},
-			"columns":     schema.MapAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "Value columns and their CQL types, from the spec's aggregations."},
+			"ttl": schema.StringAttribute{Optional: true, MarkdownDescription: "Rows expire this long after they are written, such as `2160h` or `90d` (the table's `default_time_to_live`); when unset, the spec's Cassandra output's `ttl`, if any. Changed in place; the same duration spelt otherwise (`720h` for `30d`) is no change.",
+				PlanModifiers: []planmodifier.String{sameDuration{}}},
+			"key_fields": schema.ListAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "The series key columns, from the spec (with `window_size`, the partition key; `window_start` clusters)."},
+			"columns":    schema.MapAttribute{ElementType: types.StringType, Computed: true, MarkdownDescription: "Value columns and their CQL types, from the spec's aggregations."},
 		},
+	}
+}
+
+// sameDuration plans the state's ttl when the configuration spells the same duration
+// otherwise. Read writes the table's TTL in the spec's spelling ("30d") whenever the state has
+// none to keep, as after an import, and "720h" in the configuration is then no change.
+type sameDuration struct{}
+
+func (sameDuration) Description(context.Context) string {
+	return "the same duration spelt otherwise keeps the state's spelling"
+}
+func (m sameDuration) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+func (sameDuration) PlanModifyString(_ context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if req.StateValue.IsNull() || req.PlanValue.IsNull() || req.PlanValue.IsUnknown() || req.StateValue.Equal(req.PlanValue) {
+		return
+	}
+	prior, err1 := spec.ParseDuration(req.StateValue.ValueString())
+	planned, err2 := spec.ParseDuration(req.PlanValue.ValueString())
+	if err1 == nil && err2 == nil && prior == planned {
+		resp.PlanValue = req.StateValue
 	}
 }
 
@@ -267,6 +290,14 @@ func (r *rollupTable) Read(ctx context.Context, req resource.ReadRequest, resp *
 			return
 		}
 		m.Keyspace, m.Table = types.StringValue(ks), types.StringValue(tb)
+	}
+	if m.Spec.IsNull() {
+		// Imported: the configuration's spec is usually an aggregation spec's yaml, which is
+		// the document stored in the registry. Without it the plan would set spec, a change
+		// that changes nothing.
+		if doc, ok := r.c.storedSpecWriting(ctx, m.Keyspace.ValueString(), m.Table.ValueString()); ok {
+			m.Spec = types.StringValue(doc)
+		}
 	}
 	sess, err := r.c.cassandra()
 	if err != nil {

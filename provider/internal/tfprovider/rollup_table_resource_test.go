@@ -125,17 +125,24 @@ func TestAccRollupTable(t *testing.T) {
 					return nil
 				},
 			},
-			{ // the spec's spelling of the same TTL: accepted, and the plan after it is empty
-				Config: rollupConfig(name+"_3", ks, `"org"`, sum, "30d"),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction("liveagg_rollup_table.t", plancheck.ResourceActionUpdate)}},
+			{ // the spec's spelling of the same TTL is no change
+				Config:           rollupConfig(name+"_3", ks, `"org"`, sum, "30d"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				Check:            resource.TestCheckResourceAttr("liveagg_rollup_table.t", "ttl", "720h0m0s"),
 			},
-			{ // import by keyspace.table
+			{ // import by keyspace.table: the spec is found in the registry
 				ResourceName:            "liveagg_rollup_table.t",
 				ImportState:             true,
 				ImportStateId:           ks + ".rollup",
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"spec"},
+				ImportStateVerifyIgnore: []string{"ttl"}, // the same duration, read back as 30d
+			},
+			{ // and the plan after an import is empty, whatever the configuration's spelling
+				Config:          rollupConfig(name+"_3", ks, `"org"`, sum, "720h"),
+				ResourceName:    "liveagg_rollup_table.t",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				ImportStateId:   ks + ".rollup",
 			},
 		},
 	})
