@@ -19,6 +19,7 @@ import (
 
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/config"
+	"github.com/liveagg/liveagg/workers/state"
 )
 
 func newCheckpointCmd() *cobra.Command {
@@ -202,14 +203,21 @@ to the previous one), 2 if the store or partition cannot be read.`,
 				}
 				c := e.entry
 				verdict := "verified (size and CRC32C)"
-				if _, err := st.Fetch(ctx, *c); err != nil {
+				// The state's own checksum tells checkpoints apart; the manifest's CRC32C
+				// covers the object with that checksum in it, which makes it CRC-32C's
+				// residue constant for every state, so it is not shown.
+				checksum := fmt.Sprintf("%08x", c.CRC32C)
+				cp, err := st.Fetch(ctx, *c)
+				if err != nil {
 					verdict = "BROKEN: " + err.Error()
 					if e.name == "current" {
 						code = ExitInvalid
 					}
+				} else if sum, ok := state.SnapshotChecksum(cp.State); ok {
+					checksum = fmt.Sprintf("%08x (the state's own)", sum)
 				}
-				fmt.Fprintf(out, "%s:\n  object:     %s\n  offset:     %d\n  emit_seq:   %d\n  bytes:      %d\n  crc32c:     %08x\n  generation: %d\n  created:    %s (%s ago)\n",
-					e.name, c.Object, c.Offset, c.EmitSeq, c.Size, c.CRC32C, c.Generation, c.Created.Format(time.RFC3339), time.Since(c.Created).Round(time.Second))
+				fmt.Fprintf(out, "%s:\n  object:     %s\n  offset:     %d\n  emit_seq:   %d\n  bytes:      %d\n  crc32c:     %s\n  generation: %d\n  created:    %s (%s ago)\n",
+					e.name, c.Object, c.Offset, c.EmitSeq, c.Size, checksum, c.Generation, c.Created.Format(time.RFC3339), time.Since(c.Created).Round(time.Second))
 				for s, v := range c.Sinks {
 					fmt.Fprintf(out, "  sink:       %s at %s\n", s, v)
 				}

@@ -3,6 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"github.com/liveagg/liveagg/workers/agg"
+	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/state"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,5 +125,57 @@ func TestCheckpointInspectPrintsStoredChecksums(t *testing.T) {
 				t.Errorf("inspect prints the CRC-32C residue, not a stored checksum:\n%s", out)
 			}
 		})
+	}
+}
+
+// A real state snapshot carries its own CRC-32C at its end, so the manifest's checksum of the
+// whole object is CRC-32C's residue constant for every checkpoint; inspect shows the state's
+// own, which tells two checkpoints apart.
+func TestCheckpointInspectShowsTheStatesOwnChecksum(t *testing.T) {
+	s, err := spec.Parse([]byte("name: s1\ninput: {topic: raw, time_field: t}\nkey: [k]\nwindows: [1m]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, err := agg.LayoutOf(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := record.NewDecoder(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := "file://" + t.TempDir()
+	store, err := checkpoint.Open(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := store.Claim(t.Context(), checkpoint.Key{Spec: "s1", Topic: "raw", Partition: 0}, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := state.New(s, layout, nil)
+	r := dec.NewRecord()
+	var sums []string
+	for i := range 2 {
+		if err := dec.Decode(fmt.Appendf(nil, `{"k":"a%d","t":%d}`, i, 1_767_225_600_000+i), 0, r); err != nil {
+			t.Fatal(err)
+		}
+		st.Apply(r)
+		snap, err := st.AppendSnapshot(nil, state.Fingerprint(s, layout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lease.Save(t.Context(), checkpoint.Checkpoint{Offset: int64(i + 1), State: snap}); err != nil {
+			t.Fatal(err)
+		}
+		sum, _ := state.SnapshotChecksum(snap)
+		sums = append(sums, fmt.Sprintf("%08x (the state's own)", sum))
+	}
+	out, _, err := runCLI(t, "checkpoint", "inspect", loc, "s1/raw/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sums[0] == sums[1] || !strings.Contains(out, "crc32c:     "+sums[1]) || !strings.Contains(out, "crc32c:     "+sums[0]) || strings.Contains(out, "48674bc7") {
+		t.Errorf("inspect output does not show each state's own checksum %v:\n%s", sums, out)
 	}
 }

@@ -36,6 +36,16 @@ const (
 	headerLen   = 4 + 2 + 8 + 5*8
 )
 
+// SnapshotChecksum returns the CRC-32C a snapshot carries at its end (of everything before
+// it), which tells snapshots apart. A checksum over the whole snapshot, its own included, is
+// CRC-32C's residue constant for every snapshot, so it is no use to show.
+func SnapshotChecksum(data []byte) (uint32, bool) {
+	if len(data) < headerLen+4 || string(data[:4]) != snapMagic {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint32(data[len(data)-4:]), true
+}
+
 // ErrCorrupt is wrapped by every Restore error caused by the bytes themselves (as opposed to a
 // spec mismatch): the caller falls back to an older checkpoint.
 var ErrCorrupt = errors.New("corrupt state snapshot")
