@@ -23,7 +23,8 @@ import (
 type Class int
 
 const (
-	// Transient errors pass: a timeout, an unavailable replica, throttling, a lost connection.
+	// Transient errors pass: a timeout, an unavailable replica, throttling, a lost connection,
+	// and any error Classify does not recognise.
 	// The write is retried with backoff and the partition holds (it stops consuming) until it
 	// succeeds. Nothing is dropped.
 	Transient Class = iota
@@ -50,32 +51,48 @@ func (c Class) String() string {
 	return "unknown"
 }
 
-// Classify says what a sink's write error means. Errors it does not recognise are transient
-// when they look like the network or a deadline, and otherwise rejected: a write of one row
-// that failed for no known sink-wide reason is about that row, and holding the partition on it
-// forever would end in retention deleting what the partition never read.
+// Classify says what a sink's write error means. Only errors known to be about the row are
+// rejected; anything it does not recognise is transient: holding a partition on an unknown
+// error is loud (the sink shows as blocked, its errors count) and loses nothing, while
+// dead-lettering rows on one would move good output out of the store for good.
 func Classify(err error) Class {
+	c, _ := classifyKnown(err)
+	return c
+}
+
+// KnownTransient says whether err is one Classify recognises as passing (a timeout, a store
+// away, a cancelled context), as opposed to one it only treats so because it does not know it.
+// The worker's poison guard counts every failure at a record but these.
+func KnownTransient(err error) bool {
+	c, known := classifyKnown(err)
+	return known && c == Transient
+}
+
+// classifyKnown is Classify, and whether it recognised the error.
+func classifyKnown(err error) (Class, bool) {
 	if err == nil {
-		return Transient
+		return Transient, false
 	}
 	if isTrust(err) {
 		// A certificate the store's CA does not sign, or a name it does not carry: nothing a
 		// row can cause, and nothing a retry fixes until an operator does.
-		return Configuration
+		return Configuration, true
 	}
-	if c, ok := classifyCassandra(err); ok {
-		return c
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isNetwork(err) {
+		return Transient, true
 	}
-	if c, ok := classifyKafka(err); ok {
-		return c
+	for _, classify := range []func(error) (Class, bool){classifyCassandra, classifyKafka, classifyS3} {
+		if c, ok := classify(err); ok {
+			return c, true
+		}
 	}
-	if c, ok := classifyS3(err); ok {
-		return c
-	}
-	if isNetwork(err) {
-		return Transient
-	}
-	return Rejected
+	return Transient, false
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }
 
 func isTrust(err error) bool {
@@ -86,14 +103,6 @@ func isTrust(err error) bool {
 	var alert tls.AlertError
 	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
 		errors.As(err, &verify) || errors.As(err, &alert)
-}
-
-func isNetwork(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }
 
 func classifyCassandra(err error) (Class, bool) {
@@ -117,20 +126,21 @@ func classifyCassandra(err error) (Class, bool) {
 				}
 			}
 			return Rejected, true
-		case gocql.ErrCodeWriteFailure, gocql.ErrCodeFunctionFailure, gocql.ErrCodeCDCWriteFailure:
-			// Replicas answered and refused this mutation (too large, a bad value for a
-			// function): about the row.
-			return Rejected, true
 		}
+		// Write failures (replicas that refused for their own reasons, a schema still
+		// settling) and the rest pass.
 		return Transient, true
 	}
 	var me gocql.MarshalError
 	if errors.As(err, &me) {
-		return Rejected, true
+		// A value of the wrong type for its column: the table's column has another type
+		// than the spec's (a spec changed under an existing table), so every row fails.
+		return Configuration, true
 	}
 	if errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrNoConnections) ||
 		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, gocql.ErrNoStreams) ||
-		errors.Is(err, gocql.ErrSessionClosed) {
+		errors.Is(err, gocql.ErrSessionClosed) || errors.Is(err, gocql.ErrTooManyTimeouts) ||
+		errors.Is(err, gocql.ErrUnavailable) || errors.Is(err, gocql.ErrHostQueryFailed) {
 		return Transient, true
 	}
 	if errors.Is(err, gocql.ErrNotFound) {
@@ -156,12 +166,11 @@ func classifyKafka(err error) (Class, bool) {
 	return Configuration, true
 }
 
-// s3 error codes that say the object itself is wrong; every other code that is not the SDK's
-// retryable list is about the bucket, the credentials or the permissions.
-var s3RowCodes = map[string]bool{
-	"EntityTooLarge": true, "KeyTooLongError": true, "InvalidArgument": true,
-	"MetadataTooLarge": true, "InvalidDigest": true, "BadDigest": true, "InvalidObjectName": true,
-}
+// s3 error codes that say the object itself is wrong. A key too long or an invalid argument
+// (bucket settings such as encryption or object lock) refuses every object alike, so those
+// are configuration; every other code that is not the SDK's retryable list is about the
+// bucket, the credentials or the permissions.
+var s3RowCodes = map[string]bool{"EntityTooLarge": true, "MetadataTooLarge": true}
 
 // s3 error codes of a store that is struggling, whatever the HTTP status said.
 var s3TransientCodes = map[string]bool{
