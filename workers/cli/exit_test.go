@@ -25,6 +25,7 @@ func TestExitStatus(t *testing.T) {
 		{"log truncated or recreated", fmt.Errorf("partition 3: %w: ...", worker.ErrLogRewritten), ExitHalted},
 		{"no checkpoint restores", fmt.Errorf("partition x/y/3: %w", worker.ErrNoRestore), ExitHalted},
 		{"dead-letter topic too small", fmt.Errorf("outbox: %w", sink.ErrDeadLetterTooSmall), ExitHalted},
+		{"rollup table of another shape", fmt.Errorf("outputs[0]: %w", sink.ErrSchemaMismatch), ExitHalted},
 		{"checkpoints of another spec", fmt.Errorf("restore: %w", state.ErrMismatch), ExitHalted},
 		{"a partition failed", errors.New("partition x/y/3: flush kafka: broker gone"), ExitFailed},
 		{"drained for termination", &ExitError{Code: ExitDrained}, ExitDrained},

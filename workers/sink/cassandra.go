@@ -2,7 +2,10 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -107,6 +110,9 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 			return nil, fmt.Errorf("cassandra sink: %s: %w", firstWords(q), err)
 		}
 	}
+	if err := checkColumns(ctx, s, cfg, keyFields, columns); err != nil {
+		return nil, err
+	}
 	cols := append(cqlNames(keyFields), "window_size", "window_start", "window_end")
 	for _, c := range columns {
 		cols = append(cols, c.CQLName())
@@ -117,6 +123,46 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 		insert += fmt.Sprintf(" USING TTL %d", int(cfg.TTL.Seconds()))
 	}
 	return &Cassandra{s: s, cfg: cfg, insert: insert, columns: columns, obs: nopObserver{}}, nil
+}
+
+// ErrSchemaMismatch is returned by NewCassandra when the table exists with a column missing or
+// of another type than the spec writes (a spec changed under an existing table). Every row
+// would be refused, so the worker stops at start and says which column; a restart does not
+// fix it (the provider's liveagg_rollup_table alters the columns in place).
+var ErrSchemaMismatch = errors.New("cassandra table does not match the spec")
+
+// checkColumns compares an existing table's columns with what the sink writes.
+func checkColumns(ctx context.Context, s *gocql.Session, cfg CassandraConfig, keyFields []string, columns []Column) error {
+	want := map[string]string{"window_size": "int", "window_start": "timestamp", "window_end": "timestamp"}
+	for _, k := range cqlNames(keyFields) {
+		want[k] = "text"
+	}
+	for _, c := range columns {
+		want[c.CQLName()] = c.CQLType()
+	}
+	have := map[string]string{}
+	iter := s.Query(`SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`,
+		cfg.Keyspace, cfg.Table).WithContext(ctx).Iter()
+	var name, typ string
+	for iter.Scan(&name, &typ) {
+		have[name] = typ
+	}
+	if err := iter.Close(); err != nil {
+		return fmt.Errorf("cassandra sink %s.%s: read its columns: %w", cfg.Keyspace, cfg.Table, err)
+	}
+	var problems []string
+	for _, n := range slices.Sorted(maps.Keys(want)) {
+		switch got, ok := have[n]; {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("column %s is missing (the spec writes %s)", n, want[n]))
+		case got != want[n]:
+			problems = append(problems, fmt.Sprintf("column %s is %s, the spec writes %s", n, got, want[n]))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s.%s: %s", ErrSchemaMismatch, cfg.Keyspace, cfg.Table, strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // CassandraDDL returns the statements that create a sink's keyspace and table; the Terraform
