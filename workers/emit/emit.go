@@ -138,12 +138,16 @@ func (w *Window) AppendJSON(dst []byte, i int) []byte {
 		dst = append(dst, ',')
 		dst = AppendString(dst, c)
 		dst = append(dst, ':')
-		if w.Kinds != nil && w.Kinds[j] == agg.ColumnText {
+		switch {
+		case j >= len(r.Values):
+			// A window copied without final values (its outputs all take partial states).
+			dst = append(dst, "null"...)
+		case w.Kinds != nil && w.Kinds[j] == agg.ColumnText:
 			dst = AppendString(dst, r.Texts[t])
 			t++
-			continue
+		default:
+			dst = AppendNumber(dst, r.Values[j])
 		}
-		dst = AppendNumber(dst, r.Values[j])
 	}
 	return append(dst, '}')
 }

@@ -159,8 +159,11 @@ type kafkaWriter struct {
 	progressPart int32
 	inTxn        bool
 	dirty        bool
-	mu           sync.Mutex
-	produceErr   error
+	// rejected holds output rows too large for their topic, for the owner to dead-letter
+	// (and count) with the checkpoint's other rejections.
+	rejected   []Rejection
+	mu         sync.Mutex
+	produceErr error
 }
 
 // readMarker reads the progress partition of this input partition to its end. Control records
@@ -307,8 +310,8 @@ func (w *kafkaWriter) Write(ctx context.Context, win *emit.Window) error {
 			if !w.k.limits.fits(r) && w.k.deadLetter != "" {
 				// A row its topic cannot take would fail the whole transaction on every
 				// replay: it goes to the dead letters instead, once.
-				w.produceDeadLetter(ctx, rowDeadLetter(w.k.deadLetter, Rejection{Sink: w.k.Name() + ":" + out.Topic, Window: win, Row: i,
-					Err: fmt.Errorf("%w: row of %d bytes, topic %s takes %d", kerr.MessageTooLarge, recordSize(r), out.Topic, w.k.limits.of(out.Topic))}))
+				w.rejected = append(w.rejected, Rejection{Sink: w.k.Name() + ":" + out.Topic, Window: win, Row: i, Value: val,
+					Err: fmt.Errorf("%w: row of %d bytes, topic %s takes %d", kerr.MessageTooLarge, recordSize(r), out.Topic, w.k.limits.of(out.Topic))})
 				continue
 			}
 			w.produce(ctx, r)
@@ -357,8 +360,12 @@ func (w *kafkaWriter) DeadLetterRow(ctx context.Context, rej Rejection) error {
 
 func rowDeadLetter(topic string, rej Rejection) *kgo.Record {
 	win := rej.Window
+	value := rej.Value
+	if value == nil {
+		value = win.AppendJSON(nil, rej.Row)
+	}
 	return &kgo.Record{
-		Topic: topic, Key: []byte(rowKey(win, rej.Row)), Value: win.AppendJSON(nil, rej.Row), Partition: 0,
+		Topic: topic, Key: []byte(rowKey(win, rej.Row)), Value: value, Partition: 0,
 		Timestamp: time.UnixMilli(win.Start),
 		Headers: []kgo.RecordHeader{
 			{Key: "liveagg-reason", Value: []byte(RejectedRow)},
@@ -388,6 +395,13 @@ func capDetail(s string) string {
 // EnsureTopics read it, else franz-go's conservative default.
 func (k *Kafka) batchCap(topic string) int32 {
 	return k.limits.of(topic)
+}
+
+// TakeRejections implements Rejecter: the output rows too large for their topic.
+func (w *kafkaWriter) TakeRejections() []Rejection {
+	r := w.rejected
+	w.rejected = nil
+	return r
 }
 
 // Position sets what the next commit's marker records.

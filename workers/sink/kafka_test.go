@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/emit"
 	"github.com/liveagg/liveagg/workers/topics"
 )
 
@@ -78,5 +80,44 @@ func testProgressWait(t *testing.T, opts []kgo.Opt, prefix string) {
 				t.Errorf("progress partition %d, want 1", got)
 			}
 		})
+	}
+}
+
+// A Kafka output row too large for its topic is set aside for the dead letters, with the
+// value the sink rendered: for a partial output the window carries no final values, and
+// rendering the row as JSON must not be needed (it panicked on exactly that).
+func TestOversizeOutputRowIsSetAside(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out", "dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big := strings.Repeat("s", 5000)
+	outs := []KafkaOutput{{Topic: "out", Render: func(w *emit.Window, i int, key, value []byte) ([]byte, []byte) {
+		return append(key, w.Rows[i].Key[0]...), append(value, big...)
+	}}}
+	k := NewKafka([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, outs, "dlq", "")
+	k.limits = topicLimits{"out": 2000, "dlq": 1 << 20}
+	wr, err := k.Open(context.Background(), PartitionKey{Spec: "s", Topic: "raw", Partition: 0}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	// As emit.CopyKeys makes it for a spec whose outputs are all partial: keys, no values.
+	win := &emit.Window{Spec: "s", Topic: "raw", Size: 60_000, KeyFields: []string{"k"}, Columns: []string{"count"},
+		Rows: []emit.Row{{Key: []string{"a"}}}}
+	if err := wr.Write(context.Background(), win); err != nil {
+		t.Fatal(err)
+	}
+	rejs := wr.(Rejecter).TakeRejections()
+	if len(rejs) != 1 || string(rejs[0].Value) != big || !errors.Is(rejs[0].Err, kerr.MessageTooLarge) {
+		t.Fatalf("rejections %+v", rejs)
+	}
+	dl := rowDeadLetter("dlq", rejs[0])
+	if string(dl.Value) != big || string(dl.Key) != "a" {
+		t.Fatalf("dead letter key %q, %d value bytes", dl.Key, len(dl.Value))
+	}
+	if again := wr.(Rejecter).TakeRejections(); len(again) != 0 {
+		t.Fatalf("rejections handed over twice: %v", again)
 	}
 }

@@ -47,6 +47,9 @@ type Rejection struct {
 	Row    int
 	// Err is the store's answer.
 	Err error
+	// Value is the row as the sink rendered it, when it did (a partial state, whose window
+	// carries no final values); nil renders the row as JSON.
+	Value []byte
 }
 
 // Rejecter is a Writer that sets refused rows aside instead of failing. The worker takes them
