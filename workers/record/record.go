@@ -99,16 +99,19 @@ type Record struct {
 // Decoder extracts one spec's fields. It is not safe for concurrent use: each partition owner
 // has its own, which is also what keeps it allocation-free.
 type Decoder struct {
-	p         fastjson.Parser
-	keyNames  []string
-	keyPaths  [][]string
-	timeName  string
-	timePath  []string
-	unit      string
-	numNames  []string
-	numPaths  [][]string
-	strNames  []string
-	strPaths  [][]string
+	p        fastjson.Parser
+	keyNames []string
+	keyPaths [][]string
+	timeName string
+	timePath []string
+	unit     string
+	numNames []string
+	numPaths [][]string
+	strNames []string
+	strPaths [][]string
+	// strText marks the text fields that are stored as text (last of text), which must be
+	// valid UTF-8; distinct only hashes its values, whatever their bytes.
+	strText   []bool
 	maxBytes  int
 	maxSkewMs int64
 	// Scratch buffers per key and Str field hold numbers rendered as text, reused across
@@ -137,10 +140,14 @@ func NewDecoder(s *spec.Spec) (*Decoder, error) {
 		switch {
 		case a.Fn == spec.FnCount:
 		case a.Fn == spec.FnDistinct, a.IsText():
-			if !slices.Contains(d.strNames, a.Field) {
+			i := slices.Index(d.strNames, a.Field)
+			if i < 0 {
+				i = len(d.strNames)
 				d.strNames = append(d.strNames, a.Field)
 				d.strPaths = append(d.strPaths, strings.Split(a.Field, "."))
+				d.strText = append(d.strText, false)
 			}
+			d.strText[i] = d.strText[i] || a.IsText()
 		default:
 			if !slices.Contains(d.numNames, a.Field) {
 				d.numNames = append(d.numNames, a.Field)
@@ -252,7 +259,7 @@ func (d *Decoder) Decode(value []byte, logTimeMs int64, r *Record) error {
 		switch f.Type() {
 		case fastjson.TypeString:
 			r.Str[i], _ = f.StringBytes()
-			if !validText(r.Str[i]) {
+			if d.strText[i] && !validText(r.Str[i]) {
 				return &Error{Reason: ReasonBadUTF8, Field: d.strNames[i], Detail: "text value is not valid UTF-8"}
 			}
 		case fastjson.TypeNumber, fastjson.TypeTrue, fastjson.TypeFalse:

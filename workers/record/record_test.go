@@ -114,7 +114,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"NaN string number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":"NaN"`, 1), ReasonWrongType, "dwell_ms"},
 		{"huge string number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":"1e999"`, 1), ReasonWrongType, "dwell_ms"},
 		{"invalid UTF-8 in a key", strings.Replace(good, `"org":"a"`, "\"org\":\"m\xff\xfe\"", 1), ReasonBadUTF8, "org"},
-		{"invalid UTF-8 in a text field", strings.Replace(good, `"device":"d"`, "\"device\":\"d\xc3\"", 1), ReasonBadUTF8, "device"},
+
 		{"huge number", strings.Replace(good, `"dwell_ms":1`, `"dwell_ms":1e999`, 1), ReasonWrongType, "dwell_ms"},
 		{"missing number", strings.Replace(good, `"rssi":1,`, ``, 1), ReasonMissing, "rssi"},
 		{"array distinct", strings.Replace(good, `"device":"d"`, `"device":[1]`, 1), ReasonWrongType, "device"},
@@ -221,5 +221,33 @@ func TestCanonicalKey(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { IsCanonicalKey([]byte("acme\x1f7"), parts, []int{0, 1}) }); n != 0 {
 		t.Errorf("IsCanonicalKey allocates %v times", n)
+	}
+}
+
+// Text kept as text (last of text) must be valid UTF-8; distinct only hashes its values, so a
+// record with odd bytes there still counts.
+func TestUTF8OnlyWhereTextIsKept(t *testing.T) {
+	s, err := spec.Parse([]byte(`
+name: t
+input: {topic: raw, time_field: ts}
+key: [k]
+windows: [1m]
+aggregations: [{fn: distinct, field: device}, {fn: last, field: status, type: text}]
+outputs: [{type: stdout}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDecoder(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := d.NewRecord()
+	if err := d.Decode([]byte("{\"k\":\"a\",\"ts\":1,\"device\":\"d\xc3\",\"status\":\"ok\"}"), 0, r); err != nil {
+		t.Errorf("odd bytes in a distinct field: %v", err)
+	}
+	err = d.Decode([]byte("{\"k\":\"a\",\"ts\":1,\"device\":\"d\",\"status\":\"o\xffk\"}"), 0, r)
+	if ReasonOf(err) != ReasonBadUTF8 {
+		t.Errorf("invalid UTF-8 in a text last: %v, want invalid_utf8", err)
 	}
 }

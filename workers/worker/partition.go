@@ -92,6 +92,8 @@ type progress struct {
 	sinceCkpt  int64
 	lastCkpt   time.Time
 	curOffset  int64 // offset of the record being applied, for emitted windows
+	// curRecord is the record being applied, for dead-lettering it from an emitted window.
+	curRecord *kgo.Record
 }
 
 // poisonGuard pins a failure to the record that caused it and passes a record that failed
@@ -312,17 +314,25 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 		if kr.Offset < o.nextOffset {
 			continue // before the checkpoint (a fetch that raced the seek)
 		}
-		o.curOffset = kr.Offset
+		o.curOffset, o.curRecord = kr.Offset, kr
 		o.handling, o.phase = kr.Offset, phaseApply
+		passedPoison := false
 		if p := o.poison; p != nil && kr.Offset == p.Offset {
 			skip, err := o.handlePoison(ctx, kr)
 			if err != nil {
 				return err
 			}
+			passedPoison = true
 			if skip {
 				bad++
 				o.nextOffset = kr.Offset + 1
 				o.sinceCkpt++
+				// Checkpoint past it at once: the manifest forgets the failure, and a record
+				// right after it that fails too starts its own count from here, instead of
+				// the restart replaying into this one again with its count reset.
+				if err := o.checkpoint(ctx, true); err != nil {
+					return err
+				}
 				continue
 			}
 		}
@@ -362,6 +372,11 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 		o.guardEmit = false
 		o.nextOffset = kr.Offset + 1
 		o.sinceCkpt++
+		if passedPoison {
+			if err := o.checkpoint(ctx, true); err != nil {
+				return err
+			}
+		}
 	}
 	o.handling = -1
 	busy := time.Since(start)
@@ -453,7 +468,7 @@ func truncate(b []byte, n int) string {
 // reject counts, logs (rate-limited) and dead-letters one input record.
 func (o *owner) reject(ctx context.Context, kr *kgo.Record, reason record.Reason, detail string) error {
 	o.w.metrics.deadLettered(string(reason))
-	o.w.deadLetters.note(o.log, string(reason), string(kr.Value), kr.Partition, kr.Offset, detail)
+	o.w.deadLetters.note(o.log, string(reason), string(kr.Value[:min(len(kr.Value), previewBytes+1)]), kr.Partition, kr.Offset, detail)
 	if o.outbox == nil {
 		return nil
 	}
@@ -465,23 +480,21 @@ func (o *owner) emitWindow(sw *state.Window) {
 	if o.emitErr != nil {
 		return
 	}
-	var win *emit.Window
-	if o.w.values {
-		win = emit.Copy(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
-	} else {
-		win = emit.CopyKeys(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
-	}
-	if o.w.states {
-		if err := win.AttachStates(sw); err != nil {
-			o.emitErr = fmt.Errorf("partition %s: %w", o.key, err)
-			return
-		}
-	}
-	o.nextSeq++
-	ctx := o.w.runCtx
+	// From here on a failure is the window's: copying it, encoding its states, writing it.
 	// Not reset by a defer: a panic below must leave the phase at emit for the recover in
 	// apply to record.
 	o.phase = phaseEmit
+	win, err := o.copyWindow(sw)
+	if err != nil {
+		o.emitErr = fmt.Errorf("partition %s: %w", o.key, err)
+		return
+	}
+	if win == nil {
+		o.phase = phaseApply
+		return // a poison window that could not even be copied: dead-lettered
+	}
+	o.nextSeq++
+	ctx := o.w.runCtx
 	for i, wr := range o.writers {
 		if o.guardEmit {
 			if err := o.guardedWrite(ctx, i, wr, win); err != nil {
@@ -501,6 +514,37 @@ func (o *owner) emitWindow(sw *state.Window) {
 	o.w.metrics.windowsEmitted(len(win.Rows))
 	o.setStat(func(s *PartitionStatus) { s.WindowsEmitted++ })
 	o.phase = phaseApply
+}
+
+// copyWindow copies a closed window out of the store, with final values and/or encoded states
+// as the outputs need. For a window closed by a poison record of phase emit, a failure to copy
+// it (a panic included) dead-letters the record with the window named and returns no window,
+// so the window is left out of every output rather than failing the partition once more.
+func (o *owner) copyWindow(sw *state.Window) (win *emit.Window, err error) {
+	if o.guardEmit {
+		defer func() {
+			if r := recover(); r != nil {
+				win, err = nil, nil
+				detail := fmt.Sprintf("closing window %d+%d (%d series) failed again: %v", sw.Start, sw.Size, sw.Len(), r)
+				o.log.Error("POISON RECORD: a window it closes cannot be copied; the record is dead-lettered and the window left out", "detail", detail)
+				err = o.reject(o.w.runCtx, o.curRecord, record.ReasonPoison, detail)
+			}
+		}()
+	}
+	if o.w.values {
+		win = emit.Copy(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
+	} else {
+		win = emit.CopyKeys(sw, o.key.Spec, o.key.Topic, o.key.Partition, o.w.cfg.Spec.Key, o.nextSeq, o.curOffset+1)
+	}
+	if o.w.states {
+		if err := win.AttachStates(sw); err != nil {
+			if o.guardEmit {
+				panic(err) // handled above like any failure to copy a poison window
+			}
+			return nil, err
+		}
+	}
+	return win, nil
 }
 
 // guardedWrite writes a window closed by a poison record: a sink that fails or panics on it
@@ -692,7 +736,7 @@ func (o *owner) fail(err error) {
 // this one see it: PoisonAfter failures in a row at one offset make it a poison record. Transient
 // failures (a sink or a broker away) are not the record's fault and are not counted.
 func (o *owner) recordFailure(err error) {
-	if o.handling < 0 || o.lease == nil || sink.Classify(err) == sink.Transient {
+	if o.handling < 0 || o.lease == nil || sink.KnownTransient(err) {
 		return
 	}
 	_ = o.waitSave() // the lease is not shared with a save still in flight

@@ -420,7 +420,7 @@ func (r *fieldRig) checkBadStream(want map[string][2]float64) {
 	t.Logf("%d rollups exact; dead letters %v", len(want), reasons)
 }
 
-// panicSink is a sink with a bug: it panics on any window holding the series "boom".
+// panicSink is a sink with a bug: it panics on any window holding a series named boom*.
 type panicSink struct {
 	mu     sync.Mutex
 	panics int
@@ -434,7 +434,7 @@ func (s *panicSink) Open(context.Context, sink.PartitionKey, string) (sink.Write
 func (s *panicSink) Flush(context.Context) (string, error) { return "", nil }
 func (s *panicSink) Write(_ context.Context, w *emit.Window) error {
 	for _, row := range w.Rows {
-		if row.Key[0] == "boom" {
+		if strings.HasPrefix(row.Key[0], "boom") {
 			s.mu.Lock()
 			s.panics++
 			s.mu.Unlock()
@@ -653,5 +653,71 @@ func TestLastOfTextToCassandra(t *testing.T) {
 	}
 	if got != len(want) {
 		t.Errorf("%d rows, want %d", got, len(want))
+	}
+}
+
+// TestTwoPoisonRecordsInARow: the records at two consecutive offsets each close a window the
+// buggy sink panics on. Passing the first must move the restart point past it, or the second's
+// failures would reset the first's count and the partition would loop for ever: 3 failed runs
+// for each, then the partition goes on, and Cassandra has every row.
+func TestTwoPoisonRecordsInARow(t *testing.T) {
+	r := newFieldRig(t, countSum, &panicSink{})
+	want := map[string][2]float64{}
+	var recs []*kgo.Record
+	add := func(k string, ts, v int64) {
+		recs = append(recs, fieldEvent(k, ts, v, ts+500))
+		id := fmt.Sprintf("%s@%d", k, ts-ts%60_000)
+		c := want[id]
+		want[id] = [2]float64{c[0] + 1, c[1] + float64(v)}
+	}
+	for i := range 60 { // the first minute, with boom in it
+		k := fmt.Sprintf("k%d", i%3)
+		if i == 30 {
+			k = "boom"
+		}
+		add(k, fieldBase+int64(i)*1000, int64(i))
+	}
+	add("boom2", fieldBase+95_000, 95) // closes the first minute (watermark 65s): the first poison
+	add("k0", fieldBase+155_000, 155)  // closes the second minute, boom2's: the second, right after
+	r.produce(0, append(recs, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))...)
+	r.produce(1, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
+
+	failures := 0
+	for run := 1; ; run++ {
+		if run > 10 {
+			t.Fatalf("still failing after %d runs: a crash loop", run-1)
+		}
+		w, stop, done := r.start(fmt.Sprintf("w%d", run), r.ctx)
+		var err error
+		for err == nil {
+			select {
+			case err = <-done:
+			case <-time.After(100 * time.Millisecond):
+				st := w.Status()
+				ok := len(st.Partitions) == 2
+				for _, p := range st.Partitions {
+					ok = ok && p.LastCheckpointOffset >= r.ends[p.Partition]
+				}
+				if ok {
+					err = errors.New("done")
+				}
+			case <-r.ctx.Done():
+				t.Fatalf("timed out in run %d", run)
+			}
+		}
+		stop()
+		if err.Error() == "done" {
+			break
+		}
+		failures++
+	}
+	if failures != 6 {
+		t.Errorf("%d failed runs, want 6 (3 for each poison record)", failures)
+	}
+	got := r.rollups()
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("rollup %s = %v, want %v", id, got[id], w)
+		}
 	}
 }
