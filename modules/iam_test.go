@@ -501,7 +501,7 @@ func TestIAMScopedByResource(t *testing.T) {
 			writes = append(writes, "exports-bucket/rollups/"+f.name+"/", testBucket+"/exports/"+f.name+"/")
 		}
 		sc := scope{role: "worker " + fleet, writes: writes, reads: []string{registry, testBinary}, registry: registry,
-			ownInstance: true, tagKeys: []string{spot.AdminEndpointTag}, parameters: []string{token}}
+			ownInstance: true, tagKeys: []string{spot.AdminEndpointTag, spot.DrainedTag}, parameters: []string{token}}
 		for _, p := range scopeProblems(p, sc) {
 			t.Error(p)
 		}
@@ -594,7 +594,7 @@ func TestWorkersNeverWriteSpecs(t *testing.T) {
 // of them a statement the policies had or could slip back to.
 func TestIAMScopingCatches(t *testing.T) {
 	worker := scope{role: "worker", writes: []string{"b/checkpoints/s/"}, reads: []string{"b/specs/", "art/bin"}, registry: "b/specs/",
-		ownInstance: true, tagKeys: []string{spot.AdminEndpointTag}, parameters: []string{"arn:aws:ssm:r:1:parameter/t"},
+		ownInstance: true, tagKeys: []string{spot.AdminEndpointTag, spot.DrainedTag}, parameters: []string{"arn:aws:ssm:r:1:parameter/t"},
 		keys: []string{"arn:aws:kms:r:1:key/k"}, tables: []string{"arn:aws:cassandra:r:123456789012:/keyspace/ks/table/t"}}
 	lambda := scope{role: "spotinterrupt", registry: "b/specs/", stack: "st", groups: []string{"arn:g1"}, parameters: []string{"arn:aws:ssm:r:1:parameter/t"},
 		tagKeys: []string{spotinterrupt.TagClaimPrefix + "*", spotinterrupt.TagDrained}}

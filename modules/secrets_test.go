@@ -360,7 +360,7 @@ func TestWorkerSecretsEveryCombination(t *testing.T) {
 							t.Errorf("SigV4 %v: Keyspaces grants %v %v %v", conn.SigV4 != nil, resources(p, "KeyspacesSystem"), resources(p, "KeyspacesCreate"), resources(p, "KeyspacesTables"))
 						}
 						sc := scope{role: "worker", writes: []string{testBucket + "/checkpoints/indoor-l3-org/"}, reads: []string{testBucket + "/specs/", testBinary, "indoor-pki/cassandra/ca.pem"},
-							registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint"},
+							registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint", "liveagg:drained"},
 							parameters: append(wantParams, wantSecrets...), keys: []string{testKMSKey}, tables: append(wantCreate, wantTables...)}
 						for _, pr := range scopeProblems(p, sc) {
 							t.Error(pr)
@@ -606,7 +606,7 @@ func TestStackSecretsReachEveryRole(t *testing.T) {
 				t.Errorf("%s: worker config %+v %+v", g, c.Sinks.Cassandra, c.Admin.TLS)
 			}
 			sc := scope{role: g, writes: []string{testBucket + "/checkpoints/"}, reads: []string{testBucket + "/specs/", testBinary, "indoor-pki/cassandra/ca.pem"},
-				registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint"},
+				registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint", "liveagg:drained"},
 				parameters: append(slices.Clone(want.params), want.secrets...), keys: []string{testKMSKey}}
 			for _, p := range scopeProblems(w.policy, sc) {
 				t.Error(p)
@@ -655,7 +655,7 @@ func TestStackSecretsReachEveryRole(t *testing.T) {
 					t.Errorf("%s: cassandra:Create on %v, want %v", g, got, wantCreate)
 				}
 				sc := scope{role: g, writes: []string{testBucket + "/checkpoints/"}, reads: []string{testBucket + "/specs/", testBinary},
-					registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint"},
+					registry: testBucket + "/specs/", ownInstance: true, tagKeys: []string{"liveagg:admin-endpoint", "liveagg:drained"},
 					parameters: []string{token, testCassandraSec}, tables: wantCreate}
 				for _, p := range scopeProblems(w.policy, sc) {
 					t.Error(p)

@@ -372,12 +372,20 @@ func onEC2(ctx context.Context, g *errgroup.Group, cfg *config.Config, w *worker
 	if err != nil {
 		return err
 	}
-	if err := spot.PublishEndpoint(ctx, ec2.NewFromConfig(ac), id, endpoint); err != nil {
+	ec := ec2.NewFromConfig(ac)
+	if err := spot.PublishEndpoint(ctx, ec, id, endpoint); err != nil {
 		return err
 	}
 	log.Info("admin endpoint published", "instance", id, "endpoint", endpoint)
 	g.Go(func() error {
-		spot.Watch(ctx, md, 5*time.Second, log, func(ctx context.Context, _ spot.Notice) error { return w.Drain(ctx) })
+		spot.Watch(ctx, md, 5*time.Second, log, func(ctx context.Context, n spot.Notice) error {
+			// Say so on the instance first: a lambda that arrives after this worker is gone
+			// then finds the drain done instead of a refused connection.
+			if err := spot.MarkDrained(ctx, ec, id, n); err != nil {
+				log.Warn("could not mark the instance as drained", "err", err)
+			}
+			return w.Drain(ctx)
+		})
 		return nil
 	})
 	return nil

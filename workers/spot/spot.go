@@ -27,6 +27,12 @@ import (
 // AdminEndpointTag is the instance tag that carries a worker's admin endpoint.
 const AdminEndpointTag = "liveagg:admin-endpoint"
 
+// DrainedTag marks an instance whose worker has drained (or is draining) for its termination.
+// The spot-interruption lambda writes it after a drain it did; a worker that drains itself on
+// its instance's own notice writes it first, so a lambda that arrives after the worker has
+// exited finds the drain done instead of counting "connection refused" as a failed drain.
+const DrainedTag = "liveagg:drained"
+
 // Metadata reads instance metadata; *imds.Client implements it.
 type Metadata interface {
 	GetMetadata(context.Context, *imds.GetMetadataInput, ...func(*imds.Options)) (*imds.GetMetadataOutput, error)
@@ -86,6 +92,18 @@ func PublishEndpoint(ctx context.Context, ec Tagger, instanceID, endpoint string
 	})
 	if err != nil {
 		return fmt.Errorf("tag %s with %s: %w", instanceID, AdminEndpointTag, err)
+	}
+	return nil
+}
+
+// MarkDrained tags the worker's own instance as drained by itself (value "self:<notice time>").
+func MarkDrained(ctx context.Context, ec Tagger, instanceID string, n Notice) error {
+	_, err := ec.CreateTags(ctx, &ec2.CreateTagsInput{
+		Resources: []string{instanceID},
+		Tags:      []ec2types.Tag{{Key: aws.String(DrainedTag), Value: aws.String("self:" + n.Time.UTC().Format(time.RFC3339))}},
+	})
+	if err != nil {
+		return fmt.Errorf("tag %s with %s: %w", instanceID, DrainedTag, err)
 	}
 	return nil
 }

@@ -95,5 +95,11 @@ admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 	if code := w.Cmd.ProcessState.ExitCode(); code != 3 {
 		t.Errorf("exit %d after a drain for a spot notice, want 3 (drained: do not restart)", code)
 	}
+	// The instance says it drained, so the lambda that comes later does not count a failure.
+	tags, err := ec.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("resource-id"), Values: []string{id}}, {Name: aws.String("key"), Values: []string{spot.DrainedTag}}}})
+	if err != nil || len(tags.Tags) != 1 || !strings.HasPrefix(aws.ToString(tags.Tags[0].Value), "self:") {
+		t.Errorf("instance not tagged %s=self:...: %+v, %v", spot.DrainedTag, tags, err)
+	}
 	t.Logf("drained and exited %.1f s after the notice appeared", time.Since(start).Seconds())
 }
