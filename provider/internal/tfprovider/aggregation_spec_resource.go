@@ -439,7 +439,10 @@ func (r *aggregationSpec) replaceIfStateBreaks(prior specModel, next *spec.Spec,
 	why := func(p tfpath.Path, what string) {
 		resp.RequiresReplace = append(resp.RequiresReplace, p)
 		resp.Diagnostics.AddAttributeWarning(p, "spec will be replaced",
-			"Changing "+what+" of an existing spec would make its workers' checkpointed state unreadable (snapshots are fingerprinted by key, windows and aggregations), so the spec is replaced and its workers start afresh. Give the changed spec a new name to keep the old one running alongside.")
+			"Changing "+what+" of an existing spec makes its workers' checkpointed state unreadable (snapshots are fingerprinted by key, windows and aggregations). "+
+				"The spec is replaced, and its workers then halt (exit status 5) on the old checkpoints instead of guessing: the state is not migrated. "+
+				"To start the spec afresh, remove its checkpoints and its progress topic (docs/operations.md, \"Changing a spec\"); "+
+				"to keep the old results running alongside, give the changed spec a new name.")
 	}
 	if strings.Join(old.Key, ",") != strings.Join(next.Key, ",") {
 		why(tfpath.Root("key"), "the key fields")
