@@ -322,7 +322,9 @@ func sampler(w *worker.Worker) func() cwpub.Sample {
 			s.ConsumerLag += float64(p.Lag)
 			s.StateBytes += float64(p.StateBytes)
 			s.StateSeries += float64(p.Series)
-			if !p.LastCheckpoint.IsZero() {
+			// Only records not yet in a checkpoint are at risk: a quiet partition whose last
+			// checkpoint holds everything it took has no age to alarm on.
+			if !p.LastCheckpoint.IsZero() && p.NextOffset > p.LastCheckpointOffset {
 				s.CheckpointAgeSeconds = max(s.CheckpointAgeSeconds, time.Since(p.LastCheckpoint).Seconds())
 			}
 		}

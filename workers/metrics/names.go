@@ -32,8 +32,8 @@ var (
 	ProcessingSeconds  = Metric{"liveagg_worker_processing_seconds_per_record", "ProcessingSecondsPerRecord", "Seconds", "CPU-side seconds spent per record (decode + aggregate), the autoscaler's capacity signal."}
 	StateSeries        = Metric{"liveagg_worker_state_series", "StateSeries", "Count", "Live series in memory, per partition."}
 	StateBytes         = Metric{"liveagg_worker_state_bytes", "StateBytes", "Bytes", "Memory of aggregation state, per partition."}
-	CheckpointAge      = Metric{"", "CheckpointAgeSeconds", "Seconds", "Seconds since the oldest partition's last durable checkpoint (Prometheus: time() minus CheckpointTimestamp)."}
-	CheckpointTime     = Metric{"liveagg_worker_checkpoint_timestamp_seconds", "", "Seconds", "Unix time of the partition's last checkpoint; age is time() minus this."}
+	CheckpointAge      = Metric{"", "CheckpointAgeSeconds", "Seconds", "Seconds the oldest records not yet in a checkpoint have waited, over the worker's partitions (a quiet partition whose checkpoint holds everything counts 0)."}
+	CheckpointTime     = Metric{"liveagg_worker_checkpoint_timestamp_seconds", "", "Seconds", "Unix time the partition's state was last all in a checkpoint (refreshed while it takes nothing new); age is time() minus this."}
 	CheckpointDuration = Metric{"liveagg_worker_checkpoint_duration_seconds", "CheckpointDurationSeconds", "Seconds", "Time to flush sinks and save one partition's checkpoint."}
 	CheckpointBytes    = Metric{"liveagg_worker_checkpoint_bytes", "CheckpointBytes", "Bytes", "Size of the last checkpoint, per partition."}
 	RestoreSeconds     = Metric{"liveagg_worker_restore_seconds", "RestoreSeconds", "Seconds", "Time to claim, load and restore a partition."}

@@ -80,6 +80,11 @@ func (m *Metrics) checkpointed(p int32, d time.Duration, size int64) {
 	m.ckptTime.WithLabelValues(p32(p)).SetToCurrentTime()
 }
 
+// checkpointCurrent says the partition's last checkpoint still holds all it has: it took
+// nothing since. A quiet partition's checkpoint timestamp would otherwise age and raise the
+// checkpoint-age alarm although nothing is at risk.
+func (m *Metrics) checkpointCurrent(p int32) { m.ckptTime.WithLabelValues(p32(p)).SetToCurrentTime() }
+
 // released forgets a partition the worker no longer owns. Its gauges would otherwise keep their
 // last values for ever: a lag that never drains, a checkpoint timestamp whose age alarms after
 // the partition has moved to another worker, which reports it now.

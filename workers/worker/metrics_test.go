@@ -175,3 +175,58 @@ func TestWorkerExportsTheListedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A quiet partition's checkpoint holds all it has: its checkpoint timestamp keeps up with the
+// clock, so an alarm on its age does not fire for a partition that is only quiet.
+func TestQuietPartitionsCheckpointStaysCurrent(t *testing.T) {
+	k := inProcessKafka(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 20 {
+		v := fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%3, 1767225600000+int64(i)*100)
+		if err := k.cl.ProduceSync(ctx, &kgo.Record{Topic: k.topic, Partition: 0, Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := spec.Parse(fmt.Appendf(nil, "name: %s-quiet\ninput: {topic: %s, time_field: t}\nkey: [k]\nwindows: [1m]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n", k.topic, k.topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.Open("file://" + filepath.Join(t.TempDir(), "ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	w, err := worker.New(worker.Config{WorkerID: "q", Spec: s, KafkaOpts: k.opts, Checkpoints: store,
+		CheckpointInterval: time.Second, Metrics: worker.NewMetrics(reg), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = w.Run(ctx) }()
+	stamp := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == metrics.CheckpointTime.Prom && len(mf.GetMetric()) > 0 {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return 0
+	}
+	for stamp() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("no checkpoint")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	first := stamp()
+	time.Sleep(2500 * time.Millisecond) // quiet: nothing new to read
+	if later := stamp(); later-first < 1.5 {
+		t.Errorf("a quiet partition's checkpoint timestamp went from %.1f to %.1f: its age grows as if work were unsaved", first, later)
+	}
+	if st := w.Status().Partitions; len(st) != 1 || st[0].NextOffset != st[0].LastCheckpointOffset {
+		t.Errorf("status %+v: the checkpoint should hold everything", st)
+	}
+}

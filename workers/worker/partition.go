@@ -227,6 +227,8 @@ func (o *owner) run(ctx context.Context) {
 					o.fail(err)
 					return
 				}
+			} else if o.sinceCkpt == 0 && o.saving == nil && o.ckptOffset >= 0 && o.ckptOffset == o.nextOffset {
+				o.w.metrics.checkpointCurrent(o.key.Partition)
 			}
 		case err := <-o.saving: // a background save finished
 			o.saving = nil
