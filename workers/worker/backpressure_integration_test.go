@@ -138,6 +138,15 @@ outputs: [{type: cassandra, keyspace: %s, table: rollup}]
 	if after >= n {
 		t.Fatalf("worker consumed everything (%d) with its sink down; backpressure did not hold", after)
 	}
+	// The lag says so while the owner holds: it is measured from the broker, not from the
+	// fetches the held owner no longer takes.
+	waitFor("the lag to show the backlog", func() bool {
+		var lag int64
+		for _, p := range w.Status().Partitions {
+			lag += p.Lag
+		}
+		return lag >= int64(n)-after
+	})
 	st := w.Status()
 	t.Logf("paused at %d of %d records; sinks %+v", after, n, st.Sinks)
 

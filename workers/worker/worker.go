@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -242,6 +243,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.cl = cl
 	w.mu.Unlock()
 	defer cl.Close()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); w.refreshLag(lagCtx, cl, 10*time.Second) }()
+	defer func() { stopLag(); <-lagDone }() // before the client closes: the refresher uses it
 	w.log.Info("worker started", "topic", topic, "group", w.cfg.Group, "checkpoints", w.cfg.Checkpoints.Location())
 	if s := w.cfg.Spec; s.Input.Format == spec.FormatJSON && len(s.Input.PartitionedBy) == 0 && s.HasFinalOutputs() {
 		w.log.Warn("the input's partitioning is not declared: rollups are right only if the topic's producers key every record by a subset of the key; "+
@@ -310,6 +315,47 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 var errDrained = errors.New("drained")
+
+// refreshLag measures each owned partition's lag from the broker's end offset (the last
+// stable offset, as the worker reads committed records) and what the owner has applied, every
+// interval. The fetch loop updates lag only when it hands records over, and stops doing so
+// exactly when lag matters: a sink that is down holds the owner, the owner holds the fetch
+// loop, and the lag it last reported would freeze while the real one grows.
+func (w *Worker) refreshLag(ctx context.Context, cl *kgo.Client, interval time.Duration) {
+	adm := kadm.NewClient(cl)
+	topic := w.cfg.Spec.Input.Topic
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ends, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			continue // the next tick tries again; the broker may be away
+		}
+		w.mu.Lock()
+		owners := make(map[int32]*owner, len(w.owners))
+		maps.Copy(owners, w.owners)
+		w.mu.Unlock()
+		for p, o := range owners {
+			end, ok := ends.Lookup(topic, p)
+			o.mu.Lock()
+			applied := o.stat.NextOffset
+			o.mu.Unlock()
+			if !ok || end.Err != nil || applied < 0 {
+				continue
+			}
+			lag := max(0, end.Offset-applied)
+			w.mu.Lock()
+			w.lag[p] = lag
+			w.mu.Unlock()
+			w.metrics.lag(p, lag)
+		}
+	}
+}
 
 // fail stops the worker with err.
 func (w *Worker) fail(err error) { w.cancel(err) }
