@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/record"
 )
 
@@ -77,4 +80,45 @@ func TestMisKeyedRecordsAreCaught(t *testing.T) {
 		t.Errorf("%d mis_keyed dead letters, want %d", dead, bad)
 	}
 	t.Logf("%d mis-keyed records caught of %d; %d rollups exact", bad, 2000, len(want))
+}
+
+// After a drain the consumer group's committed offsets are the checkpointed ones, so whatever
+// reads lag from the group (alarms, KEDA, kafka-consumer-groups) sees none.
+func TestDrainLeavesTheGroupAtTheCheckpoints(t *testing.T) {
+	r := newFieldRig(t, countSum)
+	for p := range int32(2) {
+		var recs []*kgo.Record
+		for i := range 3000 {
+			ts := fieldBase + int64(i)*100
+			recs = append(recs, fieldEvent(fmt.Sprintf("p%dk%d", p, i%10), ts, int64(i), ts+1000))
+		}
+		r.produce(p, recs...)
+	}
+	w, _, done := r.start("drain", r.ctx)
+	// Drain mid-stream, as a spot notice or a rolling restart does: the last checkpoints are
+	// the ones the drain itself takes.
+	for w.Totals().Records < 2000 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := w.Drain(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run after drain: %v", err)
+	}
+	adm := kadm.NewClient(r.prod)
+	offsets, err := adm.FetchOffsets(r.ctx, "liveagg."+r.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range r.ends {
+		m, err := r.store.Inspect(r.ctx, checkpoint.Key{Spec: r.name, Topic: r.topic, Partition: p})
+		if err != nil || m.Current == nil {
+			t.Fatalf("partition %d: no checkpoint after the drain: %v", p, err)
+		}
+		o, ok := offsets.Lookup(r.topic, p)
+		if !ok || o.At != m.Current.Offset {
+			t.Errorf("partition %d: group committed %+v, the checkpoint is at %d", p, o, m.Current.Offset)
+		}
+	}
 }

@@ -561,8 +561,27 @@ func (w *Worker) adjustOffsets(ctx context.Context, offsets map[string]map[int32
 }
 
 // revoked checkpoints and releases partitions the group moved elsewhere.
-func (w *Worker) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	w.release(ctx, revoked[w.cfg.Spec.Input.Topic], ctlStop)
+func (w *Worker) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	saved := w.release(ctx, revoked[w.cfg.Spec.Input.Topic], ctlStop)
+	if len(saved) == 0 {
+		return
+	}
+	// Mirror the final checkpoints into the group before the partitions leave: the mirror
+	// commit each save issues is asynchronous, and on a drain it would reach the broker after
+	// the member left the group and be refused, leaving the group's offsets behind the
+	// checkpoints (and every lag reader of the group seeing lag that is not there).
+	offsets := map[int32]kgo.EpochOffset{}
+	for p, off := range saved {
+		offsets[p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+	}
+	var commitErr error
+	cl.CommitOffsetsSync(context.WithoutCancel(ctx), map[string]map[int32]kgo.EpochOffset{w.cfg.Spec.Input.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			commitErr = err
+		})
+	if commitErr != nil {
+		w.log.Warn("mirroring the released partitions' checkpoints into the group failed; lag readers of the group may read high", "err", commitErr)
+	}
 }
 
 // lost drops partitions whose ownership lapsed (session expiry): no checkpoint, since a newer
@@ -571,8 +590,12 @@ func (w *Worker) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int3
 	w.release(ctx, lost[w.cfg.Spec.Input.Topic], ctlAbandon)
 }
 
-func (w *Worker) release(ctx context.Context, parts []int32, kind controlKind) {
+// release stops the owners of parts (checkpointing them for ctlStop) and returns the offsets of
+// the checkpoints they stand at.
+func (w *Worker) release(ctx context.Context, parts []int32, kind controlKind) map[int32]int64 {
 	var wg sync.WaitGroup
+	var savedMu sync.Mutex
+	saved := map[int32]int64{}
 	for _, p := range parts {
 		w.mu.Lock()
 		o := w.owners[p]
@@ -584,10 +607,16 @@ func (w *Worker) release(ctx context.Context, parts []int32, kind controlKind) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := o.request(context.WithoutCancel(ctx), kind); err != nil {
+			err := o.request(context.WithoutCancel(ctx), kind)
+			if err != nil {
 				o.log.Error("release checkpoint failed; the next owner replays from the previous checkpoint", "err", err)
 			}
 			<-o.done
+			if err == nil && kind == ctlStop && o.ckptOffset >= 0 {
+				savedMu.Lock()
+				saved[p] = o.ckptOffset // read after the owner's goroutine ended
+				savedMu.Unlock()
+			}
 			w.mu.Lock()
 			if w.owners[p] == nil { // not assigned back meanwhile
 				delete(w.lag, p)
@@ -600,6 +629,7 @@ func (w *Worker) release(ctx context.Context, parts []int32, kind controlKind) {
 	if len(parts) > 0 {
 		w.log.Info("partitions released", "partitions", parts, "checkpointed", kind == ctlStop)
 	}
+	return saved
 }
 
 // mirrorOffset commits a checkpointed offset to the consumer group, only so that lag tools
