@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -123,7 +124,8 @@ func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) (err erro
 	if !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create topic %s: %w", k.deadLetter, err)
 	}
-	have, err := maxMessageBytes(ctx, adm, k.deadLetter)
+	// Another worker of the fleet created it a moment ago: the brokers may not describe it yet.
+	have, err := k.describeNew(ctx, adm, k.deadLetter)
 	if err != nil {
 		return err
 	}
@@ -145,6 +147,23 @@ func (k *Kafka) sizeDeadLetters(ctx context.Context, adm *kadm.Client) (err erro
 	}
 	set = want
 	return nil
+}
+
+// describeNew reads the limit of a topic that may have been created a moment ago, waiting up
+// to the metadata wait for the brokers to describe it.
+func (k *Kafka) describeNew(ctx context.Context, adm *kadm.Client, topic string) (topicLimits, error) {
+	deadline := time.Now().Add(k.metadataWait)
+	for {
+		l, err := maxMessageBytes(ctx, adm, topic)
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || time.Now().After(deadline) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // readLimits records the message limit of every topic the outbox produces to, for the
