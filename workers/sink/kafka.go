@@ -329,9 +329,13 @@ func (w *kafkaWriter) DeadLetter(ctx context.Context, in *kgo.Record, reason, de
 	if err := w.begin(); err != nil {
 		return err
 	}
+	// The dead letter is stamped when it is written, not with the input's time: a replay of
+	// old records would otherwise write dead letters that time-based retention deletes at once.
+	// The input's time is kept in a header.
 	w.produceDeadLetter(ctx, &kgo.Record{
-		Topic: w.k.deadLetter, Key: in.Key, Value: in.Value, Partition: 0, Timestamp: in.Timestamp,
+		Topic: w.k.deadLetter, Key: in.Key, Value: in.Value, Partition: 0,
 		Headers: []kgo.RecordHeader{
+			{Key: "liveagg-timestamp", Value: []byte(strconv.FormatInt(in.Timestamp.UnixMilli(), 10))},
 			{Key: "liveagg-reason", Value: []byte(reason)},
 			{Key: "liveagg-detail", Value: []byte(capDetail(detail))},
 			{Key: "liveagg-source", Value: []byte(fmt.Sprintf("%s/%d@%d", in.Topic, in.Partition, in.Offset))},
@@ -366,7 +370,6 @@ func rowDeadLetter(topic string, rej Rejection) *kgo.Record {
 	}
 	return &kgo.Record{
 		Topic: topic, Key: []byte(rowKey(win, rej.Row)), Value: value, Partition: 0,
-		Timestamp: time.UnixMilli(win.Start),
 		Headers: []kgo.RecordHeader{
 			{Key: "liveagg-reason", Value: []byte(RejectedRow)},
 			{Key: "liveagg-detail", Value: []byte(capDetail(rej.Err.Error()))},

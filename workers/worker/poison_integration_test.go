@@ -71,8 +71,10 @@ func newFieldRigInput(t *testing.T, input, aggs string, extra ...sink.Sink) *fie
 		t.Fatal(err)
 	}
 	t.Cleanup(r.prod.Close)
-	five := "5242880"
-	if _, err := kadm.NewClient(r.prod).CreateTopic(r.ctx, 2, 1, map[string]*string{"max.message.bytes": &five}, r.topic); err != nil {
+	// The records carry event-time log timestamps from early 2026: no time-based retention,
+	// or the broker may delete them under the test.
+	five, forever := "5242880", "-1"
+	if _, err := kadm.NewClient(r.prod).CreateTopic(r.ctx, 2, 1, map[string]*string{"max.message.bytes": &five, "retention.ms": &forever}, r.topic); err != nil {
 		t.Fatal(err)
 	}
 	r.specYAML = fmt.Sprintf(`
@@ -469,38 +471,7 @@ func TestPoisonRecordEndsTheCrashLoop(t *testing.T) {
 	r.produce(0, recs...)
 	r.produce(1, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
 
-	failures := 0
-	for run := 1; ; run++ {
-		if run > 6 {
-			t.Fatalf("still failing after %d runs: a crash loop", run-1)
-		}
-		w, stop, done := r.start(fmt.Sprintf("w%d", run), r.ctx)
-		var err error
-		for err == nil {
-			select {
-			case err = <-done:
-			case <-time.After(100 * time.Millisecond):
-				st := w.Status()
-				ok := len(st.Partitions) == 2
-				for _, p := range st.Partitions {
-					ok = ok && p.LastCheckpointOffset >= r.ends[p.Partition]
-				}
-				if ok {
-					err = errors.New("done")
-				}
-			case <-r.ctx.Done():
-				t.Fatalf("timed out in run %d", run)
-			}
-		}
-		stop()
-		if err.Error() == "done" {
-			break
-		}
-		if !strings.Contains(err.Error(), "panic") {
-			t.Fatalf("run %d failed for another reason: %v", run, err)
-		}
-		failures++
-	}
+	failures := r.runUntilCaughtUp(6)
 	if failures != 3 {
 		t.Errorf("%d failed runs before the poison was passed, want 3 (PoisonAfter)", failures)
 	}
@@ -682,35 +653,7 @@ func TestTwoPoisonRecordsInARow(t *testing.T) {
 	r.produce(0, append(recs, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))...)
 	r.produce(1, fieldEvent("closer", fieldBase+3_600_000, 0, fieldBase+3_600_000))
 
-	failures := 0
-	for run := 1; ; run++ {
-		if run > 10 {
-			t.Fatalf("still failing after %d runs: a crash loop", run-1)
-		}
-		w, stop, done := r.start(fmt.Sprintf("w%d", run), r.ctx)
-		var err error
-		for err == nil {
-			select {
-			case err = <-done:
-			case <-time.After(100 * time.Millisecond):
-				st := w.Status()
-				ok := len(st.Partitions) == 2
-				for _, p := range st.Partitions {
-					ok = ok && p.LastCheckpointOffset >= r.ends[p.Partition]
-				}
-				if ok {
-					err = errors.New("done")
-				}
-			case <-r.ctx.Done():
-				t.Fatalf("timed out in run %d", run)
-			}
-		}
-		stop()
-		if err.Error() == "done" {
-			break
-		}
-		failures++
-	}
+	failures := r.runUntilCaughtUp(10)
 	if failures != 6 {
 		t.Errorf("%d failed runs, want 6 (3 for each poison record)", failures)
 	}
@@ -721,3 +664,46 @@ func TestTwoPoisonRecordsInARow(t *testing.T) {
 		}
 	}
 }
+
+// runUntilCaughtUp starts a worker after another, each replacing the one before as a
+// supervisor would restart it, until one has checkpointed every partition to its end, and
+// returns how many failed on the way. Every failure must be a panic (the buggy sink's); more
+// than maxRuns runs is a crash loop.
+func (r *fieldRig) runUntilCaughtUp(maxRuns int) int {
+	t := r.t
+	t.Helper()
+	failures := 0
+	for run := 1; ; run++ {
+		if run > maxRuns {
+			t.Fatalf("still failing after %d runs: a crash loop", run-1)
+		}
+		w, stop, done := r.start(fmt.Sprintf("w%d", run), r.ctx)
+		var err error
+		for err == nil {
+			select {
+			case err = <-done:
+			case <-time.After(100 * time.Millisecond):
+				st := w.Status()
+				ok := len(st.Partitions) == len(r.ends)
+				for _, p := range st.Partitions {
+					ok = ok && p.LastCheckpointOffset >= r.ends[p.Partition]
+				}
+				if ok {
+					err = errCaughtUp
+				}
+			case <-r.ctx.Done():
+				t.Fatalf("timed out in run %d", run)
+			}
+		}
+		stop()
+		if errors.Is(err, errCaughtUp) {
+			return failures
+		}
+		if !strings.Contains(err.Error(), "panic") {
+			t.Fatalf("run %d failed for another reason: %v", run, err)
+		}
+		failures++
+	}
+}
+
+var errCaughtUp = errors.New("caught up")
