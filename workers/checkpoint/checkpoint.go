@@ -24,6 +24,7 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -71,6 +72,10 @@ type Checkpoint struct {
 	Sinks map[string]string
 	// State is the state.Store snapshot.
 	State []byte
+	// Sources is what a partition reading partials knows of its sources' watermarks (encoded
+	// partial.Watermarks), empty for other partitions. It belongs with the state: a replay
+	// must close windows from the same knowledge as the run that wrote the checkpoint.
+	Sources json.RawMessage
 	// Generation is the owner generation that wrote it.
 	Generation int64
 	// Created is when it was written.
@@ -83,6 +88,7 @@ type Entry struct {
 	Offset     int64             `json:"offset"`
 	EmitSeq    uint64            `json:"emit_seq"`
 	Sinks      map[string]string `json:"sinks,omitempty"`
+	Sources    json.RawMessage   `json:"sources,omitempty"`
 	Size       int64             `json:"size"`
 	CRC32C     uint32            `json:"crc32c"`
 	Generation int64             `json:"generation"`

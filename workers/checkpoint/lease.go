@@ -69,7 +69,7 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 		created = time.Now().UTC()
 	}
 	e := Entry{
-		Object: obj, Offset: cp.Offset, EmitSeq: cp.EmitSeq, Sinks: cp.Sinks, Size: int64(len(cp.State)),
+		Object: obj, Offset: cp.Offset, EmitSeq: cp.EmitSeq, Sinks: cp.Sinks, Sources: cp.Sources, Size: int64(len(cp.State)),
 		CRC32C: crc32.Checksum(cp.State, castagnoli), Generation: l.gen, Created: created,
 	}
 	man := l.man
@@ -208,7 +208,7 @@ func (s *Store) fetch(ctx context.Context, e Entry) (Checkpoint, error) {
 	if sum := crc32.Checksum(data, castagnoli); sum != e.CRC32C {
 		return Checkpoint{}, fmt.Errorf("%w: %s checksum %08x, manifest says %08x", ErrCorrupt, e.Object, sum, e.CRC32C)
 	}
-	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, Sinks: e.Sinks, State: data, Generation: e.Generation, Created: e.Created}, nil
+	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, Sinks: e.Sinks, Sources: e.Sources, State: data, Generation: e.Generation, Created: e.Created}, nil
 }
 
 func (s *Store) readManifest(ctx context.Context, key Key) (Manifest, string, error) {

@@ -16,7 +16,7 @@ func newSpecCmd() *cobra.Command {
 		Use:   "spec",
 		Short: "Work with aggregation specs",
 	}
-	cmd.AddCommand(newSpecValidateCmd())
+	cmd.AddCommand(newSpecValidateCmd(), newSpecExplainCmd())
 	return cmd
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/liveagg/liveagg/workers/specsrc"
 	"github.com/liveagg/liveagg/workers/spot"
 	"github.com/liveagg/liveagg/workers/state"
+	"github.com/liveagg/liveagg/workers/topics"
 	"github.com/liveagg/liveagg/workers/worker"
 )
 
@@ -114,20 +116,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	sinks, closeSinks, err := buildSinks(ctx, cfg, s, kopts, s3c)
+	w, closeSinks, err := buildPipeline(ctx, cfg, s, kopts, s3c, store, reg, log)
 	if err != nil {
 		return err
 	}
 	defer closeSinks()
-	w, err := worker.New(worker.Config{
-		WorkerID: cfg.WorkerID, Spec: s, KafkaOpts: kopts, Group: cfg.Kafka.Group, SessionTimeout: cfg.Kafka.SessionTimeout,
-		Checkpoints: store, CheckpointInterval: cfg.Checkpoint.Interval, CheckpointRecords: cfg.Checkpoint.Records,
-		OnMissingOffset: cfg.Checkpoint.OnMissingOffset, Sinks: sinks, Logger: log,
-		Metrics: worker.NewMetrics(reg),
-	})
-	if err != nil {
-		return err
-	}
 	if cfg.Metrics.Listen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -219,6 +212,61 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 }
 
+// buildPipeline builds a worker per stage of the spec (see spec.Spec.Stages), each with its
+// sinks, its consumer group, and its metrics labelled with its stage when there are two. For a
+// spec run in two stages it first creates the repartition topic if it is missing.
+func buildPipeline(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []kgoOpt, s3c *s3.Client, store *checkpoint.Store,
+	reg prometheus.Registerer, log *slog.Logger) (p *worker.Pipeline, closeAll func(), err error) {
+	var closers []func()
+	release := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	defer func() {
+		if err != nil {
+			release() // not closeAll: an error return has set it to nil
+		}
+	}()
+	specs := s.Stages()
+	if len(specs) > 1 {
+		r, err := topics.EnsureRepartition(ctx, kopts, s.Input.Topic, specs[1].Input.Topic, 30*time.Second)
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("the input is not declared partitioned within the key: running in two stages through the repartition topic",
+			"partitioned_by", s.Input.PartitionedBy, "key", s.Key, "topic", r.Name, "partitions", r.Partitions, "created", r.Created)
+	}
+	group := cfg.Kafka.Group
+	if group == "" {
+		group = "liveagg." + s.Name
+	}
+	var stages []*worker.Worker
+	for i, ss := range specs {
+		sinks, closeSinks, err := buildSinks(ctx, cfg, ss, kopts, s3c)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, closeSinks)
+		stage, mreg := 0, reg
+		if len(specs) > 1 {
+			stage = i + 1
+			mreg = prometheus.WrapRegistererWith(prometheus.Labels{"stage": strconv.Itoa(stage)}, reg)
+		}
+		w, err := worker.New(worker.Config{
+			WorkerID: cfg.WorkerID, Spec: ss, Stage: stage, KafkaOpts: kopts, Group: worker.StageGroup(group, stage), SessionTimeout: cfg.Kafka.SessionTimeout,
+			Checkpoints: store, CheckpointInterval: cfg.Checkpoint.Interval, CheckpointRecords: cfg.Checkpoint.Records,
+			OnMissingOffset: cfg.Checkpoint.OnMissingOffset, Sinks: sinks, Logger: log,
+			Metrics: worker.NewMetrics(mreg),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		stages = append(stages, w)
+	}
+	return worker.NewPipeline(stages...), release, nil
+}
+
 // buildSinks opens the spec's outputs and the outbox. closeAll releases what they hold; on an
 // error everything opened so far is released before it returns.
 func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []kgoOpt, s3c *s3.Client) (sinks []sink.Sink, closeAll func(), err error) {
@@ -301,7 +349,7 @@ func buildSinks(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts []k
 }
 
 // sampler turns the worker's totals and status into per-interval CloudWatch samples.
-func sampler(w *worker.Worker) func() cwpub.Sample {
+func sampler(w *worker.Pipeline) func() cwpub.Sample {
 	last := w.Totals()
 	return func() cwpub.Sample {
 		t, st := w.Totals(), w.Status()
@@ -348,7 +396,7 @@ func adminToken(ctx context.Context, cfg *config.Config, loadAWS func(context.Co
 // onEC2 publishes the admin endpoint as a tag on the worker's own instance, so the control
 // lambdas can find it, and watches instance metadata for a spot interruption notice, draining
 // the worker if no lambda has done so first.
-func onEC2(ctx context.Context, g *errgroup.Group, cfg *config.Config, w *worker.Worker, loadAWS func(context.Context) (aws.Config, error), log *slog.Logger) error {
+func onEC2(ctx context.Context, g *errgroup.Group, cfg *config.Config, w *worker.Pipeline, loadAWS func(context.Context) (aws.Config, error), log *slog.Logger) error {
 	md := imds.New(imds.Options{})
 	id, err := spot.InstanceID(ctx, md)
 	if err != nil {

@@ -43,6 +43,8 @@ var (
 	SinkLatency        = Metric{"liveagg_worker_sink_flush_seconds", "SinkFlushSeconds", "Seconds", "Time for a sink to make a checkpoint's rows durable."}
 	DeadLettered       = Metric{"liveagg_worker_dead_lettered_total", "DeadLettered", "Count", "Records routed to the dead-letter topic, by reason (late is one)."}
 	WindowsEmitted     = Metric{"liveagg_worker_windows_emitted_total", "WindowsEmitted", "Count", "Closed (series, window) rows emitted."}
+	PartitionIdle      = Metric{"liveagg_worker_partition_idle", "", "Count", "1 while the broker confirms the partition has nothing more to read (with input.idle_timeout set)."}
+	IdleAdvances       = Metric{"liveagg_worker_idle_advances_total", "IdleAdvances", "Count", "Times an idle partition's watermark was advanced by the wall clock, closing its windows."}
 	OffsetLost         = Metric{"liveagg_worker_offset_lost_total", "OffsetLost", "Count", "Times a partition's offset to resume from (its checkpoint, or its position while lagging) was gone from Kafka."}
 	// CPU and memory: Prometheus has the client library's process collector instead.
 	CPUUtilization    = Metric{"", "CPUUtilization", "Percent", "Process CPU use over the machine's cores."}
@@ -59,4 +61,4 @@ var (
 // All lists every metric, for the dashboard and tests that check names stay unique.
 var All = []Metric{RecordsIn, ConsumerLag, ProcessingSeconds, StateSeries, StateBytes, CheckpointAge, CheckpointTime,
 	CheckpointDuration, CheckpointBytes, RestoreSeconds, SinkWrites, SinkErrors, SinkBlocked, SinkLatency, DeadLettered,
-	WindowsEmitted, OffsetLost, CPUUtilization, MemoryUtilization, SpotInterruptions, SpotDrainFailures, DrainSeconds, AutoscalerDesired, AutoscalerRate, AutoscalerNeed}
+	WindowsEmitted, PartitionIdle, IdleAdvances, OffsetLost, CPUUtilization, MemoryUtilization, SpotInterruptions, SpotDrainFailures, DrainSeconds, AutoscalerDesired, AutoscalerRate, AutoscalerNeed}

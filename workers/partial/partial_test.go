@@ -205,8 +205,10 @@ func TestParseRejectsDamage(t *testing.T) {
 	}
 }
 
-// TestLevel2LatenessAndShape: a partial older than the level-2 watermark is late (and changes
-// nothing), and partials that no window of the spec can hold are refused.
+// TestLevel2LatenessAndShape: partials do not move a level-2 watermark (its sources' markers
+// do); a partial for a window already closed is late and changes nothing, one for a window
+// still open is merged even when far behind the newest partial; and partials that no window of
+// the spec can hold are refused.
 func TestLevel2LatenessAndShape(t *testing.T) {
 	l1 := mustSpec(t, "name: l1\ninput: {topic: raw, time_field: ts}\nkey: [org]\nwindows: [1m]\n")
 	l2 := mustSpec(t, "name: l2\ninput: {topic: p, format: partials}\nkey: [org]\nwindows: [15m]\nallowed_lateness: 5m\n")
@@ -226,16 +228,23 @@ func TestLevel2LatenessAndShape(t *testing.T) {
 	key := [][]byte{[]byte("o")}
 	apply := func(start, size int64) (bool, error) { return st.ApplyPartial(key, start, size, encode(start)) }
 	const m = 60_000
-	for _, start := range []int64{0, 20 * m, 40 * m} { // watermark ends at 35m
+	for _, start := range []int64{0, 20 * m, 40 * m} {
 		if ok, err := apply(start, m); !ok || err != nil {
 			t.Fatalf("partial at %d: %v %v", start, ok, err)
 		}
 	}
-	if ok, err := apply(30*m, m); ok || err != nil {
-		t.Fatalf("a partial behind the watermark: ok %v, err %v; want late", ok, err)
+	if len(emitted) != 0 || st.Watermark() != math.MinInt64 {
+		t.Fatalf("partials moved the watermark to %d and emitted %v", st.Watermark(), emitted)
 	}
+	st.AdvanceWatermark(31 * m) // every source has passed 31m
 	if len(emitted) != 2 {
 		t.Fatalf("windows [0,15m) and [15m,30m) should be emitted once the watermark passed them: %v", emitted)
+	}
+	if ok, err := apply(29*m, m); ok || err != nil {
+		t.Fatalf("a partial of a closed window: ok %v, err %v; want late", ok, err)
+	}
+	if ok, err := apply(30*m, m); !ok || err != nil {
+		t.Fatalf("a partial of the open window [30m,45m) behind the watermark: ok %v, err %v; want merged", ok, err)
 	}
 	if _, err := apply(45*m, 7*m); !errors.Is(err, state.ErrPartialShape) {
 		t.Errorf("7m partials into 15m windows: %v", err)

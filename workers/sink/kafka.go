@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/workers/emit"
+	"github.com/liveagg/liveagg/workers/partial"
 	"github.com/liveagg/liveagg/workers/topics"
 )
 
@@ -36,8 +37,10 @@ type Kafka struct {
 	deadLetter    string
 	progressTopic string
 	inputTopic    string
-	txnTimeout    time.Duration
-	metadataWait  time.Duration
+	// inputPartitions is the input topic's partition count, which watermark markers carry.
+	inputPartitions int32
+	txnTimeout      time.Duration
+	metadataWait    time.Duration
 	// limits is max.message.bytes of each topic the outbox writes, read by EnsureTopics.
 	limits topicLimits
 }
@@ -51,6 +54,10 @@ type KafkaOutput struct {
 	// WindowSize, if set, sends only windows of this size (ms): a partial output carries one
 	// size, so a next level never merges the same records twice through two window sizes.
 	WindowSize int64
+	// Watermarks makes every commit also write a watermark marker (see partial.Marker) to each
+	// partition of the topic, so the level reading it knows when this input partition has
+	// emitted a window. For partial outputs.
+	Watermarks bool
 }
 
 // KafkaOption configures the Kafka sink.
@@ -84,7 +91,7 @@ func (k *Kafka) Close() error { return nil }
 // input topic takes (ErrDeadLetterTooSmall when it exists smaller and cannot be raised), and
 // reads the message limit of every topic the outbox writes.
 func (k *Kafka) EnsureTopics(ctx context.Context, inputTopic string, inputPartitions int32) error {
-	k.inputTopic = inputTopic
+	k.inputTopic, k.inputPartitions = inputTopic, inputPartitions
 	k.limits = topicLimits{}
 	cl, err := kgo.NewClient(k.opts...)
 	if err != nil {
@@ -119,6 +126,9 @@ type Marker struct {
 	Seq uint64 `json:"seq"`
 	// Offset is the next input offset; dead letters of records below it are committed.
 	Offset int64 `json:"offset"`
+	// Watermark is the last watermark announced to the readers of partial outputs (Unix ms;
+	// 0 for none): a replay announces nothing it did not pass.
+	Watermark int64 `json:"watermark,omitempty"`
 }
 
 // Open implements Sink: it fences any earlier producer of the partition and reads the last
@@ -128,7 +138,7 @@ func (k *Kafka) Open(ctx context.Context, p PartitionKey, _ string) (Writer, err
 	cl, err := kgo.NewClient(append(slices.Clip(k.opts),
 		kgo.TransactionalID(txnID),
 		kgo.TransactionTimeout(k.txnTimeout),
-		kgo.RecordPartitioner(outboxPartitioner{manual: map[string]bool{k.progressTopic: true, k.deadLetter: true}}),
+		kgo.RecordPartitioner(outboxPartitioner{manual: map[string]bool{k.progressTopic: true, k.deadLetter: true}, markers: k.markerTopics()}),
 		kgo.ProducerBatchMaxBytesFn(k.batchCap),
 	)...)
 	if err != nil {
@@ -147,7 +157,45 @@ func (k *Kafka) Open(ctx context.Context, p PartitionKey, _ string) (Writer, err
 			return nil, err
 		}
 	}
+	if err := w.markerPartitions(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
 	return w, nil
+}
+
+// markerTopics is the set of output topics that get watermark markers.
+func (k *Kafka) markerTopics() map[string]bool {
+	m := map[string]bool{}
+	for _, o := range k.outputs {
+		if o.Watermarks {
+			m[o.Topic] = true
+		}
+	}
+	return m
+}
+
+// markerPartitions reads the partition count of each topic that gets watermark markers: a
+// marker goes to every partition. A topic is waited for like the progress topic (the worker or
+// the provider may have created it a moment ago); partitions added to it later get markers from
+// the next owner that opens.
+func (w *kafkaWriter) markerPartitions(ctx context.Context) error {
+	for topic := range w.k.markerTopics() {
+		t, err := topics.Await(ctx, w.k.opts, topic, w.k.metadataWait, func(t kadm.TopicDetail) error {
+			if len(t.Partitions) == 0 {
+				return fmt.Errorf("topic %s has no partitions", topic)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("kafka outbox: partials topic: %w", err)
+		}
+		if w.markerParts == nil {
+			w.markerParts = map[string]int32{}
+		}
+		w.markerParts[topic] = int32(len(t.Partitions))
+	}
+	return nil
 }
 
 type kafkaWriter struct {
@@ -159,6 +207,8 @@ type kafkaWriter struct {
 	progressPart int32
 	inTxn        bool
 	dirty        bool
+	// markerParts is the partition count of each topic that gets watermark markers.
+	markerParts map[string]int32
 	// rejected holds output rows too large for their topic, for the owner to dead-letter
 	// (and count) with the checkpoint's other rejections.
 	rejected   []Rejection
@@ -409,16 +459,36 @@ func (w *kafkaWriter) TakeRejections() []Rejection {
 
 // Position sets what the next commit's marker records.
 func (w *kafkaWriter) Position(nextSeq uint64, nextOffset int64) {
-	w.next = Marker{Seq: max(nextSeq, w.committed.Seq), Offset: max(nextOffset, w.committed.Offset)}
+	w.next.Seq, w.next.Offset = max(nextSeq, w.committed.Seq), max(nextOffset, w.committed.Offset)
+}
+
+// Watermark sets the watermark the next commit announces to the readers of partial outputs:
+// every window ending at or before wm has been written. It only moves forward, and a replay
+// behind what an earlier owner announced announces nothing.
+func (w *kafkaWriter) Watermark(wm int64) {
+	if len(w.markerParts) > 0 {
+		w.next.Watermark = max(w.next.Watermark, wm)
+	}
 }
 
 // Flush implements Writer: it writes the marker and commits the transaction.
 func (w *kafkaWriter) Flush(ctx context.Context) (string, error) {
+	announce := len(w.markerParts) > 0 && w.next.Watermark > w.committed.Watermark
 	if w.k.progressTopic == "" || (!w.dirty && w.next == w.committed) {
 		return "", nil
 	}
 	if err := w.begin(); err != nil {
 		return "", err
+	}
+	if announce {
+		// After the windows it covers: a reader sees them before the marker.
+		val := partial.AppendMarker(nil, partial.Marker{Group: w.p.Spec + "/" + w.p.Topic, Source: w.p.Partition,
+			Sources: max(w.k.inputPartitions, w.p.Partition+1), Watermark: w.next.Watermark})
+		for topic, n := range w.markerParts {
+			for part := range n {
+				w.produce(ctx, &kgo.Record{Topic: topic, Partition: part, Key: markerRecordKey, Value: val})
+			}
+		}
 	}
 	val, _ := json.Marshal(w.next)
 	w.produce(ctx, &kgo.Record{Topic: w.k.progressTopic, Partition: w.progressPart, Key: markerKey(w.p), Value: val})
@@ -464,12 +534,34 @@ func rowKey(w *emit.Window, i int) string { return strings.Join(w.Rows[i].Key, "
 
 // outboxPartitioner places progress markers and dead letters on the partition the record names,
 // and output rows by a hash of their key (Kafka's murmur2, as the Java client does), so one
-// series always lands on one partition of an output topic.
-type outboxPartitioner struct{ manual map[string]bool }
+// series always lands on one partition of an output topic. Watermark markers, which go to
+// every partition of a partials topic, name theirs too.
+type outboxPartitioner struct{ manual, markers map[string]bool }
 
 func (o outboxPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	if o.manual[topic] {
 		return kgo.ManualPartitioner().ForTopic(topic)
 	}
-	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	keyed := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	if o.markers[topic] {
+		return markerPartitioner{keyed}
+	}
+	return keyed
+}
+
+// markerRecordKey keys watermark markers, which a reader tells from partials by their value.
+var markerRecordKey = []byte("liveagg-watermark")
+
+// markerPartitioner sends watermark markers to the partition they name and partials by key.
+type markerPartitioner struct{ kgo.TopicPartitioner }
+
+func (m markerPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return partial.IsMarker(r.Value) || m.TopicPartitioner.RequiresConsistency(r)
+}
+
+func (m markerPartitioner) Partition(r *kgo.Record, n int) int {
+	if partial.IsMarker(r.Value) {
+		return int(r.Partition)
+	}
+	return m.TopicPartitioner.Partition(r, n)
 }

@@ -58,6 +58,11 @@ type Input struct {
 	// input is partitioned by a subset of its key: the worker checks every record against
 	// the declaration and dead-letters the ones that contradict it as mis_keyed.
 	PartitionedBy []string `yaml:"partitioned_by,omitempty"`
+	// IdleTimeout, if set, lets a partition with nothing more to read advance its watermark by
+	// the wall clock once it has been quiet that long, so its last windows close without
+	// waiting for its next record. 0 (the default) waits for records. Not for format partials,
+	// whose watermark follows its sources'.
+	IdleTimeout Duration `yaml:"idle_timeout,omitempty"`
 }
 
 // HasFinalOutputs says whether the spec writes final values anywhere (not only partials).

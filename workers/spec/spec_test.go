@@ -2,8 +2,10 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +99,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"partials with time field", [2]string{"time_field: ts}", "time_field: ts, format: partials}"}, "", []string{"input.time_field: not allowed for format partials"}},
 		{"precision range", [2]string{"{fn: count}", "{fn: distinct, field: d, precision: 30}"}, "", []string{"aggregations[0].precision: 30 is out of range: 4 to 18"}},
 		{"quantile range", [2]string{"{fn: count}", "{fn: quantiles, field: r, quantiles: [0.5, 1.5]}"}, "", []string{"aggregations[0].quantiles[1]: 1.5 is out of range: 0 to 1"}},
-		{"partitioned outside the key", [2]string{"time_field: ts}", "time_field: ts, partitioned_by: [device]}"}, "", []string{`input.partitioned_by[0]: "device" is not in the key [org]: a series would arrive on several partitions`}},
+		{"partitioned by a bad field", [2]string{"time_field: ts}", "time_field: ts, partitioned_by: [\"a b\"]}"}, "", []string{`input.partitioned_by[0]: "a b" is not a field name`}},
+		{"idle timeout too short", [2]string{"time_field: ts}", "time_field: ts, idle_timeout: 100ms}"}, "", []string{"input.idle_timeout: 100ms is too short"}},
 		{"partitioned twice", [2]string{"time_field: ts}", "time_field: ts, partitioned_by: [org, org]}"}, "", []string{`input.partitioned_by[1]: "org" is listed twice`}},
 		{"text only for last", [2]string{"{fn: count}", "{fn: sum, field: r, type: text}"}, "", []string{"aggregations[0].type: text is only for last; sum computes numbers"}},
 		{"bad value type", [2]string{"{fn: count}", "{fn: last, field: r, type: json}"}, "", []string{`aggregations[0].type: "json" is not supported: one of number, text`}},
@@ -280,5 +283,62 @@ func TestAggregationColumnsDoNotClash(t *testing.T) {
 	doc = strings.Replace(strings.Replace(valid, "key: [org]", "key: [org, geo.zone]", 1), "aggregations: [{fn: count}]", "aggregations: [{fn: count}, {fn: quantiles, field: l, name: lat}, {fn: max, field: geo.zone}]", 1)
 	if _, err := Parse([]byte(doc)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStages: which specs run in two stages, and what each stage reads, keeps and writes.
+func TestStages(t *testing.T) {
+	const base = "name: web\ninput: {topic: access, time_field: ts%s}\nkey: [service, status]\nwindows: [%s]\nallowed_lateness: 30s\naggregations: [{fn: count}, {fn: distinct, field: ip}]\noutputs: [%s]\n"
+	const final = "{type: cassandra, keyspace: k, table: t}"
+	for _, tc := range []struct {
+		name, input, windows, outputs string
+		stages                        int
+		partialWindow                 string
+	}{
+		{"keying unknown", "", "1m, 15m", final, 2, "1m"},
+		{"keyed by the key", ", partitioned_by: [service, status]", "1m", final, 1, ""},
+		{"keyed by a subset of the key", ", partitioned_by: [service]", "1m", final, 1, ""},
+		{"keyed by a finer field", ", partitioned_by: [host]", "1m", final, 2, "1m"},
+		{"keyed partly outside the key", ", partitioned_by: [service, host]", "1m", final, 2, "1m"},
+		{"windows without a common multiple of each other", "", "90s, 1m", final, 2, "30s"},
+		{"partial outputs only", "", "1m", "{type: kafka, topic: p, partial: true, key: [service]}", 1, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse([]byte(fmt.Sprintf(base, tc.input, tc.windows, tc.outputs)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stages := s.Stages()
+			if len(stages) != tc.stages || s.NeedsRepartition() != (tc.stages == 2) {
+				t.Fatalf("%d stages (repartition %v), want %d", len(stages), s.NeedsRepartition(), tc.stages)
+			}
+			if tc.stages == 1 {
+				if stages[0] != s {
+					t.Error("a one-stage spec runs as written")
+				}
+				return
+			}
+			first, second := stages[0], stages[1]
+			topic := RepartitionTopic("web")
+			if first.Input.Topic != "access" || len(first.Windows) != 1 || first.Windows[0].String() != tc.partialWindow ||
+				first.AllowedLateness != s.AllowedLateness || len(first.Outputs) != 1 || !first.Outputs[0].Partial || first.Outputs[0].Topic != topic {
+				t.Errorf("first stage: %+v", first)
+			}
+			if second.Input.Topic != topic || second.Input.Format != FormatPartials || second.AllowedLateness != 0 ||
+				!slices.Equal(second.Windows, s.Windows) || len(second.Outputs) != 1 || second.Outputs[0].Type != OutputCassandra {
+				t.Errorf("second stage: %+v", second)
+			}
+			for i, st := range stages {
+				if st.Name != "web" || !slices.Equal(st.Key, s.Key) || len(st.Aggregations) != 2 {
+					t.Errorf("stage %d changed the name, key or aggregations: %+v", i+1, st)
+				}
+				if err := st.Validate(); err != nil {
+					t.Errorf("stage %d does not validate: %v", i+1, err)
+				}
+			}
+			if len(s.Outputs) != 1 || s.Outputs[0].Type != OutputCassandra || s.Input.Topic != "access" {
+				t.Error("deriving the stages changed the spec")
+			}
+		})
 	}
 }

@@ -112,14 +112,21 @@ func (s *Spec) validateInput(errs *Errors) {
 	if in.MaxFutureSkew < 0 {
 		errs.add("input.max_future_skew", "must not be negative")
 	}
+	switch {
+	case in.IdleTimeout < 0:
+		errs.add("input.idle_timeout", "must not be negative")
+	case in.IdleTimeout > 0 && in.IdleTimeout < Duration(time.Second):
+		errs.add("input.idle_timeout", "%s is too short to tell a quiet partition from a busy one: at least 1s", in.IdleTimeout)
+	case in.IdleTimeout > 0 && in.Format == FormatPartials:
+		errs.add("input.idle_timeout", "not for format partials: the watermark of a level reading partials follows its sources' markers, which idle sources keep sending")
+	}
 	if in.MaxRecordBytes < 0 || in.MaxRecordBytes > 64<<20 {
 		errs.add("input.max_record_bytes", "%d is out of range: 1 to 67108864 (64 MiB)", in.MaxRecordBytes)
 	}
 }
 
-// validatePartitioning checks the declared input partitioning against the key: a spec with
-// final outputs whose series would arrive on several partitions would write each series'
-// rows once per partition, the last one overwriting the others.
+// validatePartitioning checks the declared input partitioning. Any partitioning is right: a
+// spec whose partitioning is not within its key runs in two stages (see Stages).
 func (s *Spec) validatePartitioning(errs *Errors) {
 	in := s.Input
 	if len(in.PartitionedBy) == 0 {
@@ -130,16 +137,6 @@ func (s *Spec) validatePartitioning(errs *Errors) {
 		return
 	}
 	validateKey(errs, "input.partitioned_by", in.PartitionedBy, false)
-	if !s.HasFinalOutputs() {
-		return // partial outputs merge at the next level whatever the partitioning
-	}
-	for i, f := range in.PartitionedBy {
-		if !slices.Contains(s.Key, f) {
-			errs.add(fmt.Sprintf("input.partitioned_by[%d]", i),
-				"%q is not in the key %v: a series would arrive on several partitions and each partition's row would overwrite the others'; "+
-					"key the topic by a subset of the key, or pre-aggregate it with a partial output read by a second spec", f, s.Key)
-		}
-	}
 }
 
 func validateKey(errs *Errors, path string, key []string, required bool) {

@@ -18,9 +18,11 @@ var ErrPartialShape = errors.New("partial does not fit the spec's windows")
 // coarser than the partial's, a temporal one when the store's windows are larger (1m partials
 // into 15m and 1h windows). state is the slot's encoding (agg.Layout.AppendSlot).
 //
-// Event time for a partial is its window start: the watermark follows the newest partial start
-// minus the allowed lateness, and a partial whose window starts before the watermark is late
-// (false, nothing changed) since the windows it belongs to may already be emitted.
+// Partials do not move the watermark: partials of many sources arrive interleaved, and one
+// source running ahead says nothing about the others. The reader moves it with AdvanceWatermark
+// from the sources' watermark markers (see partial.Watermarks). A partial for a window this store
+// has already closed is late (false, nothing changed); with the sources' markers that only
+// happens to a source that wrote partials below the watermark it had announced.
 func (st *Store) ApplyPartial(key [][]byte, start, size int64, state []byte) (bool, error) {
 	for i := range st.sizes {
 		if sz := st.sizes[i].size; sz%size != 0 {
@@ -31,7 +33,7 @@ func (st *Store) ApplyPartial(key [][]byte, start, size int64, state []byte) (bo
 	if start%size != 0 {
 		return false, fmt.Errorf("%w: window start %d is not aligned to its size %s", ErrPartialShape, start, msDur(size))
 	}
-	if start < st.watermark {
+	if st.closedAt(start) {
 		st.late++
 		return false, nil
 	}
@@ -63,16 +65,21 @@ func (st *Store) ApplyPartial(key [][]byte, start, size int64, state []byte) (bo
 	}
 	st.pool.Release(src)
 	st.records++
-	if start > st.maxTime {
-		st.maxTime = start
-		if wm := start - st.lateness; wm > st.watermark {
-			st.watermark = wm
-			if wm >= st.nextClose {
-				st.closeUpTo(wm)
-			}
+	st.maxTime = max(st.maxTime, start)
+	return true, nil
+}
+
+// closedAt says whether a window holding time t has been emitted already, for any window size.
+func (st *Store) closedAt(t int64) bool {
+	if st.watermark == noTime {
+		return false
+	}
+	for _, sz := range st.sizes {
+		if t-mod(t, sz.size)+sz.size <= st.watermark {
+			return true
 		}
 	}
-	return true, nil
+	return false
 }
 
 // msDur prints a window size in milliseconds as specs write it (500ms, 1m, 1d).

@@ -168,18 +168,41 @@ func (st *Store) Apply(r *record.Record) bool {
 	return true
 }
 
-// AdvanceWatermark moves the watermark to at least wm and emits the windows it closes. A worker
-// calls it for an idle partition (no records, so no event time to move it), or with the maximum
-// time to flush every window at the end of a bounded run.
+// AdvanceWatermark moves the watermark to at least wm and emits the windows it closes: for a
+// partition reading partials, the minimum of its sources' watermarks; for a bounded run, the
+// maximum time, to flush every window.
 func (st *Store) AdvanceWatermark(wm int64) {
+	st.RaiseWatermark(wm)
+	st.CloseDue()
+}
+
+// RaiseWatermark moves the watermark to at least wm (as if a record of time wm plus the allowed
+// lateness had been applied) without emitting the windows it closes: CloseDue does. An idle
+// partition's advance is checkpointed in between, so that a restore of that checkpoint closes
+// the same windows again rather than let the replay decide differently.
+func (st *Store) RaiseWatermark(wm int64) {
 	if wm <= st.watermark {
 		return
 	}
 	st.watermark = wm
-	if wm >= st.nextClose {
-		st.closeUpTo(wm)
+	if t := wm + st.lateness; wm < 1<<62 && t > st.maxTime {
+		st.maxTime = t
 	}
 }
+
+// CloseDue emits the windows the watermark has passed and that are still open.
+func (st *Store) CloseDue() {
+	if st.watermark >= st.nextClose {
+		st.closeUpTo(st.watermark)
+	}
+}
+
+// Closes says whether a watermark of wm would close a window that is open now.
+func (st *Store) Closes(wm int64) bool { return wm >= st.nextClose }
+
+// Pending says whether windows the watermark has passed are still open (between RaiseWatermark
+// and CloseDue).
+func (st *Store) Pending() bool { return st.watermark != noTime && st.watermark >= st.nextClose }
 
 // Flush emits every open window, as at the end of input.
 func (st *Store) Flush() { st.AdvanceWatermark(1<<63 - 1) }

@@ -553,3 +553,48 @@ outputs: [{type: stdout}]
 		}
 	}
 }
+
+// TestRaiseThenCloseDue: a raised watermark closes nothing until CloseDue, says so with Pending,
+// survives a snapshot with its windows still open, and a restored store closes the same
+// windows as the original.
+func TestRaiseThenCloseDue(t *testing.T) {
+	f := newFixture(t, "name: s\ninput: {topic: t, time_field: ts}\nkey: [k]\nwindows: [1m]\nallowed_lateness: 10s\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n")
+	s, layout := f.spec, f.layout
+	var closed []int64
+	st := New(s, layout, func(w *Window) { closed = append(closed, w.Start) })
+	for _, ts := range []int64{1_000, 61_000, 125_000} {
+		if !st.Apply(&record.Record{Key: [][]byte{[]byte("a")}, Time: ts}) {
+			t.Fatalf("record at %d late", ts)
+		}
+	}
+	if len(closed) != 1 || st.Pending() || !st.Closes(180_000) || st.Closes(100_000) {
+		t.Fatalf("closed %v, pending %v", closed, st.Pending())
+	}
+	st.RaiseWatermark(190_000)
+	if len(closed) != 1 || !st.Pending() || st.Watermark() != 190_000 {
+		t.Fatalf("raise closed %v, pending %v, watermark %d", closed, st.Pending(), st.Watermark())
+	}
+	snap, err := st.AppendSnapshot(nil, Fingerprint(s, layout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.CloseDue()
+	if !slices.Equal(closed, []int64{0, 60_000, 120_000}) || st.Pending() {
+		t.Fatalf("closed %v after CloseDue, pending %v", closed, st.Pending())
+	}
+	var again []int64
+	restored, err := Restore(s, layout, func(w *Window) { again = append(again, w.Start) }, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !restored.Pending() {
+		t.Fatal("the restored store lost the raised watermark's pending windows")
+	}
+	restored.CloseDue()
+	if !slices.Equal(again, []int64{60_000, 120_000}) {
+		t.Fatalf("restored store closed %v, want the same windows as the original", again)
+	}
+	if restored.Apply(&record.Record{Key: [][]byte{[]byte("a")}, Time: 179_000}) {
+		t.Error("a record behind the raised watermark was applied")
+	}
+}

@@ -51,7 +51,7 @@ func TestWorkerWithSecuredCassandra(t *testing.T) {
 	adminTLS := testenv.NewTLS(t, dir, "admin", "127.0.0.1")
 	spec := writeFile(t, dir, "spec.yaml", `
 name: %s
-input: {topic: %s, time_field: t}
+input: {topic: %s, time_field: t, partitioned_by: [k]}
 key: [k]
 windows: [1m]
 aggregations: [{fn: count}]
@@ -93,12 +93,12 @@ admin:
 		for m := fromMin; m < toMin; m++ {
 			for i := range 60 {
 				k := i % 3
-				recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(k % 2),
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(k % 2), Key: fmt.Appendf(nil, "k%d", k),
 					Value: fmt.Appendf(nil, `{"k":"k%d","t":%d}`, k, base+int64(m)*60_000+int64(i)*1000)})
 			}
 		}
 		for p := range int32(2) {
-			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, `{"k":"end","t":%d}`, base+int64(toMin)*60_000)})
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Key: []byte("end"), Value: fmt.Appendf(nil, `{"k":"end","t":%d}`, base+int64(toMin)*60_000)})
 		}
 		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			t.Fatal(err)

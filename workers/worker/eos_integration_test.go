@@ -233,12 +233,15 @@ type scenario struct {
 	g          *gen.Generator
 	fleet      *fleet
 	start      time.Time
+	// declared says the spec declares its input partitioned by its key (and records carry
+	// the canonical key), so it runs in one stage; otherwise it runs in two.
+	declared bool
 }
 
-func newScenario(t *testing.T, total int) *scenario {
+func newScenario(t *testing.T, total int, declared bool) *scenario {
 	sc := &scenario{
 		t: t, ctx: testenv.Context(t, 25*time.Minute), brokers: testenv.KafkaBrokers(t), cassHosts: testenv.CassandraHosts(t),
-		name: testenv.Name(t, "eos"), partitions: 4, start: time.Now(),
+		name: testenv.Name(t, "eos"), partitions: 4, start: time.Now(), declared: declared,
 	}
 	if v := os.Getenv("LIVEAGG_EOS_TIMEOUT"); v != "" {
 		testTimeout, _ = time.ParseDuration(v)
@@ -273,9 +276,13 @@ func newScenario(t *testing.T, total int) *scenario {
 
 	dir := t.TempDir()
 	specPath := filepath.Join(dir, "spec.yaml")
+	partitioning := ""
+	if declared {
+		partitioning = ", partitioned_by: [org, site, zone]"
+	}
 	specDoc := fmt.Sprintf(`
 name: %s
-input: {topic: %s, time_field: ts, time_unit: ms, max_record_bytes: 65536}
+input: {topic: %s, time_field: ts, time_unit: ms, max_record_bytes: 65536%s}
 key: [org, site, zone]
 windows: [1m, 15m]
 allowed_lateness: 30s
@@ -291,7 +298,7 @@ outputs:
   - {type: cassandra, keyspace: %s, table: rollup}
   - {type: kafka, topic: %s}
   - {type: s3, url: "s3://%s/rollups"}
-`, sc.name, sc.inTopic, sc.ks, sc.outTopic, sc.bucket)
+`, sc.name, sc.inTopic, partitioning, sc.ks, sc.outTopic, sc.bucket)
 	if err := os.WriteFile(specPath, []byte(specDoc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -325,14 +332,18 @@ aws: {endpoint: %q}
 }
 
 // produce writes n generated records keyed by series, so each (series, window) is computed by
-// one partition.
+// one partition (in one stage) or its partials are in one partition (in two).
 func (sc *scenario) produce(n int) {
+	sep := "|"
+	if sc.declared {
+		sep = "\x1f"
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var perr error
 	for range n {
 		e := sc.g.Next()
-		r := &kgo.Record{Topic: sc.inTopic, Key: fmt.Appendf(nil, "org-%04d|site-%02d|zone-%03d", e.Org, e.Site, e.Zone),
+		r := &kgo.Record{Topic: sc.inTopic, Key: fmt.Appendf(nil, "org-%04d%ssite-%02d%szone-%03d", e.Org, sep, e.Site, sep, e.Zone),
 			Value: gen.AppendJSON(nil, e)}
 		wg.Add(1)
 		sc.cl.Produce(sc.ctx, r, func(_ *kgo.Record, err error) {
@@ -385,7 +396,11 @@ func (sc *scenario) produceBad() {
 func (sc *scenario) flush() {
 	for p := range sc.partitions {
 		val := fmt.Appendf(nil, `{"org":"flush","site":"flush","zone":"flush","device":"flush","ts":%d,"rssi":-1,"dwell_ms":0}`, sc.g.NowMs()+24*3600_000)
-		if err := sc.manual.ProduceSync(sc.ctx, &kgo.Record{Topic: sc.inTopic, Value: val, Partition: p}).FirstErr(); err != nil {
+		r := &kgo.Record{Topic: sc.inTopic, Value: val, Partition: p}
+		if sc.declared {
+			r.Key = []byte("flush\x1fflush\x1fflush")
+		}
+		if err := sc.manual.ProduceSync(sc.ctx, r).FirstErr(); err != nil {
 			sc.t.Fatal(err)
 		}
 	}
@@ -422,19 +437,28 @@ func (sc *scenario) reference() (map[rowID]*refRow, int) {
 	return want, rejected
 }
 
-// caughtUp reports whether the checkpoints (mirrored as group offsets) cover the whole input.
+// caughtUp reports whether the checkpoints (mirrored as group offsets) cover the whole input,
+// and in two stages, then the whole repartition topic.
 func (sc *scenario) caughtUp() bool {
-	ends, err := sc.adm.ListEndOffsets(sc.ctx, sc.inTopic)
+	if !caughtUp(sc.ctx, sc.adm, "liveagg."+sc.name, sc.inTopic) {
+		return false
+	}
+	return sc.declared || caughtUp(sc.ctx, sc.adm, "liveagg."+sc.name+".stage2", sc.name+".repartition")
+}
+
+// caughtUp reports whether group's committed offsets reach the end of every partition of topic.
+func caughtUp(ctx context.Context, adm *kadm.Client, group, topic string) bool {
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return false
 	}
-	committed, err := sc.adm.FetchOffsets(sc.ctx, "liveagg."+sc.name)
+	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		return false
 	}
 	done := true
 	ends.Each(func(e kadm.ListedOffset) {
-		c, ok := committed.Lookup(sc.inTopic, e.Partition)
+		c, ok := committed.Lookup(topic, e.Partition)
 		if !ok || c.At < e.Offset {
 			done = false
 		}
@@ -478,11 +502,12 @@ func envInt(name string, def int) int {
 // three workers, and a harness that kill -9s a random worker at random moments at least ten
 // times, restarting it each time. Every (series, window) must be in Cassandra, S3 and the
 // read_committed Kafka output exactly once and exactly right, and every bad record must be
-// dead-lettered exactly once.
+// dead-lettered exactly once. The spec does not declare its input's partitioning, so it runs in
+// two stages: the kills land in both, and in the repartition topic's transactions between them.
 func TestExactlyOnceUnderKill9(t *testing.T) {
 	n := envInt("LIVEAGG_EOS_RECORDS", 1_000_000)
 	kills := envInt("LIVEAGG_EOS_KILLS", 10)
-	sc := newScenario(t, n)
+	sc := newScenario(t, n, false)
 	sc.produce(n / 2)
 	sc.produceBad()
 	sc.produce(n - n/2)
@@ -511,10 +536,11 @@ func TestExactlyOnceUnderKill9(t *testing.T) {
 // TestRebalanceAndWholeFleetOutage: two workers start, a third joins mid-stream, one drains
 // and leaves (SIGTERM), and then every worker is killed while producers keep writing; a fresh
 // fleet (new processes, new ids, nothing local) restores from the checkpoint store and catches
-// up. State moves with its partitions throughout, and the results are exact.
+// up. State moves with its partitions throughout, and the results are exact. The spec declares
+// its input partitioned by its key, so it runs in one stage.
 func TestRebalanceAndWholeFleetOutage(t *testing.T) {
 	n := envInt("LIVEAGG_REBALANCE_RECORDS", 300_000)
-	sc := newScenario(t, n)
+	sc := newScenario(t, n, true)
 	sc.produce(n / 3)
 	sc.fleet.start(0)
 	sc.fleet.start(1)

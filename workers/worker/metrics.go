@@ -29,6 +29,8 @@ type Metrics struct {
 	sinkErrs    *prometheus.CounterVec
 	sinkFlush   *prometheus.HistogramVec
 	sinkBlocked *prometheus.GaugeVec
+	idleG       *prometheus.GaugeVec
+	idleAdv     prometheus.Counter
 }
 
 // NewMetrics registers the worker's collectors with reg (nil: a private registry, for tests).
@@ -55,6 +57,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		sinkErrs:    f.NewCounterVec(prometheus.CounterOpts{Name: metrics.SinkErrors.Prom, Help: metrics.SinkErrors.Help}, []string{"sink"}),
 		sinkFlush:   f.NewHistogramVec(prometheus.HistogramOpts{Name: metrics.SinkLatency.Prom, Help: metrics.SinkLatency.Help, Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, []string{"sink"}),
 		sinkBlocked: f.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.SinkBlocked.Prom, Help: metrics.SinkBlocked.Help}, []string{"sink"}),
+		idleG:       f.NewGaugeVec(prometheus.GaugeOpts{Name: metrics.PartitionIdle.Prom, Help: metrics.PartitionIdle.Help}, part),
+		idleAdv:     f.NewCounter(prometheus.CounterOpts{Name: metrics.IdleAdvances.Prom, Help: metrics.IdleAdvances.Help}),
 	}
 }
 
@@ -89,7 +93,7 @@ func (m *Metrics) checkpointCurrent(p int32) { m.ckptTime.WithLabelValues(p32(p)
 // last values for ever: a lag that never drains, a checkpoint timestamp whose age alarms after
 // the partition has moved to another worker, which reports it now.
 func (m *Metrics) released(p int32) {
-	for _, g := range []*prometheus.GaugeVec{m.lagG, m.series, m.bytes, m.ckptBytes, m.ckptTime} {
+	for _, g := range []*prometheus.GaugeVec{m.lagG, m.series, m.bytes, m.ckptBytes, m.ckptTime, m.idleG} {
 		g.DeleteLabelValues(p32(p))
 	}
 }
@@ -109,3 +113,12 @@ func (m *Metrics) sinkFailed(sink string)    { m.sinkErrs.WithLabelValues(sink).
 func (m *Metrics) sinkFlushed(sink string, d time.Duration) {
 	m.sinkFlush.WithLabelValues(sink).Observe(d.Seconds())
 }
+
+func (m *Metrics) idle(p int32, idle bool) {
+	v := 0.0
+	if idle {
+		v = 1
+	}
+	m.idleG.WithLabelValues(p32(p)).Set(v)
+}
+func (m *Metrics) idleAdvanced(int32) { m.idleAdv.Inc() }

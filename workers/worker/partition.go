@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -19,11 +21,13 @@ import (
 	"github.com/liveagg/liveagg/workers/state"
 )
 
-// deadLetterer is the outbox writer's extra surface: dead letters and the progress position.
+// deadLetterer is the outbox writer's extra surface: dead letters, the progress position, and
+// the watermark announced to the readers of partial outputs.
 type deadLetterer interface {
 	DeadLetter(ctx context.Context, in *kgo.Record, reason, detail string) error
 	DeadLetterRow(ctx context.Context, rej sink.Rejection) error
 	Position(nextSeq uint64, nextOffset int64)
+	Watermark(wm int64)
 }
 
 // owner is the single goroutine that owns one input partition's state: it applies records,
@@ -41,6 +45,8 @@ type owner struct {
 	snapshots
 	progress
 	poisonGuard
+	// idle is what the lag refresher confirmed of the partition having nothing more to read.
+	idle idleness
 
 	in   chan []*kgo.Record
 	ctl  chan control
@@ -57,6 +63,8 @@ type input struct {
 	proj  *partial.Projection // for a spec reading partials
 	part  partial.Partial
 	parts [][]byte
+	// sources are the watermarks of the partitions that write the partials (nil for raw input).
+	sources *partial.Watermarks
 	// partitionedBy is Worker.partitionedBy: records whose Kafka key is not the canonical
 	// key of these key fields contradict the declared partitioning.
 	partitionedBy []int
@@ -154,6 +162,11 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 			return 0, err
 		}
 		st, rerr := state.Restore(w.cfg.Spec, w.layout, emitFn, cp.State)
+		if rerr == nil && o.sources != nil && len(cp.Sources) > 0 {
+			if err := o.sources.UnmarshalJSON(cp.Sources); err != nil {
+				rerr = fmt.Errorf("%w: %w", state.ErrCorrupt, err)
+			}
+		}
 		if rerr == nil {
 			o.store, o.nextOffset, o.nextSeq = st, cp.Offset, cp.EmitSeq
 			break
@@ -180,6 +193,16 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	o.lastCkpt = time.Now()
 	o.ckptOffset, o.ckptSeq = o.nextOffset, o.nextSeq
 	o.handling = -1
+	// A checkpoint taken between an idle advance and the windows it closes (see idleAdvance)
+	// holds the raised watermark: close them now, as the run that wrote it did next.
+	if o.store.Pending() {
+		o.curOffset, o.curRecord = o.nextOffset-1, nil
+		o.store.CloseDue()
+		if o.emitErr != nil {
+			o.closeWriters()
+			return 0, o.emitErr
+		}
+	}
 	if f := lease.Manifest().Failure; f != nil && f.Count >= w.cfg.PoisonAfter && f.Offset >= o.nextOffset {
 		o.poison = f
 		o.log.Error("POISON RECORD: this partition failed at one record repeatedly; it will be dead-lettered as poison and the partition goes on",
@@ -206,7 +229,11 @@ func (o *owner) run(ctx context.Context) {
 	if o.nextOffset >= 0 {
 		o.w.mirrorOffset(o.key.Partition, o.nextOffset)
 	}
-	tick := time.NewTicker(o.w.cfg.CheckpointInterval / 4)
+	period := o.w.cfg.CheckpointInterval / 4
+	if idle := o.w.cfg.Spec.Input.IdleTimeout.Std(); idle > 0 {
+		period = min(period, idleRefresh(idle))
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
@@ -222,13 +249,19 @@ func (o *owner) run(ctx context.Context) {
 				}
 			}
 		case <-tick.C:
-			if o.sinceCkpt > 0 && time.Since(o.lastCkpt) >= o.w.cfg.CheckpointInterval {
+			// Records applied, or only transaction markers passed: either moves the offset.
+			moved := o.sinceCkpt > 0 || (o.nextOffset >= 0 && o.nextOffset != o.ckptOffset)
+			if moved && time.Since(o.lastCkpt) >= o.w.cfg.CheckpointInterval {
 				if err := o.checkpoint(ctx, false); err != nil {
 					o.fail(err)
 					return
 				}
 			} else if o.sinceCkpt == 0 && o.saving == nil && o.ckptOffset >= 0 && o.ckptOffset == o.nextOffset {
 				o.w.metrics.checkpointCurrent(o.key.Partition)
+			}
+			if err := o.idleAdvance(ctx, time.Now()); err != nil {
+				o.fail(err)
+				return
 			}
 		case err := <-o.saving: // a background save finished
 			o.saving = nil
@@ -312,10 +345,18 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 			err = fmt.Errorf("partition %s: BUG: panic at offset %d (%s): %v", o.key, o.handling, o.phase, r)
 		}
 	}()
+	data := 0
 	for _, kr := range batch {
 		if kr.Offset < o.nextOffset {
 			continue // before the checkpoint (a fetch that raced the seek)
 		}
+		if kr.Attrs.IsControl() {
+			// A transaction's commit or abort marker: nothing to apply, but the position moves
+			// past it, so that a partition whose log ends with one is seen to be caught up.
+			o.nextOffset = kr.Offset + 1
+			continue
+		}
+		data++
 		o.curOffset, o.curRecord = kr.Offset, kr
 		o.handling, o.phase = kr.Offset, phaseApply
 		passedPoison := false
@@ -382,8 +423,8 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 	}
 	o.handling = -1
 	busy := time.Since(start)
-	m.recordsIn(o.key.Partition, len(batch), busy)
-	o.w.totalRecords.Add(int64(len(batch)))
+	m.recordsIn(o.key.Partition, data, busy)
+	o.w.totalRecords.Add(int64(data))
 	o.w.totalDead.Add(int64(bad + late))
 	o.w.busyNanos.Add(int64(busy))
 	st := o.store.Stats()
@@ -391,7 +432,10 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 		s.NextOffset = o.nextOffset
 		s.Series, s.Slots, s.StateBytes = st.Series, st.Slots, st.Bytes
 		s.Watermark = st.Watermark
-		s.Records += int64(len(batch))
+		if o.sources != nil {
+			s.WaitingFor = o.sources.Waiting()
+		}
+		s.Records += int64(data)
 		s.BusySeconds += busy.Seconds()
 		s.DeadLettered += int64(bad + late)
 	})
@@ -422,8 +466,20 @@ func (o *owner) handlePoison(ctx context.Context, kr *kgo.Record) (skip bool, er
 	return true, o.reject(ctx, kr, record.ReasonPoison, fmt.Sprintf("failed %d times at this offset: %s", p.Count, p.Error))
 }
 
-// applyPartial merges one partial record; it returns why the record is dead-lettered, if it is.
+// applyPartial merges one partial record, or takes in a source's watermark marker; it returns
+// why the record is dead-lettered, if it is.
 func (o *owner) applyPartial(v []byte) (record.Reason, string) {
+	if partial.IsMarker(v) {
+		m, err := partial.ParseMarker(v)
+		if err != nil {
+			return record.ReasonBadState, err.Error()
+		}
+		o.sources.Observe(m)
+		if wm, ok := o.sources.Min(); ok {
+			o.store.AdvanceWatermark(wm)
+		}
+		return "", ""
+	}
 	p := &o.part
 	if err := partial.Parse(v, p); err != nil {
 		return record.ReasonBadState, err.Error()
@@ -605,6 +661,11 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	start := time.Now()
 	if o.outbox != nil {
 		o.outbox.Position(o.nextSeq, o.nextOffset)
+		// Readers of partial outputs may close a window once every source has passed its end;
+		// not while windows the watermark passed are still to be written.
+		if wm := o.store.Watermark(); wm != math.MinInt64 && !o.store.Pending() {
+			o.outbox.Watermark(wm)
+		}
 	}
 	progress := map[string]string{}
 	// The Kafka outbox commits last: if an idempotent sink fails first, the transaction still
@@ -649,6 +710,11 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	o.lastSnap = len(buf)
 	pause := time.Since(start)
 	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf}
+	if o.sources != nil {
+		if cp.Sources, err = json.Marshal(o.sources); err != nil {
+			return fmt.Errorf("partition %s: source watermarks: %w", o.key, err)
+		}
+	}
 	o.sinceCkpt, o.lastCkpt = 0, time.Now()
 	o.ckptOffset, o.ckptSeq = o.nextOffset, o.nextSeq // a failed save fails the partition
 	done := make(chan error, 1)

@@ -8,12 +8,16 @@ import (
 
 // PartitionStatus is what the admin API reports per owned partition.
 type PartitionStatus struct {
-	Partition    int32 `json:"partition"`
-	Generation   int64 `json:"generation"`
-	RestoredFrom int64 `json:"restored_from_offset"`
-	NextOffset   int64 `json:"next_offset"`
-	Lag          int64 `json:"lag"`
-	Records      int64 `json:"records"`
+	// Stage and Topic say which stage of a two-stage pipeline the partition is of (0 and the
+	// input topic's name are omitted for a one-stage spec).
+	Stage        int    `json:"stage,omitempty"`
+	Topic        string `json:"topic,omitempty"`
+	Partition    int32  `json:"partition"`
+	Generation   int64  `json:"generation"`
+	RestoredFrom int64  `json:"restored_from_offset"`
+	NextOffset   int64  `json:"next_offset"`
+	Lag          int64  `json:"lag"`
+	Records      int64  `json:"records"`
 	// BusySeconds is the time the partition's owner spent applying records (decode, state,
 	// emitting windows): with Records, the partition's cost per record.
 	BusySeconds  float64 `json:"busy_seconds"`
@@ -22,12 +26,18 @@ type PartitionStatus struct {
 	// as mis_keyed.
 	MisKeyed int64 `json:"mis_keyed"`
 	// RowsRejected counts output rows a sink refused for good, dead-lettered as sink_rejected.
-	RowsRejected          int64     `json:"rows_rejected"`
-	WindowsEmitted        int64     `json:"windows_emitted"`
-	Series                int       `json:"series"`
-	Slots                 int       `json:"slots"`
-	StateBytes            int64     `json:"state_bytes"`
-	Watermark             int64     `json:"watermark_ms"`
+	RowsRejected   int64 `json:"rows_rejected"`
+	WindowsEmitted int64 `json:"windows_emitted"`
+	Series         int   `json:"series"`
+	Slots          int   `json:"slots"`
+	StateBytes     int64 `json:"state_bytes"`
+	Watermark      int64 `json:"watermark_ms"`
+	// IdleAdvances counts the times the partition, idle, had its watermark advanced by the
+	// wall clock (input.idle_timeout).
+	IdleAdvances int64 `json:"idle_advances,omitempty"`
+	// WaitingFor lists, for a partition reading partials, the sources whose watermark holds
+	// its windows open ("spec/topic/partition"): those that never reported, or the slowest.
+	WaitingFor            []string  `json:"waiting_for,omitempty"`
 	Checkpoints           int64     `json:"checkpoints"`
 	LastCheckpoint        time.Time `json:"last_checkpoint"`
 	LastCheckpointOffset  int64     `json:"last_checkpoint_offset"`
@@ -46,6 +56,8 @@ type Status struct {
 	Group      string            `json:"group"`
 	Draining   bool              `json:"draining"`
 	Partitions []PartitionStatus `json:"partitions"`
+	// Stages lists the stages of a spec run in two stages (empty for one).
+	Stages []StageStatus `json:"stages,omitempty"`
 	// Sinks lists sinks that have failed a write since the worker started, and whether they
 	// are holding consumption back now.
 	Sinks []SinkStatus `json:"sinks,omitempty"`
@@ -70,6 +82,11 @@ func (w *Worker) Status() Status {
 		o.mu.Unlock()
 		ps.Lag = lag[ps.Partition]
 		s.Partitions = append(s.Partitions, ps)
+	}
+	if w.cfg.Stage > 0 {
+		for i := range s.Partitions {
+			s.Partitions[i].Stage, s.Partitions[i].Topic = w.cfg.Stage, w.cfg.Spec.Input.Topic
+		}
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int { return int(a.Partition - b.Partition) })
 	s.Sinks = w.health.status()

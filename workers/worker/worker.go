@@ -90,6 +90,8 @@ type Config struct {
 	// partition's checkpoint manifest, across restarts) before the record is treated as
 	// poison: dead-lettered, logged, and passed (default 3). Transient failures do not count.
 	PoisonAfter int
+	// Stage is the worker's stage in a two-stage pipeline (1 or 2), 0 for a spec run in one.
+	Stage int
 	// SessionTimeout is how long the group waits for a silent member before moving its
 	// partitions (default 10s: an instance that vanishes without a drain is replaced fast).
 	SessionTimeout time.Duration
@@ -118,6 +120,8 @@ type Worker struct {
 	// partitionedBy is the positions in the spec's key of input.partitioned_by, nil when the
 	// records are not checked against it.
 	partitionedBy []int
+	// smallestWindow is the spec's smallest window size, ms.
+	smallestWindow int64
 
 	mu       sync.Mutex
 	owners   map[int32]*owner
@@ -199,9 +203,13 @@ func New(cfg Config) (*Worker, error) {
 			}
 		}
 	}
+	smallest := cfg.Spec.Windows[0].Millis()
+	for _, win := range cfg.Spec.Windows {
+		smallest = min(smallest, win.Millis())
+	}
 	w := &Worker{
-		partitionedBy: partitionedBy,
-		cfg:           cfg, log: log, states: states, values: values,
+		partitionedBy: partitionedBy, smallestWindow: smallest,
+		cfg: cfg, log: log, states: states, values: values,
 		layout: layout, fp: state.Fingerprint(cfg.Spec, layout), sinks: cfg.Sinks, metrics: m, health: health,
 		owners: map[int32]*owner{}, lag: map[int32]int64{}, deadLetters: newDeadLetterLog(time.Minute),
 	}
@@ -227,6 +235,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers come through so that owners move past them: a partition whose
+		// log ends with one is then seen to be read to its end (see idleness).
+		kgo.KeepControlRecords(),
 		// Never reset silently: a fetch that falls off the log comes back as OffsetOutOfRange
 		// and goes through outOfRange and the OnMissingOffset policy.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
@@ -248,9 +259,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { defer close(lagDone); w.refreshLag(lagCtx, cl, 10*time.Second) }()
 	defer func() { stopLag(); <-lagDone }() // before the client closes: the refresher uses it
 	w.log.Info("worker started", "topic", topic, "group", w.cfg.Group, "checkpoints", w.cfg.Checkpoints.Location())
-	if s := w.cfg.Spec; s.Input.Format == spec.FormatJSON && len(s.Input.PartitionedBy) == 0 && s.HasFinalOutputs() {
-		w.log.Warn("the input's partitioning is not declared: rollups are right only if the topic's producers key every record by a subset of the key; "+
-			"declare it as input.partitioned_by so that every record is checked", "key", s.Key)
+	if s := w.cfg.Spec; w.cfg.Stage == 0 && s.NeedsRepartition() {
+		w.log.Warn("running in one stage a spec whose input is not declared partitioned within its key: rollups are right only if the topic's producers "+
+			"key every record by a subset of the key; the liveagg worker command runs such a spec in two stages", "key", s.Key, "partitioned_by", s.Input.PartitionedBy)
 	}
 
 	// With BlockRebalanceOnPoll every poll must be followed by AllowRebalance, the last one
@@ -320,10 +331,17 @@ var errDrained = errors.New("drained")
 // stable offset, as the worker reads committed records) and what the owner has applied, every
 // interval. The fetch loop updates lag only when it hands records over, and stops doing so
 // exactly when lag matters: a sink that is down holds the owner, the owner holds the fetch
-// loop, and the lag it last reported would freeze while the real one grows.
+// loop, and the lag it last reported would freeze while the real one grows. With an idle
+// timeout it also confirms the partitions that have nothing more to read (see idleness).
 func (w *Worker) refreshLag(ctx context.Context, cl *kgo.Client, interval time.Duration) {
 	adm := kadm.NewClient(cl)
 	topic := w.cfg.Spec.Input.Topic
+	idle := w.cfg.Spec.Input.IdleTimeout.Std()
+	if idle > 0 && w.cfg.Spec.Input.Format != spec.FormatPartials {
+		interval = min(interval, idleRefresh(idle))
+	} else {
+		idle = 0
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -332,27 +350,60 @@ func (w *Worker) refreshLag(ctx context.Context, cl *kgo.Client, interval time.D
 			return
 		case <-t.C:
 		}
-		ends, err := adm.ListCommittedOffsets(ctx, topic)
-		if err != nil {
-			continue // the next tick tries again; the broker may be away
-		}
 		w.mu.Lock()
 		owners := make(map[int32]*owner, len(w.owners))
 		maps.Copy(owners, w.owners)
 		w.mu.Unlock()
+		// What the owners had applied before the broker is asked: a record applied meanwhile
+		// only makes a partition look less caught up than it is, never more.
+		applied := make(map[int32]int64, len(owners))
+		for p, o := range owners {
+			o.mu.Lock()
+			applied[p] = o.stat.NextOffset
+			o.mu.Unlock()
+		}
+		ends, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			continue // the next tick tries again; the broker may be away
+		}
+		var highs, starts kadm.ListedOffsets
+		if idle > 0 {
+			highs, err = adm.ListEndOffsets(ctx, topic)
+			if err == nil {
+				starts, err = adm.ListStartOffsets(ctx, topic)
+			}
+			if err != nil {
+				highs = nil // no confirmation this time
+			}
+		}
+		now := time.Now()
 		for p, o := range owners {
 			end, ok := ends.Lookup(topic, p)
-			o.mu.Lock()
-			applied := o.stat.NextOffset
-			o.mu.Unlock()
-			if !ok || end.Err != nil || applied < 0 {
+			if !ok || end.Err != nil {
+				o.idle.reset()
 				continue
 			}
-			lag := max(0, end.Offset-applied)
-			w.mu.Lock()
-			w.lag[p] = lag
-			w.mu.Unlock()
-			w.metrics.lag(p, lag)
+			if a := applied[p]; a >= 0 {
+				lag := max(0, end.Offset-a)
+				w.mu.Lock()
+				w.lag[p] = lag
+				w.mu.Unlock()
+				w.metrics.lag(p, lag)
+			}
+			if highs == nil {
+				continue
+			}
+			high, ok1 := highs.Lookup(topic, p)
+			start, ok2 := starts.Lookup(topic, p)
+			a := applied[p]
+			caughtUp := ok1 && ok2 && high.Err == nil && start.Err == nil && high.Offset == end.Offset && // no transaction open
+				(a >= end.Offset || (a < 0 && start.Offset == end.Offset)) // all read, or nothing ever to read
+			if caughtUp {
+				o.idle.confirm(a, end.Offset, now)
+			} else {
+				o.idle.reset()
+			}
+			w.metrics.idle(p, caughtUp)
 		}
 	}
 }
@@ -368,7 +419,7 @@ func (w *Worker) newOwner(p int32) (*owner, error) {
 		stat: PartitionStatus{Partition: p},
 	}
 	if w.cfg.Spec.Input.Format == spec.FormatPartials {
-		o.proj = partial.NewProjection(w.cfg.Spec.Key)
+		o.proj, o.sources = partial.NewProjection(w.cfg.Spec.Key), partial.NewWatermarks()
 		return o, nil
 	}
 	dec, err := record.NewDecoder(w.cfg.Spec)
@@ -753,7 +804,7 @@ func KafkaOutputs(s *spec.Spec) ([]sink.KafkaOutput, error) {
 		for _, w := range s.Windows {
 			smallest = min(smallest, w.Millis())
 		}
-		outs = append(outs, sink.KafkaOutput{Topic: o.Topic, Render: partial.Renderer(layout.Fingerprint(), keyedBy), WindowSize: smallest})
+		outs = append(outs, sink.KafkaOutput{Topic: o.Topic, Render: partial.Renderer(layout.Fingerprint(), keyedBy), WindowSize: smallest, Watermarks: true})
 	}
 	return outs, nil
 }
