@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // How workers take over from checkpoints of an earlier revision whose state cannot be carried
@@ -284,4 +285,77 @@ func (p Plan) Summary() string {
 		return string(p.Action)
 	}
 	return string(p.Action) + ": " + strings.Join(why, "; ")
+}
+
+// History is what a spec's input topic still holds, for Check.
+type History struct {
+	// Trimmed lists the partitions whose log no longer starts at offset 0: retention (or a
+	// deletion) removed records from them.
+	Trimmed []int32
+	// Retention is how long the topic keeps records; 0 means without limit (or unknown).
+	Retention time.Duration
+}
+
+// RebuildSpan is how far back in event time a new version started from offsets reads: the old
+// version's open windows (its largest window and its lateness behind the newest record), up to
+// one whole new window of every size before that (the new windows must start on a common
+// boundary), and the skew a record's event time may have ahead of its log time.
+func RebuildSpan(old, new *Spec) time.Duration {
+	var oldMax time.Duration
+	for _, w := range old.Windows {
+		oldMax = max(oldMax, w.Std())
+	}
+	l := int64(1)
+	for _, w := range new.Windows {
+		l = lcm(l, w.Millis())
+	}
+	return old.AllowedLateness.Std() + oldMax + time.Duration(l)*time.Millisecond + new.Input.MaxFutureSkew.Std()
+}
+
+func lcm(a, b int64) int64 {
+	g, x := a, b
+	for x != 0 {
+		g, x = x, g%x
+	}
+	return a / g * b
+}
+
+// Check says why the plan cannot be honoured with the input topic as it is, or nil when it
+// can: a backfill needs every record the old revision read (no partition trimmed), and a new
+// version from offsets needs its rebuild span within the topic's retention.
+func (p Plan) Check(old, new *Spec, h History) error {
+	switch p.Action {
+	case ActionBackfill:
+		if len(h.Trimmed) > 0 {
+			return fmt.Errorf("on_incompatible_change: backfill cannot be honoured: records of %s partition(s) %v are already gone (their logs no longer start at offset 0), "+
+				"so a backfill would rebuild windows without them and overwrite complete ones; use on_incompatible_change: from_offsets, or give the spec a new name",
+				new.Input.Topic, h.Trimmed)
+		}
+	case ActionFromOffsets:
+		if need := RebuildSpan(old, new); h.Retention > 0 && h.Retention < need {
+			return fmt.Errorf("a new version from offsets rebuilds its first windows from up to %s of records before the switch, and %s keeps %s; "+
+				"its first windows would miss records. Raise the topic's retention, choose smaller windows, or give the spec a new name",
+				need, new.Input.Topic, h.Retention)
+		}
+	}
+	return nil
+}
+
+// Explain says in a sentence what workers do about the plan, with this change's numbers: the
+// words the provider's plan and `liveagg spec diff` print.
+func (p Plan) Explain(old, next *Spec) string {
+	switch p.Action {
+	case ActionNone:
+		return "workers restart on the new spec and restore their checkpoints as they are."
+	case ActionMigrate:
+		return "workers restart and migrate each partition's state in place: kept aggregations keep their state, removed ones drop it, " +
+			"added ones start empty in the windows open at the switch (holding the records read after it) and are whole from the next window on."
+	case ActionFromOffsets:
+		return fmt.Sprintf("a new version starts at each partition's checkpointed offset; the old version's windows still open there are not written, "+
+			"and the new version's windows start at the latest boundary common to its sizes before them, rebuilt from up to %s of records before the switch "+
+			"so that every window it writes is whole.", RebuildSpan(old, next))
+	case ActionBackfill:
+		return "a new version starts at the earliest retained offset of every partition and recomputes every window from there; the output sequence goes on."
+	}
+	return "the spec's checkpoints are looked for under its new name or topic: it starts afresh from the start of its topic."
 }
