@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -100,7 +101,22 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn s
 		}
 		sw.from = state.RebuildStart(old.Windows, cur.Windows, wm)
 		sw.rebuild = true
-		o.store, o.nextOffset = state.NewFrom(cur, w.layout, emitFn, sw.from), cp.Offset
+		emit := emitFn
+		if slices.Equal(old.Key, cur.Key) {
+			// A window the old version had closed at the switch is in the outputs already,
+			// written from every record it holds: the rebuild does not write it again (a
+			// Kafka output would carry it twice).
+			closed := map[int64]bool{}
+			for _, d := range old.Windows {
+				closed[d.Millis()] = true
+			}
+			emit = func(win *state.Window) {
+				if !closed[win.Size] || win.End() > wm {
+					emitFn(win)
+				}
+			}
+		}
+		o.store, o.nextOffset = state.NewFrom(cur, w.layout, emit, sw.from), cp.Offset
 	case spec.ActionBackfill:
 		start, _, err := o.w.logBounds(ctx, o.w.cl, o.key.Partition)
 		if err != nil {
