@@ -180,10 +180,14 @@ func TestMigrateRefusesIncompatible(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, edit := range map[string]func(*spec.Spec){
-		"windows":       func(s *spec.Spec) { s.Windows = s.Windows[:1] },
-		"key":           func(s *spec.Spec) { s.Key = s.Key[:2] },
-		"added avg":     func(s *spec.Spec) { s.Aggregations = append(s.Aggregations, spec.Aggregation{Fn: spec.FnAvg, Field: "rssi", Name: "avg_rssi"}) },
-		"added last":    func(s *spec.Spec) { s.Aggregations = append(s.Aggregations, spec.Aggregation{Fn: spec.FnLast, Field: "dwell_ms", Name: "last_dwell_ms"}) },
+		"windows": func(s *spec.Spec) { s.Windows = s.Windows[:1] },
+		"key":     func(s *spec.Spec) { s.Key = s.Key[:2] },
+		"added avg": func(s *spec.Spec) {
+			s.Aggregations = append(s.Aggregations, spec.Aggregation{Fn: spec.FnAvg, Field: "rssi", Name: "avg_rssi"})
+		},
+		"added last": func(s *spec.Spec) {
+			s.Aggregations = append(s.Aggregations, spec.Aggregation{Fn: spec.FnLast, Field: "dwell_ms", Name: "last_dwell_ms"})
+		},
 		"partitioning":  func(s *spec.Spec) { s.Input.PartitionedBy = []string{"org"} },
 		"partials from": func(s *spec.Spec) { s.Input.Format = spec.FormatPartials },
 	} {
