@@ -1,0 +1,178 @@
+package worker_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/worker"
+)
+
+// TestBackfillAndStaleRevision: on the in-process Kafka, a spec is changed incompatibly with
+// on_incompatible_change: backfill. The new revision recomputes every window from the log start
+// (its rows equal one pass of it over every record, the old revision's rows stay as written),
+// its checkpoints record its version, and a worker still on the old revision then refuses the
+// newer checkpoints with ErrStaleSpec (exit 4: a restart loads the newer revision).
+func TestBackfillAndStaleRevision(t *testing.T) {
+	k := inProcessKafka(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const n = 3000
+	for i := range n {
+		v := fmt.Appendf(nil, `{"k":"k%d","t":%d}`, i%5, 1767225600000+int64(i)*100)
+		if err := k.cl.ProduceSync(ctx, &kgo.Record{Topic: "raw", Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	parse := func(version int, windows, extra string) *spec.Spec {
+		s, err := spec.Parse(fmt.Appendf(nil, `
+name: chg
+version: %d
+input: {topic: raw, time_field: t}
+key: [k]
+windows: [%s]
+aggregations: [{fn: count}]
+outputs: [{type: stdout}]
+%s`, version, windows, extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	v1 := parse(1, "1m", "")
+	v2 := parse(2, "5m", "on_incompatible_change: backfill")
+	if p := spec.Diff(v1, v2); p.Action != spec.ActionBackfill {
+		t.Fatalf("Diff = %s, want backfill", p.Summary())
+	}
+	store, err := checkpoint.Open("file://" + filepath.Join(dir, "ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := checkpoint.Key{Spec: "chg", Topic: "raw", Partition: 0}
+	// run runs a worker on s until its partition has read up to offset until (or it fails),
+	// checkpoints and stops; it returns Run's error.
+	run := func(s *spec.Spec, until int64, flush bool) error {
+		t.Helper()
+		fs, err := sink.NewFile(filepath.Join(dir, "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outbox := sink.NewKafka(k.opts, nil, "chg.dlq", "chg.progress")
+		if err := outbox.EnsureTopics(ctx, "raw", 1); err != nil {
+			t.Fatal(err)
+		}
+		w, err := worker.New(worker.Config{WorkerID: "u", Spec: s, KafkaOpts: k.opts, Checkpoints: store,
+			CheckpointInterval: time.Second, Sinks: []sink.Sink{fs, outbox}, MaxPollRecords: 100,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		done := make(chan error, 1)
+		go func() { done <- w.Run(wctx) }()
+		for {
+			st := w.Status()
+			if len(st.Partitions) == 1 && st.Partitions[0].NextOffset >= until {
+				break
+			}
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if flush {
+			err = w.FlushAll(ctx)
+		} else {
+			err = w.Checkpoint(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		return <-done
+	}
+	if err := run(v1, n/2, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(v2, n, true); err != nil {
+		t.Fatal(err)
+	}
+	m, err := store.Inspect(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Current.SpecVersion != 2 || m.Current.Spec == "" {
+		t.Fatalf("the new revision's checkpoint records version %d (document %d bytes), want 2", m.Current.SpecVersion, len(m.Current.Spec))
+	}
+
+	// One pass of v2 over every record: 3000 records 100 ms apart, 5 keys in turn, 5m windows.
+	want := map[string]float64{}
+	for i := range n {
+		ts := 1767225600000 + int64(i)*100
+		want[fmt.Sprintf("k%d@%d", i%5, ts-ts%300_000)]++
+	}
+	got5, got1 := map[string]float64{}, 0
+	f, err := os.Open(filepath.Join(dir, "out", "chg-raw-p0.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var row struct {
+			K     string  `json:"k"`
+			Start string  `json:"window_start"`
+			Size  string  `json:"window_size"`
+			Count float64 `json:"count"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			t.Fatal(err)
+		}
+		start, _ := time.Parse(time.RFC3339, row.Start)
+		if row.Size == "1m0s" {
+			got1++
+			continue
+		}
+		id := fmt.Sprintf("%s@%d", row.K, start.UnixMilli())
+		if _, dup := got5[id]; dup {
+			t.Errorf("5m row %s written twice", id)
+		}
+		got5[id] = row.Count
+	}
+	if len(got5) != len(want) {
+		t.Errorf("%d 5m rows, want %d", len(got5), len(want))
+	}
+	for id, c := range want {
+		if got5[id] != c {
+			t.Errorf("5m row %s: count %v, want %v", id, got5[id], c)
+		}
+	}
+	if got1 == 0 {
+		t.Error("the old revision's 1m rows are gone")
+	}
+
+	// A worker still on revision 1 must not touch revision 2's checkpoint.
+	err = run(v1, n, false)
+	if !errors.Is(err, worker.ErrStaleSpec) {
+		t.Fatalf("a worker on an older revision: %v, want ErrStaleSpec", err)
+	}
+	if m2, _ := store.Inspect(ctx, key); m2.Current.SpecVersion != 2 || m2.Current.Offset != m.Current.Offset {
+		t.Fatalf("the stale worker changed the checkpoint: version %d offset %d", m2.Current.SpecVersion, m2.Current.Offset)
+	}
+}
