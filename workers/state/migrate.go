@@ -98,8 +98,19 @@ func migrateStore(old *Store, s *spec.Spec, ln *agg.Layout, kept map[int]int, em
 		return nil, fmt.Errorf("%w: %d window sizes, the snapshot has %d", ErrNotMigratable, len(st.sizes), len(old.sizes))
 	}
 	sources := columnSources(lo, ln, kept)
-	var scratch []byte
-	ids := map[uint32]uint32{}
+	scratch := new([]byte) // one buffer for every sketch's encoding
+	// Every live series is interned at once, as Restore does: ids maps an old id to its new one.
+	ids := make([]uint32, len(old.keys.entries))
+	st.keys.reserve(len(old.keys.entries), len(old.keys.arena))
+	for oid, e := range old.keys.entries {
+		if e.refs > 0 {
+			ids[oid] = st.keys.add(old.keys.key(uint32(oid)))
+		}
+	}
+	if dup := st.keys.load(); dup >= 0 {
+		return nil, fmt.Errorf("%w: series %q twice in the snapshot", ErrCorrupt, st.keys.key(uint32(dup)))
+	}
+	st.cursors = make([]cursor, len(st.keys.entries)*len(st.sizes))
 	for si := range old.sizes {
 		osz, nsz := &old.sizes[si], &st.sizes[si]
 		if osz.size != nsz.size {
@@ -108,21 +119,10 @@ func migrateStore(old *Store, s *spec.Spec, ln *agg.Layout, kept map[int]int, em
 		for _, ob := range osz.open {
 			nb := st.bucketFor(nsz, ob.start)
 			for pos := range uint32(ob.n) {
-				oid := old.seriesAt(ob, pos)
-				id, ok := ids[oid]
-				if !ok {
-					k := old.keys.key(oid)
-					var added bool
-					id, added = st.keys.intern(k, hashKey(k))
-					if added {
-						st.resetCursors(id)
-					}
-					ids[oid] = id
-				}
+				id := ids[old.seriesAt(ob, pos)]
 				npos := st.addSlot(nb, id)
 				st.cursors[int(id)*len(st.sizes)+si] = cursor{seq: nb.seq, pos: npos}
-				var err error
-				if scratch, err = moveSlot(ln, lo, st.slot(nb, npos), old.slot(ob, pos), sources, st.pool, scratch); err != nil {
+				if err := moveSlot(ln, lo, st.slot(nb, npos), old.slot(ob, pos), sources, st.pool, scratch); err != nil {
 					return nil, fmt.Errorf("migrate window %d+%d: %w", ob.start, osz.size, err)
 				}
 			}
@@ -132,7 +132,7 @@ func migrateStore(old *Store, s *spec.Spec, ln *agg.Layout, kept map[int]int, em
 }
 
 // moveSlot copies an old slot's kept state into an initialised new slot.
-func moveSlot(ln, lo *agg.Layout, ns, os agg.Slot, sources []int, pool *agg.Pool, scratch []byte) ([]byte, error) {
+func moveSlot(ln, lo *agg.Layout, ns, os agg.Slot, sources []int, pool *agg.Pool, scratch *[]byte) error {
 	ns.Vals[0] = os.Vals[0]
 	if ns.LastOff != nil && os.LastOff != nil {
 		*ns.LastOff = *os.LastOff
@@ -156,26 +156,27 @@ func moveSlot(ln, lo *agg.Layout, ns, os agg.Slot, sources []int, pool *agg.Pool
 		case agg.Distinct:
 			copy(ns.Small[f.SmallOff:f.SmallOff+agg.SmallN], os.Small[g.SmallOff:g.SmallOff+agg.SmallN])
 			if sk := os.HLL[g.Sketch]; sk != nil {
-				var err error
-				if scratch, err = sk.AppendBinary(scratch[:0]); err != nil {
-					return scratch, fmt.Errorf("%s: encode: %w", f.Name, err)
+				enc, err := sk.AppendBinary((*scratch)[:0])
+				if err != nil {
+					return fmt.Errorf("%s: encode: %w", f.Name, err)
 				}
-				if err := pool.DecodeSketch(f, ns, scratch); err != nil {
-					return scratch, err
+				*scratch = enc
+				if err := pool.DecodeSketch(f, ns, enc); err != nil {
+					return err
 				}
 			}
 		case agg.Quantiles:
 			copy(ns.Vals[f.Off:f.Off+agg.SmallN], os.Vals[g.Off:g.Off+agg.SmallN])
 			if sk := os.DDS[g.Sketch]; sk != nil {
-				scratch = scratch[:0]
-				sk.Encode(&scratch, true)
-				if err := pool.DecodeSketch(f, ns, scratch); err != nil {
-					return scratch, err
+				*scratch = (*scratch)[:0]
+				sk.Encode(scratch, true)
+				if err := pool.DecodeSketch(f, ns, *scratch); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	return scratch, nil
+	return nil
 }
 
 // SnapshotTimes reads the watermark and the newest time (ms) from a snapshot's header, without
