@@ -620,12 +620,11 @@ func (rg *svRig) reference(switches map[int32][]svSwitch) map[svID]*svRow {
 type svAcc struct{ count, sum, min, max float64 }
 
 type svSim struct {
-	out        map[svID]*svRow
-	rev        int // 1-based
-	wm, maxT   int64
-	open       map[svID]*svAcc
-	suppress   func(svID) bool
-	keptClosed []int64
+	out      map[svID]*svRow
+	rev      int // 1-based
+	wm, maxT int64
+	open     map[svID]*svAcc
+	suppress func(svID) bool
 }
 
 func (s *svSim) reset(wm int64) {
