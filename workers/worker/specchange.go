@@ -101,22 +101,7 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn s
 		}
 		sw.from = state.RebuildStart(old.Windows, cur.Windows, wm)
 		sw.rebuild = true
-		emit := emitFn
-		if slices.Equal(old.Key, cur.Key) {
-			// A window the old version had closed at the switch is in the outputs already,
-			// written from every record it holds: the rebuild does not write it again (a
-			// Kafka output would carry it twice).
-			closed := map[int64]bool{}
-			for _, d := range old.Windows {
-				closed[d.Millis()] = true
-			}
-			emit = func(win *state.Window) {
-				if !closed[win.Size] || win.End() > wm {
-					emitFn(win)
-				}
-			}
-		}
-		o.store, o.nextOffset = state.NewFrom(cur, w.layout, emit, sw.from), cp.Offset
+		o.store, o.nextOffset = state.NewFrom(cur, w.layout, notAgain(old, cur, wm, emitFn), sw.from), cp.Offset
 	case spec.ActionBackfill:
 		start, _, err := o.w.logBounds(ctx, o.w.cl, o.key.Partition)
 		if err != nil {
@@ -126,11 +111,34 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn s
 			return nil, fmt.Errorf("%w: on_incompatible_change: backfill, but partition %d's log starts at offset %d: the records the old revision read are gone. "+
 				"Apply the change with on_incompatible_change: from_offsets", ErrChangeRefused, o.key.Partition, start)
 		}
-		o.store, o.nextOffset = state.New(cur, w.layout, emitFn), -1
+		wm, _, err := state.SnapshotTimes(cp.State)
+		if err != nil {
+			return nil, err
+		}
+		o.store, o.nextOffset = state.New(cur, w.layout, notAgain(old, cur, wm, emitFn)), -1
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrChangeRefused, sw.plan.Summary())
 	}
 	return sw, nil
+}
+
+// notAgain wraps a new version's emit so that, when the key did not change, a window of an old
+// size that the old version had closed at the switch (its watermark then was wm) is not written
+// again: it is in the outputs already, written from every record it holds, and a Kafka output
+// would carry it twice.
+func notAgain(old, cur *spec.Spec, wm int64, emit state.EmitFunc) state.EmitFunc {
+	if !slices.Equal(old.Key, cur.Key) {
+		return emit
+	}
+	closed := map[int64]bool{}
+	for _, d := range old.Windows {
+		closed[d.Millis()] = true
+	}
+	return func(win *state.Window) {
+		if !closed[win.Size] || win.End() > wm {
+			emit(win)
+		}
+	}
 }
 
 // rebuild reads the records between the rebuild's start and the old version's checkpoint into
@@ -166,7 +174,8 @@ func (o *owner) rebuild(ctx context.Context, sw *switchover) error {
 	}
 	o.log.Info("rebuilding the new version's first windows from the log", "from_offset", first, "to_offset", sw.cp.Offset, "windows_from", time.UnixMilli(sw.from).UTC())
 	cl, err := kgo.NewClient(append(w.cfg.KafkaOpts[:len(w.cfg.KafkaOpts):len(w.cfg.KafkaOpts)],
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {o.key.Partition: kgo.NewOffset().At(first)}}))...)
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {o.key.Partition: kgo.NewOffset().At(first)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
