@@ -202,7 +202,9 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 			o.closeWriters()
 			return 0, fmt.Errorf("partition %s: %w", o.key, err)
 		}
-		o.ckptOffset = -2 // the new version's first checkpoint must be written, even with no record
+		// The new version's first checkpoint is written within one interval, even with no
+		// record: until then a restart carries the switch out again from the old checkpoint.
+		o.ckptOffset, o.sinceCkpt = -2, 1
 	}
 	o.setStat(func(s *PartitionStatus) {
 		s.Generation = lease.Generation()

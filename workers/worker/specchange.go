@@ -210,6 +210,9 @@ func (o *owner) rebuild(ctx context.Context, sw *switchover) error {
 		}
 		if done {
 			o.curRecord = nil
+			st := o.store.Stats()
+			o.log.Info("rebuilt the new version's first windows", "records_read", sw.cp.Offset-first, "records_applied", st.Records,
+				"windows_closed", st.Emitted, "series", st.Series)
 			return nil
 		}
 	}
