@@ -441,15 +441,20 @@ func TestSpecChangesThroughTheProvider(t *testing.T) {
 	for i := range 3 {
 		rg.sup.run(i)
 	}
-	rng := rand.New(rand.NewPCG(17, 17))
+	seed := uint64(envInt("LIVEAGG_SPECVER_SEED", 23)) // which worker is killed, and when
+	rng := rand.New(rand.NewPCG(seed, seed))
 	time.Sleep(8 * time.Second)
 	for v := 1; v < len(revisions); v++ {
 		rg.apply(v)
-		// Kill one worker in the middle of the switch: while it drains, restarts or takes over.
-		time.Sleep(time.Duration(300+rng.IntN(2000)) * time.Millisecond)
-		victim := rng.IntN(3)
-		rg.sup.kill9(victim)
-		t.Logf("revision %d applied; killed w%d during the switch", v+1, victim)
+		// Kill a worker in the middle of the switch twice: while the workers drain (they see
+		// the change within 300 ms), and while they take over (they restart 2 s after exiting).
+		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		first := rng.IntN(3)
+		rg.sup.kill9(first)
+		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
+		second := rng.IntN(3)
+		rg.sup.kill9(second)
+		t.Logf("revision %d applied; killed w%d, then w%d during the switch", v+1, first, second)
 		time.Sleep(10 * time.Second)
 	}
 	stopProducing()
@@ -526,6 +531,8 @@ type svSwitch struct {
 // the same revision (a kill before the new revision's first checkpoint), the last one counts.
 func (rg *svRig) switches() map[int32][]svSwitch {
 	last := map[[2]int]svSwitch{}
+	lines := 0
+	defer func() { rg.t.Logf("%d switches logged, %d of them repeated after a kill", lines, lines-len(last)) }()
 	for i := range 3 {
 		b, err := os.ReadFile(filepath.Join(rg.sup.logs, fmt.Sprintf("w%d.log", i)))
 		if err != nil {
@@ -546,6 +553,7 @@ func (rg *svRig) switches() map[int32][]svSwitch {
 			if err := json.Unmarshal(line, &m); err != nil {
 				rg.t.Fatalf("log line %s: %v", line, err)
 			}
+			lines++
 			k := [2]int{int(m.Partition), m.To}
 			if prev, ok := last[k]; ok && prev.offset != m.Offset {
 				rg.t.Logf("partition %d switched to version %d twice, from offsets %d and %d", m.Partition, m.To, prev.offset, m.Offset)
