@@ -122,12 +122,14 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn s
 	return sw, nil
 }
 
-// notAgain wraps a new version's emit so that, when the key did not change, a window of an old
-// size that the old version had closed at the switch (its watermark then was wm) is not written
-// again: it is in the outputs already, written from every record it holds, and a Kafka output
-// would carry it twice.
+// notAgain wraps a new version's emit so that a window of an old size that the old version had
+// closed at the switch (its watermark then was wm) is not written again when the key did not
+// change: it is in the outputs already, written from every record it holds, and a Kafka output
+// would carry it twice. With partial outputs it is not written again whatever the key: a next
+// level would merge the old and the new partial of the window, counting its records twice.
 func notAgain(old, cur *spec.Spec, wm int64, emit state.EmitFunc) state.EmitFunc {
-	if !slices.Equal(old.Key, cur.Key) {
+	partials := slices.ContainsFunc(cur.Outputs, func(o spec.Output) bool { return o.Partial })
+	if !slices.Equal(old.Key, cur.Key) && !partials {
 		return emit
 	}
 	closed := map[int64]bool{}
