@@ -234,3 +234,17 @@ func TestRebuildStart(t *testing.T) {
 		}
 	}
 }
+
+// A damaged snapshot is reported as such by Migrate, so a worker falls back to an older
+// checkpoint instead of halting.
+func TestMigrateCorrupt(t *testing.T) {
+	fo, fn := newFixture(t, migrateOld), newFixture(t, migrateNew)
+	snap, err := New(fo.spec, fo.layout, nil).AppendSnapshot(nil, Fingerprint(fo.spec, fo.layout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap[len(snap)/2] ^= 0xff
+	if _, err := Migrate(fo.spec, fn.spec, snap, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Migrate of a damaged snapshot = %v, want ErrCorrupt", err)
+	}
+}

@@ -155,7 +155,13 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if switched, err = o.takeOver(ctx, cp, emitFn); err != nil {
+		switched, err = o.takeOver(ctx, cp, emitFn)
+		if errors.Is(err, state.ErrCorrupt) {
+			o.log.Error("checkpoint state does not restore; trying an older one", "offset", cp.Offset, "err", err)
+			fellBack = true
+			continue
+		}
+		if err != nil {
 			return 0, fmt.Errorf("partition %s: %w", o.key, err)
 		}
 		if switched != nil {

@@ -54,7 +54,8 @@ func (w *Worker) specDocument() string {
 
 // takeOver decides what a checkpoint means for the spec at hand. It returns nil when the
 // checkpoint is the spec's own (or restores under it unchanged: the usual case); otherwise the
-// switch to carry out, with o.store set to the new version's state.
+// switch to carry out, with o.store set to the new version's state. An error wrapping
+// state.ErrCorrupt is the checkpoint's bytes: the caller tries an older checkpoint.
 func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn state.EmitFunc) (*switchover, error) {
 	w := o.w
 	cur := w.cfg.Spec
@@ -90,6 +91,9 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn s
 	switch sw.plan.Action {
 	case spec.ActionNone, spec.ActionMigrate:
 		st, err := state.Migrate(old, cur, cp.State, emitFn)
+		if errors.Is(err, state.ErrCorrupt) {
+			return nil, fmt.Errorf("migrate the checkpoint at offset %d: %w", cp.Offset, err) // restore tries an older one
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: migrate the checkpoint at offset %d: %v", ErrChangeRefused, cp.Offset, err)
 		}
