@@ -358,7 +358,8 @@ func (rg *svRig) apply(v int) {
 		if !strings.Contains(plan, "spec change: "+r.action) {
 			rg.t.Fatalf("the plan for revision %d does not say %q:\n%s", v+1, r.action, plan)
 		}
-		rg.t.Logf("plan for revision %d:\n%s", v+1, excerpt(plan, "spec change: "))
+		rg.t.Logf("plan for revision %d:\n%s\n%s", v+1, excerpt(plan, "  # liveagg_aggregation_spec.s", "\n\n"),
+			excerpt(plan, "Warning: spec change: ", "╵"))
 	}
 	out := rg.tofu.run("apply", "-auto-approve", "-input=false")
 	if !strings.Contains(out, fmt.Sprintf("spec_version = %d", v+1)) {
@@ -366,13 +367,14 @@ func (rg *svRig) apply(v int) {
 	}
 }
 
-func excerpt(s, from string) string {
+// excerpt is the part of s from the first from up to the next to.
+func excerpt(s, from, to string) string {
 	i := strings.Index(s, from)
 	if i < 0 {
 		return ""
 	}
 	s = s[i:]
-	if j := strings.Index(s, "\n\n"); j > 0 {
+	if j := strings.Index(s, to); j > 0 {
 		s = s[:j]
 	}
 	return s

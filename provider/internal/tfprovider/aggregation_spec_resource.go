@@ -475,7 +475,7 @@ func (r *aggregationSpec) describeChange(ctx context.Context, prior specModel, n
 	for _, c := range p.Changes {
 		lines = append(lines, fmt.Sprintf("- %s: %s (%s: %s)", c.Field, c.What, c.Effect, c.Note))
 	}
-	detail := fmt.Sprintf("Spec %s version %d -> %d: its workers will %s.\n%s\n%s", next.Name, old.Version, next.Version, p.Action,
+	detail := fmt.Sprintf("Spec %s, version %d -> %d. What its workers will do: %s.\n%s\n%s", next.Name, old.Version, next.Version, p.Action,
 		strings.Join(lines, "\n"), p.Explain(old, next))
 	resp.Diagnostics.AddWarning("spec change: "+string(p.Action), detail)
 	if p.Action == spec.ActionFromOffsets || p.Action == spec.ActionBackfill {
