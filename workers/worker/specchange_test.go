@@ -10,14 +10,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/sink"
 	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/state"
 	"github.com/liveagg/liveagg/workers/worker"
 )
 
@@ -173,5 +176,61 @@ outputs: [{type: stdout}]
 	}
 	if m2, _ := store.Inspect(ctx, key); m2.Current.SpecVersion != 2 || m2.Current.Offset != m.Current.Offset {
 		t.Fatalf("the stale worker changed the checkpoint: version %d offset %d", m2.Current.SpecVersion, m2.Current.Offset)
+	}
+}
+
+// TestLegacyCheckpointOfAnotherShape: a checkpoint written before specs had versions, under a
+// spec of another shape, cannot be carried over (which revision wrote it is unknown): the
+// worker refuses it with ErrChangeRefused, which halts it (exit 5), and says what to do.
+func TestLegacyCheckpointOfAnotherShape(t *testing.T) {
+	k := inProcessKafka(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	doc := func(windows string) *spec.Spec {
+		s, err := spec.Parse(fmt.Appendf(nil, `
+name: legacy
+input: {topic: raw, time_field: t}
+key: [k]
+windows: [%s]
+aggregations: [{fn: count}]
+outputs: [{type: stdout}]
+`, windows))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	old, cur := doc("1m"), doc("5m")
+	layout, err := agg.LayoutOf(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := state.New(old, layout, nil).AppendSnapshot(nil, state.Fingerprint(old, layout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.Open("file://" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := store.Claim(ctx, checkpoint.Key{Spec: "legacy", Topic: "raw", Partition: 0}, "old-build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Save(ctx, checkpoint.Checkpoint{Offset: 0, State: snap}); err != nil { // no SetSpec: an old build
+		t.Fatal(err)
+	}
+	outbox := sink.NewKafka(k.opts, nil, "legacy.dlq", "legacy.progress")
+	if err := outbox.EnsureTopics(ctx, "raw", 1); err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{WorkerID: "u", Spec: cur, KafkaOpts: k.opts, Checkpoints: store, Sinks: []sink.Sink{outbox},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.Run(ctx)
+	if !errors.Is(err, worker.ErrChangeRefused) || !errors.Is(err, state.ErrMismatch) || !strings.Contains(err.Error(), "liveagg checkpoint retire") {
+		t.Fatalf("Run = %v, want ErrChangeRefused saying what to do", err)
 	}
 }
