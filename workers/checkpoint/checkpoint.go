@@ -80,6 +80,11 @@ type Checkpoint struct {
 	Generation int64
 	// Created is when it was written.
 	Created time.Time
+	// SpecVersion and Spec are the revision and the YAML document of the spec that wrote the
+	// checkpoint (see Lease.SetSpec): a worker on a changed spec carries the state over by
+	// comparing the two, without needing the old revision to be stored anywhere else.
+	SpecVersion int
+	Spec        string
 }
 
 // Entry describes a checkpoint in the manifest.
@@ -93,6 +98,10 @@ type Entry struct {
 	CRC32C     uint32            `json:"crc32c"`
 	Generation int64             `json:"generation"`
 	Created    time.Time         `json:"created"`
+	// SpecVersion and Spec: see Checkpoint. Absent in checkpoints written before specs had
+	// versions.
+	SpecVersion int    `json:"spec_version,omitempty"`
+	Spec        string `json:"spec,omitempty"`
 }
 
 // Manifest is the pointer object of one partition.

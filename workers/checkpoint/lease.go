@@ -19,7 +19,14 @@ type Lease struct {
 	gen   int64
 	tag   string // version tag of the manifest this owner wrote last
 	man   Manifest
+	// specVersion and spec stamp every save (SetSpec).
+	specVersion int
+	spec        string
 }
+
+// SetSpec makes every later save record the spec revision and document the owner runs, unless
+// the checkpoint names its own.
+func (l *Lease) SetSpec(version int, doc string) { l.specVersion, l.spec = version, doc }
 
 // Claim makes owner the partition's owner: it rewrites the manifest with the next generation,
 // conditional on it being unchanged since read, so any earlier owner's later saves fail with
@@ -71,6 +78,10 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 	e := Entry{
 		Object: obj, Offset: cp.Offset, EmitSeq: cp.EmitSeq, Sinks: cp.Sinks, Sources: cp.Sources, Size: int64(len(cp.State)),
 		CRC32C: crc32.Checksum(cp.State, castagnoli), Generation: l.gen, Created: created,
+		SpecVersion: cp.SpecVersion, Spec: cp.Spec,
+	}
+	if e.Spec == "" {
+		e.SpecVersion, e.Spec = l.specVersion, l.spec
 	}
 	man := l.man
 	if man.Failure != nil && cp.Offset > man.Failure.Offset {
@@ -208,7 +219,8 @@ func (s *Store) fetch(ctx context.Context, e Entry) (Checkpoint, error) {
 	if sum := crc32.Checksum(data, castagnoli); sum != e.CRC32C {
 		return Checkpoint{}, fmt.Errorf("%w: %s checksum %08x, manifest says %08x", ErrCorrupt, e.Object, sum, e.CRC32C)
 	}
-	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, Sinks: e.Sinks, Sources: e.Sources, State: data, Generation: e.Generation, Created: e.Created}, nil
+	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, Sinks: e.Sinks, Sources: e.Sources, State: data, Generation: e.Generation, Created: e.Created,
+		SpecVersion: e.SpecVersion, Spec: e.Spec}, nil
 }
 
 func (s *Store) readManifest(ctx context.Context, key Key) (Manifest, string, error) {

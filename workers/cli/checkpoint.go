@@ -53,7 +53,7 @@ points it at an S3-compatible store.`,
 		}
 		return checkpoint.Open(location, opts...)
 	}
-	cmd.AddCommand(newCheckpointLsCmd(open), newCheckpointInspectCmd(open))
+	cmd.AddCommand(newCheckpointLsCmd(open), newCheckpointInspectCmd(open), newCheckpointVersionsCmd(open), newCheckpointRetireCmd(open))
 	return cmd
 }
 

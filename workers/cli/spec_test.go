@@ -70,3 +70,50 @@ func TestSpecValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestSpecDiff(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, doc string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const base = `
+name: r
+version: 2
+input: {topic: raw, time_field: ts}
+key: [org]
+windows: [1m]
+aggregations: [{fn: count}, {fn: sum, field: v}]
+outputs: [{type: stdout}]
+`
+	old := write("old.yaml", base)
+	for _, c := range []struct {
+		name, from, to string
+		want           []string
+		code           int
+	}{
+		{"migrate", "{fn: count}, ", "{fn: count}, {fn: max, field: v}, ", []string{"version 2 -> 2: migrate in place", "aggregations.max_v", "added (max)", "records read after the switch"}, ExitOK},
+		{"from offsets", "windows: [1m]", "windows: [5m]", []string{"new version from offsets", "windows", "1m -> 5m", "rebuilt from up to 1h6m0s"}, ExitOK},
+		{"unchanged", "version: 2", "version: 3", []string{"version 2 -> 3: carry state over unchanged", "no difference"}, ExitOK},
+		{"invalid", "fn: sum, field: v", "fn: sum", nil, ExitUsage},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			next := write(c.name+".yaml", strings.Replace(base, c.from, c.to, 1))
+			out, errOut, code := run(t, "spec", "diff", old, next)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	if _, _, code := run(t, "spec", "diff", old); code != ExitUsage {
+		t.Errorf("one file: exit %d, want %d", code, ExitUsage)
+	}
+}

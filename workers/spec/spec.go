@@ -33,6 +33,16 @@ type Spec struct {
 	Aggregations []Aggregation `yaml:"aggregations,omitempty"`
 	// Outputs receive every closed window.
 	Outputs []Output `yaml:"outputs,omitempty"`
+	// Version numbers the spec's stored revisions: the provider writes 1 when it creates a
+	// spec and one more on every change it stores. Checkpoints record the version (and the
+	// document) that wrote them, so a worker can tell a checkpoint of an older revision, which
+	// it carries over by the rule of Diff, from one of a newer revision, which it must not
+	// touch. 0 means unversioned (a spec written by hand that never set it).
+	Version int `yaml:"version,omitempty"`
+	// OnIncompatibleChange is how workers take over from checkpoints of an earlier revision
+	// whose state cannot be carried over (see Diff): ChangeFromOffsets (the default when
+	// empty) or ChangeBackfill.
+	OnIncompatibleChange string `yaml:"on_incompatible_change,omitempty"`
 }
 
 // Input describes the records a spec reads.

@@ -107,14 +107,6 @@ func (s *Spec) Explain() []string {
 	}
 }
 
-func durations(ds []Duration) string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.String()
-	}
-	return strings.Join(out, ", ")
-}
-
 func outputs(os []Output) string {
 	out := make([]string, len(os))
 	for i, o := range os {

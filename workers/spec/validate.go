@@ -61,6 +61,12 @@ func (s *Spec) Validate() error {
 	case !nameRE.MatchString(s.Name):
 		errs.add("name", "%q must be 1-64 lowercase letters, digits, - and _, starting with a letter", s.Name)
 	}
+	if s.Version < 0 {
+		errs.add("version", "must not be negative")
+	}
+	if c := s.OnIncompatibleChange; c != "" && !slices.Contains(IncompatibleChanges, c) {
+		errs.add("on_incompatible_change", "%q is not %s", c, oneOf(IncompatibleChanges))
+	}
 	s.validateInput(&errs)
 	validateKey(&errs, "key", s.Key, true)
 	s.validatePartitioning(&errs)

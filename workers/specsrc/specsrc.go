@@ -3,9 +3,10 @@
 //
 // A worker's state is shaped by its spec, so a change is not applied in place: Watch reports a
 // valid new spec, and the worker drains (checkpointing everything) and exits so its supervisor
-// restarts it on the new spec. A change to key fields, windows or aggregations would not
-// restore old state; state.Restore refuses it, and the provider requires replacement for it
-// at plan time. An invalid new spec is logged and ignored: the running spec stays.
+// restarts it on the new spec. The restarted worker carries the checkpoints over by the rule of
+// spec.Diff, which the provider's plan prints beforehand; TopicHistory gives the plan what it
+// needs to refuse a change the input topic cannot support. An invalid new spec is logged and
+// ignored: the running spec stays.
 package specsrc
 
 import (

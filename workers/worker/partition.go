@@ -143,9 +143,11 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	o.lease = lease
+	lease.SetSpec(w.cfg.Spec.Version, w.specDocument())
 	emitFn := func(sw *state.Window) { o.emitWindow(sw) }
 	var cp checkpoint.Checkpoint
-	fellBack := false // the newest checkpoint did not restore
+	var switched *switchover // a checkpoint of an earlier revision of the spec, taken over
+	fellBack := false        // the newest checkpoint did not restore
 	for skip := 0; ; skip++ {
 		cp, err = lease.LoadOlder(ctx, skip)
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) && skip > 0 {
@@ -160,6 +162,19 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 		}
 		if err != nil {
 			return 0, err
+		}
+		switched, err = o.takeOver(ctx, cp, emitFn)
+		if errors.Is(err, state.ErrCorrupt) {
+			o.log.Error("checkpoint state does not restore; trying an older one", "offset", cp.Offset, "err", err)
+			fellBack = true
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("partition %s: %w", o.key, err)
+		}
+		if switched != nil {
+			o.nextSeq = cp.EmitSeq
+			break
 		}
 		st, rerr := state.Restore(w.cfg.Spec, w.layout, emitFn, cp.State)
 		if rerr == nil && o.sources != nil && len(cp.Sources) > 0 {
@@ -210,6 +225,15 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	}
 	if fellBack {
 		o.ckptOffset = -2 // the newest checkpoint is unreadable: the next one must replace it
+	}
+	if switched != nil {
+		if err := o.rebuild(ctx, switched); err != nil {
+			o.closeWriters()
+			return 0, fmt.Errorf("partition %s: %w", o.key, err)
+		}
+		// The new version's first checkpoint is written within one interval, even with no
+		// record: until then a restart carries the switch out again from the old checkpoint.
+		o.ckptOffset, o.sinceCkpt = -2, 1
 	}
 	o.setStat(func(s *PartitionStatus) {
 		s.Generation = lease.Generation()

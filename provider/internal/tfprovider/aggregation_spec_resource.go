@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -21,9 +22,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/specsrc"
 )
 
 // The framework finds these methods by interface; the assertions make a signature that drifts
@@ -51,6 +53,9 @@ type specModel struct {
 	YAML            types.String `tfsdk:"yaml"`
 	Location        types.String `tfsdk:"location"`
 	Version         types.String `tfsdk:"version"`
+	SpecVersion     types.Int64  `tfsdk:"spec_version"`
+	OnIncompatible  types.String `tfsdk:"on_incompatible_change"`
+	Change          types.String `tfsdk:"change"`
 }
 
 type inputModel struct {
@@ -122,9 +127,17 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"name": schema.StringAttribute{Required: true, MarkdownDescription: "Identifies the spec in checkpoints, consumer groups and metrics (a-z, 0-9, `_` and `-`; 64 at most). Changing it creates a new spec.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()}},
 			"key": schema.ListAttribute{ElementType: types.StringType, Required: true, MarkdownDescription: "Record fields whose values identify a series " +
-				"(dotted for nested fields; a column each, dots becoming underscores). Changing them replaces the spec."},
+				"(dotted for nested fields; a column each, dots becoming underscores). Changing them is an incompatible change: see `on_incompatible_change`."},
 			"windows": schema.ListAttribute{ElementType: types.StringType, Required: true, MarkdownDescription: "Tumbling window sizes computed for every series, " +
-				"such as `1m`, `15m`, `1h`: each divides a day evenly or is whole days, at most " + code(spec.MaxWindow) + ". Changing them replaces the spec."},
+				"such as `1m`, `15m`, `1h`: each divides a day evenly or is whole days, at most " + code(spec.MaxWindow) + ". Changing them is an incompatible change: see `on_incompatible_change`."},
+			"on_incompatible_change": enum("How the workers take over from the previous revision's checkpoints when a change cannot carry their state over "+
+				"(the key, the windows, the input format or partitioning, or an added `last`, `quantiles` or `avg` of a field not summed yet): "+
+				code(spec.ChangeFromOffsets)+" (the default) starts a new version at each partition's checkpointed offset, its first windows rebuilt from the records before it; "+
+				code(spec.ChangeBackfill)+" recomputes every window from the earliest retained offset, and is refused at plan time once retention has removed records.", spec.IncompatibleChanges),
+			"spec_version": schema.Int64Attribute{Computed: true, MarkdownDescription: "The spec's revision: 1 when created, one more on every change stored. " +
+				"Checkpoints record the revision that wrote them; a worker never touches a newer revision's checkpoints."},
+			"change": schema.StringAttribute{Computed: true, MarkdownDescription: "What the workers do with the previous revision's checkpoints when this revision is stored, " +
+				"by the rule of docs/spec.md (\"Changing a running spec\"): `carry state over unchanged`, `migrate in place`, `new version from offsets`, `backfill` or `new spec`, and why."},
 			"allowed_lateness": str("How far behind the newest event time a record may be and still count, such as `30s`."),
 			"yaml":             schema.StringAttribute{Computed: true, MarkdownDescription: "The spec as stored, with defaults made explicit."},
 			"location": schema.StringAttribute{Computed: true, MarkdownDescription: "Where the spec is stored: the location workers are configured with.",
@@ -150,7 +163,7 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 				},
 			},
 			"aggregation": schema.ListNestedBlock{
-				MarkdownDescription: "A function computed per (series, window). Changing the list replaces the spec.",
+				MarkdownDescription: "A function computed per (series, window). Adding, removing, renaming or reordering aggregations migrates the workers' state in place.",
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
 					"name": computedStr("Output column: 1-48 of a-z, 0-9 and `_`, unlike any key field's column or another aggregation's. Default " +
 						code(spec.FnCount) + " for " + code(spec.FnCount) + ", otherwise `<fn>_<field>` (dots in the field becoming underscores)."),
@@ -242,7 +255,8 @@ func (m *specModel) document(ctx context.Context) (map[string]any, bool) {
 		}
 		return v.ValueInt64()
 	}
-	doc := map[string]any{"name": s(m.Name), "key": list(m.Key), "windows": list(m.Windows), "allowed_lateness": s(m.AllowedLateness)}
+	doc := map[string]any{"name": s(m.Name), "key": list(m.Key), "windows": list(m.Windows), "allowed_lateness": s(m.AllowedLateness),
+		"on_incompatible_change": s(m.OnIncompatible)}
 	if m.Input != nil {
 		doc["input"] = map[string]any{"topic": s(m.Input.Topic), "format": s(m.Input.Format), "time_field": s(m.Input.TimeField),
 			"time_unit": s(m.Input.TimeUnit), "max_future_skew": s(m.Input.MaxFutureSkew), "max_record_bytes": i64(m.Input.MaxRecordBytes),
@@ -401,15 +415,14 @@ func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if !known || s == nil {
 		return
 	}
-	y, err := spec.Marshal(s)
-	if err != nil {
-		resp.Diagnostics.AddError("spec", err.Error())
-		return
-	}
 	var prior specModel
 	if !req.State.Raw.IsNull() {
 		resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
-		r.replaceIfStateBreaks(prior, s, resp)
+	}
+	y, err := versioned(s, prior.YAML.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddError("spec", err.Error())
+		return
 	}
 	// The plan is what apply will store: the configuration's values in its own spelling, and
 	// the spec's defaults for what it leaves out. A value removed from the configuration thus
@@ -422,46 +435,74 @@ func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		planned.Location = types.StringValue("s3://" + bucket + "/" + r.objectKey(prefix, s.Name))
 	}
 	planned.Version = types.StringUnknown()
-	if prior.YAML.ValueString() == string(y) {
-		planned.Version = prior.Version
+	planned.Change = types.StringValue(string(spec.ActionNewSpec) + ": workers start from the start of the input topic")
+	switch {
+	case prior.YAML.ValueString() == string(y):
+		planned.Version, planned.Change = prior.Version, prior.Change
+	case !req.State.Raw.IsNull():
+		planned.Change = r.describeChange(ctx, prior, s, resp)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &planned)...)
 }
 
-// replaceIfStateBreaks replaces the spec when its workers' checkpointed state could not be
-// read under the new one: snapshots are fingerprinted by the key, the windows and the
-// aggregations, so a change to any of them makes a fresh start necessary. The plan says why.
-func (r *aggregationSpec) replaceIfStateBreaks(prior specModel, next *spec.Spec, resp *resource.ModifyPlanResponse) {
+// versioned renders the spec as it will be stored: with the previous revision's number when
+// nothing else differs from what is stored (so a spelling-only change stores nothing), and
+// with the next number otherwise (1 for a new spec).
+func versioned(s *spec.Spec, priorYAML string) ([]byte, error) {
+	s.Version = 0
+	if old, err := spec.Parse([]byte(priorYAML)); err == nil {
+		s.Version = old.Version
+	}
+	y, err := spec.Marshal(s)
+	if err != nil || string(y) == priorYAML {
+		return y, err
+	}
+	s.Version++
+	return spec.Marshal(s)
+}
+
+// describeChange says in the plan what the workers will do with the stored revision's
+// checkpoints when next replaces it, by spec.Diff's rule (the rule the workers apply), and
+// refuses a change that cannot be carried out with the input topic as it is. It returns the
+// plan's summary for the change attribute.
+func (r *aggregationSpec) describeChange(ctx context.Context, prior specModel, next *spec.Spec, resp *resource.ModifyPlanResponse) types.String {
 	old, err := spec.Parse([]byte(prior.YAML.ValueString()))
 	if err != nil {
-		return
+		return types.StringValue(string(spec.ActionNone) + ": the stored spec does not parse, so there is nothing to compare with")
 	}
-	why := func(p tfpath.Path, what string) {
-		resp.RequiresReplace = append(resp.RequiresReplace, p)
-		resp.Diagnostics.AddAttributeWarning(p, "spec will be replaced",
-			"Changing "+what+" of an existing spec makes its workers' checkpointed state unreadable (snapshots are fingerprinted by key, windows and aggregations). "+
-				"The spec is replaced, and its workers then halt (exit status 5) on the old checkpoints instead of guessing: the state is not migrated. "+
-				"To start the spec afresh, remove its checkpoints and its progress topic (docs/operations.md, \"Changing a spec\"); "+
-				"to keep the old results running alongside, give the changed spec a new name.")
+	p := spec.Diff(old, next)
+	var lines []string
+	for _, c := range p.Changes {
+		lines = append(lines, fmt.Sprintf("- %s: %s (%s: %s)", c.Field, c.What, c.Effect, c.Note))
 	}
-	if strings.Join(old.Key, ",") != strings.Join(next.Key, ",") {
-		why(tfpath.Root("key"), "the key fields")
+	detail := fmt.Sprintf("Spec %s, version %d -> %d. What its workers will do: %s.\n%s\n%s", next.Name, old.Version, next.Version, p.Action,
+		strings.Join(lines, "\n"), p.Explain(old, next))
+	resp.Diagnostics.AddWarning("spec change: "+string(p.Action), detail)
+	if p.Action == spec.ActionFromOffsets || p.Action == spec.ActionBackfill {
+		h, err := r.inputHistory(ctx, next.Input.Topic)
+		if err != nil {
+			resp.Diagnostics.AddWarning("spec change not checked against its input topic",
+				fmt.Sprintf("%s: %v. A %s that the topic cannot support is refused by the workers instead.", next.Input.Topic, err, p.Action))
+		} else if err := p.Check(old, next, h); err != nil {
+			resp.Diagnostics.AddAttributeError(tfpath.Root("on_incompatible_change"), "spec change cannot be carried out", err.Error())
+		}
 	}
-	var ow, nw []string
-	for _, w := range old.Windows {
-		ow = append(ow, w.String())
+	return types.StringValue(p.Summary())
+}
+
+// inputHistory reads what the input topic still holds, through the provider's Kafka settings.
+func (r *aggregationSpec) inputHistory(ctx context.Context, topic string) (spec.History, error) {
+	if r.c == nil {
+		return spec.History{}, errors.New("the provider is not configured")
 	}
-	for _, w := range next.Windows {
-		nw = append(nw, w.String())
+	cl, err := r.c.kafka()
+	if err != nil {
+		return spec.History{}, err
 	}
-	if strings.Join(ow, ",") != strings.Join(nw, ",") {
-		why(tfpath.Root("windows"), "the window sizes")
-	}
-	lo, err1 := agg.LayoutOf(old)
-	ln, err2 := agg.LayoutOf(next)
-	if err1 == nil && err2 == nil && lo.Fingerprint() != ln.Fingerprint() {
-		why(tfpath.Root("aggregation"), "the aggregations")
-	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return specsrc.TopicHistory(ctx, kadm.NewClient(cl), topic)
 }
 
 func (r *aggregationSpec) registry() (bucket, prefix string, err error) {
@@ -549,7 +590,11 @@ func (r *aggregationSpec) write(ctx context.Context, m *specModel, prior *specMo
 		d.AddError("spec registry", err.Error())
 		return d
 	}
-	y, err := spec.Marshal(s)
+	priorYAML := ""
+	if prior != nil {
+		priorYAML = prior.YAML.ValueString()
+	}
+	y, err := versioned(s, priorYAML)
 	if err != nil {
 		d.AddError("spec", err.Error())
 		return d
@@ -590,6 +635,7 @@ func (m *specModel) keepConfigured(cfg *specModel) {
 	keepL(&m.Key, cfg.Key)
 	keepL(&m.Windows, cfg.Windows)
 	keepS(&m.AllowedLateness, cfg.AllowedLateness)
+	keepS(&m.OnIncompatible, cfg.OnIncompatible)
 	if cfg.Input != nil && m.Input != nil {
 		keepS(&m.Input.Topic, cfg.Input.Topic)
 		keepS(&m.Input.Format, cfg.Input.Format)
@@ -652,6 +698,8 @@ func (m *specModel) fill(ctx context.Context, s *spec.Spec, y, location, version
 	}
 	m.Windows = strList(ws)
 	m.AllowedLateness = dur(s.AllowedLateness)
+	m.SpecVersion = types.Int64Value(int64(s.Version))
+	m.OnIncompatible = str(s.OnIncompatibleChange)
 	m.Input = &inputModel{Topic: str(s.Input.Topic), Format: str(s.Input.Format), TimeField: str(s.Input.TimeField),
 		TimeUnit: str(s.Input.TimeUnit), MaxFutureSkew: dur(s.Input.MaxFutureSkew), MaxRecordBytes: types.Int64Value(int64(s.Input.MaxRecordBytes)),
 		PartitionedBy: strList(s.Input.PartitionedBy)}
@@ -693,6 +741,10 @@ func (r *aggregationSpec) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, tfpath.Root("change"), &m.Change)...)
+	if m.Change.IsUnknown() {
+		m.Change = types.StringNull()
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
@@ -706,6 +758,10 @@ func (r *aggregationSpec) Update(ctx context.Context, req resource.UpdateRequest
 	resp.Diagnostics.Append(r.write(ctx, &m, &prior)...)
 	if resp.Diagnostics.HasError() {
 		return
+	}
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, tfpath.Root("change"), &m.Change)...)
+	if m.Change.IsUnknown() {
+		m.Change = types.StringNull()
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
@@ -765,6 +821,7 @@ func sameSpec(ctx context.Context, m *specModel, s *spec.Spec) bool {
 	if d.HasError() || ms == nil {
 		return false
 	}
+	ms.Version = s.Version // not configured: the store numbers revisions
 	a, err1 := spec.Marshal(ms)
 	b, err2 := spec.Marshal(s)
 	return err1 == nil && err2 == nil && bytes.Equal(a, b)

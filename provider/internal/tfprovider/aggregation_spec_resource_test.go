@@ -115,10 +115,15 @@ func TestAccAggregationSpec(t *testing.T) {
 					plancheck.ExpectResourceAction("liveagg_aggregation_spec.s", plancheck.ResourceActionUpdate)}},
 				Check: storedLateness("2m"),
 			},
-			{ // windows change: replacement, and the plan says why
+			{ // windows change: in place, a new version from offsets, and the plan says so
 				Config: specConfig(name, "2m", `"1m", "1h"`, ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction("liveagg_aggregation_spec.s", plancheck.ResourceActionReplace)}},
+					plancheck.ExpectResourceAction("liveagg_aggregation_spec.s", plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue("liveagg_aggregation_spec.s", tfjsonpath.New("change"),
+						knownvalue.StringExact("new version from offsets: windows 1m,15m -> 1m,1h")),
+					plancheck.ExpectKnownValue("liveagg_aggregation_spec.s", tfjsonpath.New("spec_version"), knownvalue.Int64Exact(3)),
+				}},
+				Check: resource.TestCheckResourceAttr("liveagg_aggregation_spec.s", "spec_version", "3"),
 			},
 			{ // drift: someone edits the stored spec
 				PreConfig: func() {
@@ -145,6 +150,8 @@ func TestAccAggregationSpec(t *testing.T) {
 				ImportState:       true,
 				ImportStateId:     name,
 				ImportStateVerify: true,
+				// What the last change did is the plan's, not the stored spec's.
+				ImportStateVerifyIgnore: []string{"change"},
 			},
 			{ // the same durations spelt otherwise: an in-place update of the state only, not a
 				// replacement nor an upload, and no plan after it (refresh keeps "60s" though the
@@ -240,7 +247,11 @@ resource "liveagg_aggregation_spec" "s" {
 			{
 				Config: config("", ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(res, plancheck.ResourceActionReplace), // precision is part of the state's fingerprint
+					// another precision is another sketch: the old distinct's state is dropped and the
+					// new one migrated in, starting in the windows open at the switch
+					plancheck.ExpectResourceAction(res, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(res, tfjsonpath.New("change"), knownvalue.StringExact(
+						"migrate in place: aggregations.distinct_device added (distinct); aggregations.devices removed (distinct)")),
 					plancheck.ExpectKnownValue(res, tfjsonpath.New("input").AtMapKey("time_unit"), knownvalue.StringExact("ms")),
 					plancheck.ExpectKnownValue(res, tfjsonpath.New("aggregation").AtSliceIndex(0).AtMapKey("name"), knownvalue.StringExact("distinct_device")),
 					plancheck.ExpectKnownValue(res, tfjsonpath.New("aggregation").AtSliceIndex(0).AtMapKey("precision"), knownvalue.Int64Exact(14)),

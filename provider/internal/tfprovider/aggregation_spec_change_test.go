@@ -1,0 +1,109 @@
+//go:build integration
+
+package tfprovider
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/infra/local/testenv"
+)
+
+// TestAccAggregationSpecChangeRefused: a change the input topic cannot support fails at plan
+// time with the reason, before anything is stored: a backfill once retention has removed
+// records, and a new version from offsets whose rebuild reaches back further than the topic
+// keeps. The same change with a rebuild span within retention plans and applies, saying what the
+// workers will do.
+func TestAccAggregationSpecChangeRefused(t *testing.T) {
+	accEnv(t)
+	ctx := testenv.Context(t, 5*time.Minute)
+	name := strings.ReplaceAll(testenv.Name(t, "accchg"), "-", "_")
+	topic := strings.ReplaceAll(name, "_", "-") + "-raw"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers(t)...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	retention := "3600000" // 1h
+	if _, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{"retention.ms": &retention}, topic); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte(`{}`)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Retention (here by hand) removes the first records of partition 1.
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: topic, Partition: 1, At: 3})
+	if _, err := adm.DeleteRecords(ctx, offs); err != nil {
+		t.Fatal(err)
+	}
+	config := func(windows, extra string) string {
+		return fmt.Sprintf(`
+resource "liveagg_aggregation_spec" "s" {
+  name    = %q
+  key     = ["org"]
+  windows = [%s]
+  %s
+  input {
+    topic           = %q
+    time_field      = "ts"
+    max_future_skew = "10m"
+  }
+  aggregation {
+    fn = "count"
+  }
+  output {
+    type = "stdout"
+  }
+}
+`, name, windows, extra, topic)
+	}
+	const res = "liveagg_aggregation_spec.s"
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{
+			{Config: config(`"1m"`, ""), Check: resource.TestCheckResourceAttr(res, "spec_version", "1")},
+			{ // backfill with records gone: refused, naming the partition
+				Config:      config(`"5m"`, `on_incompatible_change = "backfill"`),
+				ExpectError: regexp.MustCompile(`(?s)backfill cannot be honoured.*partition\(s\) \[1\]`),
+			},
+			{ // a rebuild span (1m + 1h + 10m) beyond the topic's hour: refused
+				Config:      config(`"1h"`, ""),
+				ExpectError: regexp.MustCompile(`(?s)rebuilds its first windows from up to 1h11m0s.*keeps 1h0m0s`),
+			},
+			{ // within retention (1m + 5m + 10m): planned as a new version from offsets, and applied
+				Config: config(`"5m"`, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(res, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(res, tfjsonpath.New("change"), knownvalue.StringExact("new version from offsets: windows 1m -> 5m")),
+					plancheck.ExpectKnownValue(res, tfjsonpath.New("spec_version"), knownvalue.Int64Exact(2)),
+				}},
+				Check: resource.TestCheckResourceAttr(res, "spec_version", "2"),
+			},
+			{ // an added aggregation: migrated in place
+				Config: strings.Replace(config(`"5m"`, ""), `  output {`, `  aggregation {
+    fn    = "max"
+    field = "v"
+  }
+  output {`, 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectKnownValue(res, tfjsonpath.New("change"), knownvalue.StringExact("migrate in place: aggregations.max_v added (max)")),
+				}},
+				Check: resource.TestCheckResourceAttr(res, "spec_version", "3"),
+			},
+		},
+	})
+}
