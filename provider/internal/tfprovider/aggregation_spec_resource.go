@@ -56,6 +56,9 @@ type specModel struct {
 	SpecVersion     types.Int64  `tfsdk:"spec_version"`
 	OnIncompatible  types.String `tfsdk:"on_incompatible_change"`
 	Change          types.String `tfsdk:"change"`
+	Stages          types.Int64  `tfsdk:"stages"`
+	Repartition     types.String `tfsdk:"repartition_topic"`
+	Execution       types.String `tfsdk:"execution"`
 }
 
 type inputModel struct {
@@ -66,6 +69,7 @@ type inputModel struct {
 	MaxFutureSkew  types.String `tfsdk:"max_future_skew"`
 	MaxRecordBytes types.Int64  `tfsdk:"max_record_bytes"`
 	PartitionedBy  types.List   `tfsdk:"partitioned_by"`
+	IdleTimeout    types.String `tfsdk:"idle_timeout"`
 }
 
 type aggModel struct {
@@ -140,6 +144,11 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 				"by the rule of docs/spec.md (\"Changing a running spec\"): `carry state over unchanged`, `migrate in place`, `new version from offsets`, `backfill` or `new spec`, and why."},
 			"allowed_lateness": str("How far behind the newest event time a record may be and still count, such as `30s`."),
 			"yaml":             schema.StringAttribute{Computed: true, MarkdownDescription: "The spec as stored, with defaults made explicit."},
+			"stages": schema.Int64Attribute{Computed: true, MarkdownDescription: "How many stages the workers run the spec in: 1 when its input is declared partitioned " +
+				"within its key (or its outputs are all partial), 2 otherwise, through `repartition_topic`."},
+			"repartition_topic": schema.StringAttribute{Computed: true, MarkdownDescription: "The internal topic between the two stages (`<name>.repartition`), null for one stage. " +
+				"The workers create it if missing, with the input topic's partition count and retention; declare it with `liveagg_kafka_topic` to size it yourself."},
+			"execution": schema.StringAttribute{Computed: true, MarkdownDescription: "How the workers run the spec, stage by stage: what `liveagg spec explain` prints."},
 			"location": schema.StringAttribute{Computed: true, MarkdownDescription: "Where the spec is stored: the location workers are configured with.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
 			"version": schema.StringAttribute{Computed: true, MarkdownDescription: "The stored object's version (its ETag): changes whenever the stored spec does."},
@@ -158,8 +167,11 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"max_record_bytes": schema.Int64Attribute{Optional: true, Computed: true,
 						MarkdownDescription: "Larger records are dead-lettered before parsing. Default " + mib(spec.DefaultMaxRecordBytes) + "."},
 					"partitioned_by": schema.ListAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "The fields the topic's producers key records by " +
-						"(each record's Kafka key is the fields' values joined by U+001F; one field's key is its value). Must be within the key when the spec has final outputs; " +
-						"workers dead-letter records whose key contradicts it as `mis_keyed`. Unset means unknown."},
+						"(each record's Kafka key is the fields' values joined by U+001F; one field's key is its value). Within the key, the spec runs in one stage and " +
+						"workers dead-letter records whose key contradicts it as `mis_keyed`. Unset (unknown), or any other fields, and a spec with final outputs runs in two " +
+						"stages through its repartition topic: see `stages` and `repartition_topic`."},
+					"idle_timeout": str("A partition that the broker says has had nothing to read for this long (at least `1s`) advances its watermark by the wall clock, " +
+						"so its windows close at most `idle_timeout` + `allowed_lateness` after their end. Unset: windows wait for records. Not for " + code(spec.FormatPartials) + "."),
 				},
 			},
 			"aggregation": schema.ListNestedBlock{
@@ -260,7 +272,7 @@ func (m *specModel) document(ctx context.Context) (map[string]any, bool) {
 	if m.Input != nil {
 		doc["input"] = map[string]any{"topic": s(m.Input.Topic), "format": s(m.Input.Format), "time_field": s(m.Input.TimeField),
 			"time_unit": s(m.Input.TimeUnit), "max_future_skew": s(m.Input.MaxFutureSkew), "max_record_bytes": i64(m.Input.MaxRecordBytes),
-			"partitioned_by": list(m.Input.PartitionedBy)}
+			"partitioned_by": list(m.Input.PartitionedBy), "idle_timeout": s(m.Input.IdleTimeout)}
 	}
 	var aggs []any
 	for _, a := range m.Aggregations {
@@ -646,6 +658,7 @@ func (m *specModel) keepConfigured(cfg *specModel) {
 			m.Input.MaxRecordBytes = cfg.Input.MaxRecordBytes
 		}
 		keepL(&m.Input.PartitionedBy, cfg.Input.PartitionedBy)
+		keepS(&m.Input.IdleTimeout, cfg.Input.IdleTimeout)
 	}
 	if cfg.Input == nil {
 		m.Input = nil
@@ -699,10 +712,16 @@ func (m *specModel) fill(ctx context.Context, s *spec.Spec, y, location, version
 	m.Windows = strList(ws)
 	m.AllowedLateness = dur(s.AllowedLateness)
 	m.SpecVersion = types.Int64Value(int64(s.Version))
+	stages := s.Stages()
+	m.Stages, m.Repartition = types.Int64Value(int64(len(stages))), types.StringNull()
+	if len(stages) > 1 {
+		m.Repartition = types.StringValue(stages[1].Input.Topic)
+	}
+	m.Execution = types.StringValue(strings.Join(s.Explain(), "\n"))
 	m.OnIncompatible = str(s.OnIncompatibleChange)
 	m.Input = &inputModel{Topic: str(s.Input.Topic), Format: str(s.Input.Format), TimeField: str(s.Input.TimeField),
 		TimeUnit: str(s.Input.TimeUnit), MaxFutureSkew: dur(s.Input.MaxFutureSkew), MaxRecordBytes: types.Int64Value(int64(s.Input.MaxRecordBytes)),
-		PartitionedBy: strList(s.Input.PartitionedBy)}
+		PartitionedBy: strList(s.Input.PartitionedBy), IdleTimeout: dur(s.Input.IdleTimeout)}
 	if s.Input.Format == spec.FormatPartials {
 		m.Input.MaxFutureSkew = types.StringNull()
 	}
