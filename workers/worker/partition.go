@@ -18,6 +18,7 @@ import (
 	"github.com/liveagg/liveagg/workers/partial"
 	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/sink"
+	"github.com/liveagg/liveagg/workers/spec"
 	"github.com/liveagg/liveagg/workers/state"
 )
 
@@ -65,6 +66,11 @@ type input struct {
 	parts [][]byte
 	// sources are the watermarks of the partitions that write the partials (nil for raw input).
 	sources *partial.Watermarks
+	// previous are earlier revisions of the spec whose partials are converted through
+	// bridges, by the partials' layout fingerprint; converted is the conversion's buffer.
+	previous  []string
+	bridges   map[uint64]*state.Bridge
+	converted []byte
 	// partitionedBy is Worker.partitionedBy: records whose Kafka key is not the canonical
 	// key of these key fields contradict the declared partitioning.
 	partitionedBy []int
@@ -177,11 +183,6 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 			break
 		}
 		st, rerr := state.Restore(w.cfg.Spec, w.layout, emitFn, cp.State)
-		if rerr == nil && o.sources != nil && len(cp.Sources) > 0 {
-			if err := o.sources.UnmarshalJSON(cp.Sources); err != nil {
-				rerr = fmt.Errorf("%w: %w", state.ErrCorrupt, err)
-			}
-		}
 		if rerr == nil {
 			o.store, o.nextOffset, o.nextSeq = st, cp.Offset, cp.EmitSeq
 			break
@@ -225,6 +226,12 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	}
 	if fellBack {
 		o.ckptOffset = -2 // the newest checkpoint is unreadable: the next one must replace it
+	}
+	if o.sources != nil {
+		if err := o.restoreReader(cp, switched); err != nil {
+			o.closeWriters()
+			return 0, fmt.Errorf("partition %s: %w", o.key, err)
+		}
 	}
 	if switched != nil {
 		if err := o.rebuild(ctx, switched); err != nil {
@@ -406,7 +413,10 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 		var reason record.Reason
 		var detail string
 		if o.proj != nil {
-			reason, detail = o.applyPartial(kr.Value)
+			var err error
+			if reason, detail, err = o.applyPartial(kr.Value); err != nil {
+				return err
+			}
 		} else if err := o.dec.Decode(kr.Value, kr.Timestamp.UnixMilli(), o.rec); err != nil {
 			reason, detail = record.ReasonOf(err), err.Error()
 			if reason == "" {
@@ -491,31 +501,45 @@ func (o *owner) handlePoison(ctx context.Context, kr *kgo.Record) (skip bool, er
 }
 
 // applyPartial merges one partial record, or takes in a source's watermark marker; it returns
-// why the record is dead-lettered, if it is.
-func (o *owner) applyPartial(v []byte) (record.Reason, string) {
+// why the record is dead-lettered, if it is, or an error that fails the partition.
+func (o *owner) applyPartial(v []byte) (record.Reason, string, error) {
 	if partial.IsMarker(v) {
 		m, err := partial.ParseMarker(v)
 		if err != nil {
-			return record.ReasonBadState, err.Error()
+			return record.ReasonBadState, err.Error(), nil
 		}
 		o.sources.Observe(m)
 		if wm, ok := o.sources.Min(); ok {
 			o.store.AdvanceWatermark(wm)
 		}
-		return "", ""
+		return "", "", nil
 	}
 	p := &o.part
 	if err := partial.Parse(v, p); err != nil {
-		return record.ReasonBadState, err.Error()
+		return record.ReasonBadState, err.Error(), nil
 	}
 	if err := partial.CheckLayout(p, o.w.layout); err != nil {
-		o.logBadPartial(err)
-		return record.ReasonBadState, err.Error()
+		b := o.bridges[p.Fingerprint]
+		if b == nil && o.w.cfg.Stage == 2 {
+			// The first stage runs this very spec: a partial of another layout was written
+			// under a revision this worker has not loaded yet. Failing restarts the worker,
+			// which loads it; a partial that is really bad fails three owners in a row and is
+			// dead-lettered as poison.
+			return "", "", fmt.Errorf("%w: a partial of another revision of the spec (%v); restart to load it", ErrStaleSpec, err)
+		}
+		if b == nil {
+			o.logBadPartial(err)
+			return record.ReasonBadState, err.Error(), nil
+		}
+		if o.converted, err = b.Convert(o.converted[:0], p.State, p.Start); err != nil {
+			return record.ReasonBadState, fmt.Sprintf("partial of an earlier revision of the spec: %v", err), nil
+		}
+		p.State = o.converted
 	}
 	var err error
 	if o.parts, err = o.proj.Key(p, o.parts[:0]); err != nil {
 		o.logBadPartial(err)
-		return record.ReasonBadState, err.Error()
+		return record.ReasonBadState, err.Error(), nil
 	}
 	ok, err := o.store.ApplyPartial(o.parts, p.Start, p.Size, p.State)
 	switch {
@@ -523,11 +547,53 @@ func (o *owner) applyPartial(v []byte) (record.Reason, string) {
 		if errors.Is(err, state.ErrPartialShape) {
 			o.logBadPartial(err)
 		}
-		return record.ReasonBadState, err.Error()
+		return record.ReasonBadState, err.Error(), nil
 	case !ok:
-		return record.ReasonLate, fmt.Sprintf("partial window start %d is behind the watermark %d", p.Start, o.store.Watermark())
+		return record.ReasonLate, fmt.Sprintf("partial window start %d is behind the watermark %d", p.Start, o.store.Watermark()), nil
 	}
-	return "", ""
+	return "", "", nil
+}
+
+// readerState is what a partition reading partials keeps in its checkpoint besides its state:
+// its sources' watermarks, and the earlier revisions of its spec whose partials it converts
+// (see state.Bridge), newest last.
+type readerState struct {
+	Watermarks *partial.Watermarks `json:"watermarks"`
+	Previous   []string            `json:"previous_specs,omitempty"`
+}
+
+// keptRevisions bounds how many earlier revisions a reader converts partials of: partials
+// older than a few spec changes have long been read.
+const keptRevisions = 3
+
+// restoreReader restores a partials reader's watermarks and earlier revisions from its
+// checkpoint, and adds the revision a spec change just took over from, when it migrated in
+// place: the partials that revision's writers committed are still to be read.
+func (o *owner) restoreReader(cp checkpoint.Checkpoint, switched *switchover) error {
+	if len(cp.Sources) > 0 {
+		rs := readerState{Watermarks: partial.NewWatermarks()}
+		if err := json.Unmarshal(cp.Sources, &rs); err != nil {
+			return fmt.Errorf("the checkpoint's reader state: %w", err)
+		}
+		o.sources, o.previous = rs.Watermarks, rs.Previous
+	}
+	if switched != nil && switched.cp.Spec != "" && (switched.plan.Action == spec.ActionMigrate || switched.plan.Action == spec.ActionNone) {
+		o.previous = append(o.previous, switched.cp.Spec)
+		o.previous = o.previous[max(0, len(o.previous)-keptRevisions):]
+	}
+	o.bridges = map[uint64]*state.Bridge{}
+	for _, doc := range o.previous {
+		old, err := spec.Parse([]byte(doc))
+		if err != nil {
+			continue
+		}
+		b, err := state.NewBridge(old, o.w.cfg.Spec)
+		if err != nil || b.Fingerprint() == o.w.layout.Fingerprint() {
+			continue // not convertible (a later change rebuilt), or nothing to convert
+		}
+		o.bridges[b.Fingerprint()] = b
+	}
+	return nil
 }
 
 // logBadPartial says loudly, once a minute, that partials do not fit this spec: that is a
@@ -735,7 +801,7 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	pause := time.Since(start)
 	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf}
 	if o.sources != nil {
-		if cp.Sources, err = json.Marshal(o.sources); err != nil {
+		if cp.Sources, err = json.Marshal(readerState{Watermarks: o.sources, Previous: o.previous}); err != nil {
 			return fmt.Errorf("partition %s: source watermarks: %w", o.key, err)
 		}
 	}
