@@ -96,6 +96,7 @@ type Store struct {
 	slots      int
 	// counters
 	late, records, emitted int64
+	inc                    incremental
 }
 
 const noTime = -1 << 63
@@ -150,6 +151,9 @@ func (st *Store) Apply(r *record.Record) bool {
 		start := r.Time - mod(r.Time, sz.size)
 		b := st.bucketFor(sz, start)
 		pos := st.findSlot(si, b, id)
+		if pos < b.clean {
+			b.touch(pos)
+		}
 		st.layout.Update(st.slot(b, pos), r, st.pool)
 	}
 	t := r.Time
