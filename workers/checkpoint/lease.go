@@ -277,6 +277,11 @@ func (s *Store) fetch(ctx context.Context, e Entry) (Checkpoint, error) {
 	if sum := crc32.Checksum(data, castagnoli); sum != e.CRC32C {
 		return Checkpoint{}, fmt.Errorf("%w: %s checksum %08x, manifest says %08x", ErrCorrupt, e.Object, sum, e.CRC32C)
 	}
+	// A link's own checksum is a third check, independent of the manifest's size and CRC-32C:
+	// it ties the object to the chain it was written in, whose next delta names it.
+	if e.Kind != Full && binary.LittleEndian.Uint32(data[len(data)-4:]) != e.Link {
+		return Checkpoint{}, fmt.Errorf("%w: %s is link %08x, manifest says %08x", ErrCorrupt, e.Object, binary.LittleEndian.Uint32(data[len(data)-4:]), e.Link)
+	}
 	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, Sinks: e.Sinks, State: data, Generation: e.Generation, Created: e.Created, Kind: e.Kind}, nil
 }
 
