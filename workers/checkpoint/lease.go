@@ -162,8 +162,8 @@ func (l *Lease) sweep(ctx context.Context, keep map[string]bool) {
 		return
 	}
 	for _, n := range names {
-		if keep[n] {
-			continue
+		if keep[n] || keep[segmentOf(n)] {
+			continue // named by the manifest, or a segment of an object it names
 		}
 		gen, err := strconv.ParseInt(strings.SplitN(path.Base(n), "-", 2)[0], 10, 64)
 		if err != nil || gen >= l.gen {
