@@ -782,9 +782,11 @@ func (o *owner) waitSave() error {
 	}
 	err := <-o.saving
 	o.saving = nil
-	// Shrink snapshot buffers that a burst made huge.
+	// Shrink snapshot buffers that a burst made huge. With incremental checkpoints a base's
+	// buffer, the size of the state, would otherwise sit idle until the next base.
+	_, incremental := o.w.cfg.Checkpoints.Incremental()
 	for i, b := range o.snapBufs {
-		if cap(b) > 4*len(b)+(64<<20) {
+		if cap(b) > 4*len(b)+(64<<20) || (incremental && cap(b) > 4*o.chain.lastDelta+(64<<20)) {
 			o.snapBufs[i] = nil
 		}
 	}
