@@ -768,3 +768,28 @@ func (st *Store) finishChain() error {
 
 // ChainLink is the checksum of the store's newest base or delta: the parent its next delta names.
 func (st *Store) ChainLink() uint32 { return st.inc.link }
+
+// EncodedSize is about the size of the store's full snapshot or base: exact but for sketches,
+// counted at 100 bytes each. A caller sizes its buffer by it, so that encoding gigabytes does
+// not grow the buffer by doubling (and hold twice the state at the peak).
+func (st *Store) EncodedSize() int {
+	l := st.layout
+	n := 64 + st.keys.keyBytesLive() + 3*st.keys.live + 5*len(st.keys.entries)
+	perSlot := 4 + 8*l.Stride + 8*l.SmallStride + (l.NumHLL+l.NumDDS)*2
+	if l.HasLast {
+		perSlot += 4
+	}
+	for si := range st.sizes {
+		for _, b := range st.sizes[si].open {
+			n += 24 + b.n*perSlot
+			if l.NumText > 0 {
+				for pos := range uint32(b.n) {
+					for _, t := range st.slot(b, pos).Text {
+						n += len(t) + 2
+					}
+				}
+			}
+		}
+	}
+	return n + 100*st.pool.Live()
+}

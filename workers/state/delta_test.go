@@ -331,3 +331,31 @@ func TestChainRefusesOtherSpecAndMixedLinks(t *testing.T) {
 		}
 	}
 }
+
+// EncodedSize sizes a snapshot's buffer: never far below what the encodings take (the buffer
+// would grow by doubling) nor far above (it would hold memory for nothing; sketches, whose
+// sizes are not exposed, are counted high).
+func TestEncodedSizeIsClose(t *testing.T) {
+	for _, doc := range []string{chainSpec, strings.Replace(chainSpec, "  - {fn: distinct, field: device}\n", "", 1)} {
+		f := newFixture(t, doc)
+		fp := Fingerprint(f.spec, f.layout)
+		c := &churn{rng: rand.New(rand.NewPCG(8, 8)), now: 1767225600000}
+		st := New(f.spec, f.layout, nil)
+		r := f.dec.NewRecord()
+		for range 5 {
+			for _, raw := range c.batch(5000, 2000) {
+				if f.dec.Decode(raw, 0, r) == nil {
+					st.Apply(r)
+				}
+			}
+			est := st.EncodedSize()
+			full, _ := st.AppendSnapshot(nil, fp)
+			base, _ := st.AppendBase(nil, fp)
+			for _, got := range []int{len(full), len(base)} {
+				if ratio := float64(est) / float64(got); ratio < 0.9 || ratio > 2 {
+					t.Fatalf("estimate %d for %d bytes (%.2f)", est, got, ratio)
+				}
+			}
+		}
+	}
+}

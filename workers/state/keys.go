@@ -261,5 +261,8 @@ func (t *keyTable) bytes() int {
 	return 8*len(t.slots) + 12*cap(t.entries) + cap(t.arena) + 4*cap(t.free)
 }
 
+// keyBytesLive is the bytes of the live keys.
+func (t *keyTable) keyBytesLive() int { return len(t.arena) - t.garbage }
+
 // keyBytes is the arena's memory alone: the interned key bytes.
 func (t *keyTable) keyBytes() int { return cap(t.arena) }

@@ -76,7 +76,6 @@ type outputs struct {
 type snapshots struct {
 	snapBufs [2][]byte
 	snapNext int
-	lastSnap int
 	saving   chan error
 	chain    chainState
 }
@@ -657,8 +656,9 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	// Two snapshot buffers: one may still be uploading while the next fills.
 	buf := o.snapBufs[o.snapNext][:0]
 	// Size the buffer once for the whole snapshot: growing a gigabyte by doubling would copy
-	// it again and again while the partition waits. A delta is small; its buffer grows.
-	want := int(float64(max(o.lastSnap, int(o.store.Stats().Bytes)*3/4)) * 1.1)
+	// it again and again while the partition waits, and hold up to twice the state at the
+	// peak. A delta is small; its buffer grows.
+	want := o.store.EncodedSize() + o.store.EncodedSize()/50
 	if kind == checkpoint.Delta {
 		want = o.chain.lastDelta * 2
 	}
@@ -688,9 +688,6 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 		o.chain.lastDelta = len(buf)
 	case checkpoint.Base:
 		o.chain = chainState{chained: true, baseBytes: int64(len(buf)), baseAt: time.Now()}
-		o.lastSnap = len(buf)
-	default:
-		o.lastSnap = len(buf)
 	}
 	pause := time.Since(start)
 	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf, Kind: kind, Parent: parent}
