@@ -360,7 +360,7 @@ func chainDamages(t *testing.T, s *Store, key Key, trials int) {
 			kinds[fmt.Sprint(kind)]++
 			what = append(what, fmt.Sprintf("%s damage %d", path.Base(e.Object), kind))
 			if data == nil {
-				if err := s.b.remove(ctx, e.Object); err != nil {
+				if err := s.b.remove(ctx, e.Object, -1); err != nil {
 					t.Fatal(err)
 				}
 			} else if err := s.b.put(ctx, e.Object, data); err != nil {

@@ -226,8 +226,9 @@ type blobs interface {
 	// putIf writes an object if its current tag is ifTag ("" means: if it does not exist), and
 	// returns the new tag, or errPrecondition.
 	putIf(ctx context.Context, name string, data []byte, ifTag string) (string, error)
-	// remove deletes an object; deleting a missing object is not an error.
-	remove(ctx context.Context, name string) error
+	// remove deletes an object of size bytes (-1: unknown), with what the backend stored it
+	// as; deleting a missing object is not an error.
+	remove(ctx context.Context, name string, size int64) error
 	// list returns the names under a prefix.
 	list(ctx context.Context, prefix string) ([]string, error)
 	location() string

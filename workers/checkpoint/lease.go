@@ -116,7 +116,7 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 	tag, err := l.putManifest(ctx, man)
 	if errors.Is(err, ErrFenced) {
 		// Our state object is orphaned; the new owner's manifest never names it.
-		_ = l.s.b.remove(ctx, obj)
+		_ = l.s.b.remove(ctx, obj, int64(len(cp.State)))
 		cur, _, rerr := l.s.readManifest(ctx, l.key)
 		if rerr == nil {
 			l.s.log.Warn("checkpoint save refused: partition claimed by a newer owner",
@@ -125,7 +125,7 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 		return Entry{}, fmt.Errorf("save %s generation %d: %w", l.key, l.gen, ErrFenced)
 	}
 	if err != nil {
-		_ = l.s.b.remove(ctx, obj)
+		_ = l.s.b.remove(ctx, obj, int64(len(cp.State)))
 		return Entry{}, fmt.Errorf("save %s: write manifest: %w", l.key, err)
 	}
 	l.tag, l.man = tag, man
@@ -140,7 +140,7 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 	for _, old := range slices.Concat(prev, cur) {
 		if !keep[old.Object] {
 			keep[old.Object] = true // once
-			if err := l.s.b.remove(ctx, old.Object); err != nil {
+			if err := l.s.b.remove(ctx, old.Object, old.Size); err != nil {
 				l.s.log.Warn("remove stale checkpoint", "object", old.Object, "err", err)
 			}
 		}
@@ -169,7 +169,8 @@ func (l *Lease) sweep(ctx context.Context, keep map[string]bool) {
 		if err != nil || gen >= l.gen {
 			continue
 		}
-		if err := l.s.b.remove(ctx, n); err != nil {
+		// Segments are listed, and so deleted, one by one.
+		if err := l.s.b.remove(ctx, n, 0); err != nil {
 			l.s.log.Warn("remove orphaned checkpoint object", "object", n, "err", err)
 		}
 	}

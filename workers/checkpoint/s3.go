@@ -243,9 +243,10 @@ func (b *s3Blobs) putIf(ctx context.Context, name string, data []byte, ifTag str
 	return aws.ToString(out.ETag), nil
 }
 
-// remove deletes an object, and the segments of a segmented one.
-func (b *s3Blobs) remove(ctx context.Context, name string) error {
-	if segmentOf(name) == "" {
+// remove deletes an object, and the segments of a segmented one: an object whose size is
+// unknown or above the segment size is looked for segments first.
+func (b *s3Blobs) remove(ctx context.Context, name string, size int64) error {
+	if segmentOf(name) == "" && (size < 0 || size > int64(cmp.Or(b.seg, segmentSize))) {
 		segs, err := b.list(ctx, name+".seg-")
 		if err != nil {
 			return err
