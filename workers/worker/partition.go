@@ -658,9 +658,10 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	// Size the buffer once for the whole snapshot: growing a gigabyte by doubling would copy
 	// it again and again while the partition waits, and hold up to twice the state at the
 	// peak. A delta is small; its buffer grows.
-	want := o.store.EncodedSize() + o.store.EncodedSize()/50
-	if kind == checkpoint.Delta {
-		want = o.chain.lastDelta * 2
+	want := o.chain.lastDelta * 2
+	if kind != checkpoint.Delta {
+		want = o.store.EncodedSize()
+		want += want / 50
 	}
 	if cap(buf) < want {
 		buf = make([]byte, 0, want)
