@@ -231,6 +231,49 @@ func runChainSuite(t *testing.T, open func(t *testing.T) *Store) {
 		}
 	})
 
+	t.Run("after a fallback, the point restored is kept as the fallback and the damage goes", func(t *testing.T) {
+		s := open(t)
+		f := newChainFixture(t)
+		l, err := s.Claim(ctx, key, "w1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng, now := rand.New(rand.NewPCG(4, 4)), int64(1767225600000)
+		st := state.New(f.spec, f.layout, nil)
+		var links []Entry
+		for i := range 4 {
+			f.feed(st, rng, &now, 200)
+			kind := Delta
+			if i == 0 {
+				kind = Base
+			}
+			links = append(links, f.saveLink(t, ctx, l, st, kind, int64(100*(i+1))))
+		}
+		if err := s.b.put(ctx, links[2].Object, []byte("damaged")); err != nil {
+			t.Fatal(err)
+		}
+		l2, err := s.Claim(ctx, key, "w2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got *state.Store
+		res, err := l2.Restore(ctx, f.decoder(&got))
+		if err != nil || res.Tip || res.Offset != 200 {
+			t.Fatalf("Restore = %+v, %v; want the point before the damage, at 200", res, err)
+		}
+		f.feed(got, rng, &now, 100)
+		f.saveLink(t, ctx, l2, got, Base, 300)
+		m := l2.Manifest()
+		if len(m.PrevChain) != 2 || m.PrevChain[1].Object != links[1].Object {
+			t.Fatalf("previous chain after the fallback: %+v", m.PrevChain)
+		}
+		for _, e := range links[2:] {
+			if _, err := s.Fetch(ctx, e); err == nil || !strings.Contains(err.Error(), "missing") {
+				t.Fatalf("%s, past the damage, was kept: %v", e.Object, err)
+			}
+		}
+	})
+
 	t.Run("200 random damages: every one refused or fallen back from, never a wrong restore", func(t *testing.T) {
 		s := open(t)
 		chainDamages(t, s, key, 200)

@@ -24,6 +24,9 @@ type Lease struct {
 	tag   string // version tag of the manifest this owner wrote last
 	man   Manifest
 	saves int // incremental objects written, to name each uniquely
+	// fallback is the point Restore fell back to (its links), when it was not the newest: the
+	// next base or full checkpoint keeps it as the previous chain, rather than the damaged one.
+	fallback []Entry
 }
 
 // Claim makes owner the partition's owner: it rewrites the manifest with the next generation,
@@ -109,6 +112,10 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 	switch {
 	case cp.Kind == Delta:
 		newCur, newPrev = append(slices.Clone(cur), e), prev
+	case l.fallback != nil:
+		// The restore fell back past damage: keep the point it restored, which is known to
+		// restore, as the fallback, and let the damaged links go.
+		newPrev = l.fallback
 	case len(cur) == 1 && cur[0].Object == obj:
 		newPrev = prev // a full checkpoint rewritten in place: the previous one stays
 	}
@@ -132,6 +139,7 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 	if cp.Kind == Delta {
 		return e, nil
 	}
+	l.fallback = nil
 	// The chain before the previous one is no longer reachable from the manifest.
 	keep := map[string]bool{}
 	for _, k := range slices.Concat(newCur, newPrev) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -84,6 +85,9 @@ func (l *Lease) Restore(ctx context.Context, decode Decoder) (Restored, error) {
 		}
 		r := Restored{Checkpoint: links[n-1], Links: n, Tip: ci == 0 && n == len(chain),
 			BaseBytes: chain[0].Size, BaseCreated: chain[0].Created}
+		if !r.Tip {
+			l.fallback = slices.Clone(chain[:n])
+		}
 		for _, e := range chain[1:n] {
 			r.DeltaBytes += e.Size
 		}
