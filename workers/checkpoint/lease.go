@@ -221,7 +221,9 @@ func (l *Lease) putManifest(ctx context.Context, man Manifest) (string, error) {
 
 // Load returns the newest readable checkpoint of the lease's partition: the current one, or,
 // if that is missing or damaged, the previous one (reported through the logger and the
-// fallback hook). It returns ErrNoCheckpoint when there is none.
+// fallback hook). It returns ErrNoCheckpoint when there is none. It reads single objects: with
+// incremental checkpoints the current one is usually a delta, which restores nothing alone;
+// Restore reads whole chains.
 func (l *Lease) Load(ctx context.Context) (Checkpoint, error) {
 	return l.s.load(ctx, l.key, l.man, 0)
 }
