@@ -74,6 +74,13 @@ bench-worker: services-up ## Worker throughput against the real Kafka vs the eng
 bench-drain: services-up ## 1 GiB of state in one worker: checkpoint MB/s and pause, recovery after kill -9, drain. ~2 minutes.
 	eval "$$($(SERVICES) env)" && $(GO) test -tags integration -run XXX -bench DrainAndRecovery -benchtime 1x ./workers/worker/
 
+.PHONY: bench-incremental bench-drain-8g
+bench-incremental: ## Incremental vs full checkpoints, 10M series: delta bytes and time, restore of a base + 20 deltas (needs ~5 GB). ~1 minute.
+	$(GO) test -run XXX -bench Incremental10M -benchtime 1x ./workers/checkpoint/
+
+bench-drain-8g: services-up ## A drain of 8 GB of state in one worker after a base, against moto S3 (needs ~16 GB; run alone). ~15 minutes.
+	eval "$$($(SERVICES) env)" && LIVEAGG_DRAIN_SERIES=96000000 LIVEAGG_DRAIN_RECOVERY=0 GOMEMLIMIT=14GiB $(GO) test -tags integration -run XXX -bench DrainAndRecovery -benchtime 1x -timeout 60m ./workers/worker/
+
 bench-skew: services-up ## One level vs two on Zipf-skewed orgs, 3 workers each, 5 rounds, against the real Kafka. ~2 minutes.
 	eval "$$($(SERVICES) env)" && LIVEAGG_SKEW_RECORDS=2400000 $(GO) test -tags integration -run XXX -bench MultilevelSkew -benchtime 1x ./workers/worker/
 

@@ -82,7 +82,7 @@ func (f *fileBlobs) putIf(_ context.Context, name string, data []byte, ifTag str
 	return tagOf(data), nil
 }
 
-func (f *fileBlobs) remove(_ context.Context, name string) error {
+func (f *fileBlobs) remove(_ context.Context, name string, _ int64) error {
 	err := os.Remove(f.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

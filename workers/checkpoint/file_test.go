@@ -15,6 +15,16 @@ func TestFileStore(t *testing.T) {
 	})
 }
 
+func TestFileStoreChains(t *testing.T) {
+	runChainSuite(t, func(t *testing.T) *Store {
+		s, err := Open("file://" + t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
 func TestOpenRejectsBadLocations(t *testing.T) {
 	for _, loc := range []string{"s3://bucket/prefix", "gs://bucket", "s3:///nobucket", "file://"} {
 		if _, err := Open(loc); err == nil {

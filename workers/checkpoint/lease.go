@@ -2,11 +2,15 @@ package checkpoint
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"path"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -22,6 +26,10 @@ type Lease struct {
 	// specVersion and spec stamp every save (SetSpec).
 	specVersion int
 	spec        string
+	saves       int // incremental objects written, to name each uniquely
+	// fallback is the point Restore fell back to (its links), when it was not the newest: the
+	// next base or full checkpoint keeps it as the previous chain, rather than the damaged one.
+	fallback []Entry
 }
 
 // SetSpec makes every later save record the spec revision and document the owner runs, unless
@@ -39,7 +47,7 @@ func (s *Store) Claim(ctx context.Context, key Key, owner string) (*Lease, error
 		if err != nil && !errors.Is(err, errNotFound) {
 			return nil, err
 		}
-		man.Version = manifestVersion
+		man.Version = man.version()
 		man.Generation++
 		man.Owner = owner
 		body, err := json.Marshal(man)
@@ -66,8 +74,29 @@ func (l *Lease) Manifest() Manifest { return l.man }
 // Save writes cp as the partition's current checkpoint, keeping the current one as previous.
 // The data object goes first; the manifest swap is conditional on this lease still owning the
 // partition. It returns ErrFenced if it does not, and then nothing visible has changed.
+//
+// A Delta extends the current chain and must name its last link as its Parent. A Base starts a
+// new chain: the current one becomes the previous chain, and the objects of the one before are
+// deleted (and any data object an earlier generation left that the new manifest does not name),
+// once the manifest swap has succeeded. A Full checkpoint is a chain of one.
 func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
-	obj := path.Join(l.key.dir(), "data", fmt.Sprintf("%016d-%020d.state", l.gen, cp.Offset))
+	cur, prev := l.man.Chains()
+	var obj string
+	switch cp.Kind {
+	case Full:
+		obj = path.Join(l.key.dir(), "data", fmt.Sprintf("%016d-%020d.state", l.gen, cp.Offset))
+	case Base, Delta:
+		if cp.Kind == Delta && (len(cur) == 0 || cur[len(cur)-1].Kind == Full || cur[len(cur)-1].Link != cp.Parent) {
+			return Entry{}, fmt.Errorf("save %s: %w", l.key, ErrNotChained)
+		}
+		if len(cp.State) < 4 {
+			return Entry{}, fmt.Errorf("save %s: a %s state of %d bytes has no checksum", l.key, cp.Kind, len(cp.State))
+		}
+		l.saves++
+		obj = path.Join(l.key.dir(), "data", fmt.Sprintf("%016d-%020d-%06d.%s", l.gen, cp.Offset, l.saves, cp.Kind))
+	default:
+		return Entry{}, fmt.Errorf("save %s: unknown checkpoint kind %q", l.key, cp.Kind)
+	}
 	if err := l.s.b.put(ctx, obj, cp.State); err != nil {
 		return Entry{}, fmt.Errorf("save %s: write state: %w", l.key, err)
 	}
@@ -77,25 +106,35 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 	}
 	e := Entry{
 		Object: obj, Offset: cp.Offset, EmitSeq: cp.EmitSeq, Sinks: cp.Sinks, Sources: cp.Sources, Size: int64(len(cp.State)),
-		CRC32C: crc32.Checksum(cp.State, castagnoli), Generation: l.gen, Created: created,
+		CRC32C: crc32.Checksum(cp.State, castagnoli), Generation: l.gen, Created: created, Kind: cp.Kind,
 		SpecVersion: cp.SpecVersion, Spec: cp.Spec,
 	}
 	if e.Spec == "" {
 		e.SpecVersion, e.Spec = l.specVersion, l.spec
 	}
+	if cp.Kind != Full {
+		e.Link = binary.LittleEndian.Uint32(cp.State[len(cp.State)-4:])
+	}
 	man := l.man
 	if man.Failure != nil && cp.Offset > man.Failure.Offset {
 		man.Failure = nil // the record that failed is behind the new checkpoint
 	}
-	stale := man.Previous
-	if man.Current != nil && man.Current.Object != obj {
-		man.Previous = man.Current
+	newCur, newPrev := []Entry{e}, cur
+	switch {
+	case cp.Kind == Delta:
+		newCur, newPrev = append(slices.Clone(cur), e), prev
+	case l.fallback != nil:
+		// The restore fell back past damage: keep the point it restored, which is known to
+		// restore, as the fallback, and let the damaged links go.
+		newPrev = l.fallback
+	case len(cur) == 1 && cur[0].Object == obj:
+		newPrev = prev // a full checkpoint rewritten in place: the previous one stays
 	}
-	man.Current = &e
+	man.setChains(newCur, newPrev)
 	tag, err := l.putManifest(ctx, man)
 	if errors.Is(err, ErrFenced) {
 		// Our state object is orphaned; the new owner's manifest never names it.
-		_ = l.s.b.remove(ctx, obj)
+		_ = l.s.b.remove(ctx, obj, int64(len(cp.State)))
 		cur, _, rerr := l.s.readManifest(ctx, l.key)
 		if rerr == nil {
 			l.s.log.Warn("checkpoint save refused: partition claimed by a newer owner",
@@ -104,17 +143,56 @@ func (l *Lease) Save(ctx context.Context, cp Checkpoint) (Entry, error) {
 		return Entry{}, fmt.Errorf("save %s generation %d: %w", l.key, l.gen, ErrFenced)
 	}
 	if err != nil {
-		_ = l.s.b.remove(ctx, obj)
+		_ = l.s.b.remove(ctx, obj, int64(len(cp.State)))
 		return Entry{}, fmt.Errorf("save %s: write manifest: %w", l.key, err)
 	}
 	l.tag, l.man = tag, man
-	// The checkpoint before previous is no longer reachable from the manifest.
-	if stale != nil && stale.Object != obj && (man.Previous == nil || stale.Object != man.Previous.Object) {
-		if err := l.s.b.remove(ctx, stale.Object); err != nil {
-			l.s.log.Warn("remove stale checkpoint", "object", stale.Object, "err", err)
+	if cp.Kind == Delta {
+		return e, nil
+	}
+	l.fallback = nil
+	// The chain before the previous one is no longer reachable from the manifest.
+	keep := map[string]bool{}
+	for _, k := range slices.Concat(newCur, newPrev) {
+		keep[k.Object] = true
+	}
+	for _, old := range slices.Concat(prev, cur) {
+		if !keep[old.Object] {
+			keep[old.Object] = true // once
+			if err := l.s.b.remove(ctx, old.Object, old.Size); err != nil {
+				l.s.log.Warn("remove stale checkpoint", "object", old.Object, "err", err)
+			}
 		}
 	}
+	if cp.Kind == Base {
+		l.sweep(ctx, keep)
+	}
 	return e, nil
+}
+
+// sweep deletes the data objects of earlier generations that the manifest just written does not
+// name: saves that never reached a manifest (their owner died between the two writes) and
+// chains an earlier owner retired late. An earlier generation can never again make a manifest
+// name one, since its swaps are fenced; objects of this generation or later are left alone.
+func (l *Lease) sweep(ctx context.Context, keep map[string]bool) {
+	names, err := l.s.b.list(ctx, path.Join(l.key.dir(), "data")+"/")
+	if err != nil {
+		l.s.log.Warn("list checkpoint objects to sweep", "partition", l.key.String(), "err", err)
+		return
+	}
+	for _, n := range names {
+		if keep[n] || keep[segmentOf(n)] {
+			continue // named by the manifest, or a segment of an object it names
+		}
+		gen, err := strconv.ParseInt(strings.SplitN(path.Base(n), "-", 2)[0], 10, 64)
+		if err != nil || gen >= l.gen {
+			continue
+		}
+		// Segments are listed, and so deleted, one by one.
+		if err := l.s.b.remove(ctx, n, 0); err != nil {
+			l.s.log.Warn("remove orphaned checkpoint object", "object", n, "err", err)
+		}
+	}
 }
 
 // RecordFailure notes in the manifest that this owner failed at the record at offset, counting
@@ -154,7 +232,9 @@ func (l *Lease) putManifest(ctx context.Context, man Manifest) (string, error) {
 
 // Load returns the newest readable checkpoint of the lease's partition: the current one, or,
 // if that is missing or damaged, the previous one (reported through the logger and the
-// fallback hook). It returns ErrNoCheckpoint when there is none.
+// fallback hook). It returns ErrNoCheckpoint when there is none. It reads single objects: with
+// incremental checkpoints the current one is usually a delta, which restores nothing alone;
+// Restore reads whole chains.
 func (l *Lease) Load(ctx context.Context) (Checkpoint, error) {
 	return l.s.load(ctx, l.key, l.man, 0)
 }
@@ -219,7 +299,12 @@ func (s *Store) fetch(ctx context.Context, e Entry) (Checkpoint, error) {
 	if sum := crc32.Checksum(data, castagnoli); sum != e.CRC32C {
 		return Checkpoint{}, fmt.Errorf("%w: %s checksum %08x, manifest says %08x", ErrCorrupt, e.Object, sum, e.CRC32C)
 	}
-	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, Sinks: e.Sinks, Sources: e.Sources, State: data, Generation: e.Generation, Created: e.Created,
+	// A link's own checksum is a third check, independent of the manifest's size and CRC-32C:
+	// it ties the object to the chain it was written in, whose next delta names it.
+	if e.Kind != Full && binary.LittleEndian.Uint32(data[len(data)-4:]) != e.Link {
+		return Checkpoint{}, fmt.Errorf("%w: %s is link %08x, manifest says %08x", ErrCorrupt, e.Object, binary.LittleEndian.Uint32(data[len(data)-4:]), e.Link)
+	}
+	return Checkpoint{Offset: e.Offset, EmitSeq: e.EmitSeq, Sinks: e.Sinks, Sources: e.Sources, State: data, Generation: e.Generation, Created: e.Created, Kind: e.Kind,
 		SpecVersion: e.SpecVersion, Spec: e.Spec}, nil
 }
 
@@ -233,8 +318,8 @@ func (s *Store) readManifest(ctx context.Context, key Key) (Manifest, string, er
 		// A manifest is written whole by one conditional put, so this is damage, not a race.
 		return m, "", fmt.Errorf("%w: manifest of %s: %v", ErrCorrupt, key, err)
 	}
-	if m.Version != manifestVersion {
-		return m, "", fmt.Errorf("%w: manifest of %s has version %d, this build reads %d", ErrCorrupt, key, m.Version, manifestVersion)
+	if m.Version != manifestVersion && m.Version != manifestVersion2 {
+		return m, "", fmt.Errorf("%w: manifest of %s has version %d, this build reads %d and %d", ErrCorrupt, key, m.Version, manifestVersion, manifestVersion2)
 	}
 	return m, tag, nil
 }

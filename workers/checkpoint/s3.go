@@ -2,11 +2,13 @@ package checkpoint
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,16 +33,26 @@ type S3API interface {
 
 // Multipart upload shape: a state above multipartMin bytes goes up in parts of partSize,
 // partConcurrency at a time, so a gigabyte checkpoint is not one 1 GB request.
+//
+// A state above segmentSize is stored as several objects, segments of segmentSize, named
+// <name>.seg-<i>, and <name> itself holds their index: the number of segments and each one's
+// size. Segments upload and download several at a time, and neither a store nor a client ever
+// handles one object of tens of gigabytes whole (S3 takes at most 5 GB in one PUT, and some
+// S3-compatible stores assemble a multipart object in memory).
 const (
-	multipartMin    = 32 << 20
-	partSize        = 16 << 20
-	partConcurrency = 4
+	multipartMin       = 32 << 20
+	partSize           = 16 << 20
+	partConcurrency    = 4
+	segmentSize        = 512 << 20
+	segmentConcurrency = 2
+	segmentMagic       = "LASEGIDX"
 )
 
 type s3Blobs struct {
 	cl     S3API
 	bucket string
 	prefix string
+	seg    int // segment size; segmentSize unless a test sets it
 }
 
 func (b *s3Blobs) location() string { return "s3://" + path.Join(b.bucket, b.prefix) }
@@ -52,7 +64,82 @@ func (b *s3Blobs) key(name string) string {
 	return b.prefix + "/" + name
 }
 
+// get reads an object, reassembling a segmented one.
 func (b *s3Blobs) get(ctx context.Context, name string) ([]byte, string, error) {
+	data, tag, err := b.getOne(ctx, name)
+	if err != nil || !isSegmentIndex(data) {
+		return data, tag, err
+	}
+	sizes, err := parseSegmentIndex(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("s3://%s/%s: %w", b.bucket, b.key(name), err)
+	}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	out := make([]byte, total)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(segmentConcurrency)
+	off := 0
+	for i, n := range sizes {
+		dst := out[off : off+n]
+		off += n
+		g.Go(func() error {
+			seg, _, err := b.getOne(gctx, segmentName(name, i))
+			if errors.Is(err, errNotFound) {
+				return fmt.Errorf("segment %d of s3://%s/%s is missing", i, b.bucket, b.key(name))
+			}
+			if err != nil {
+				return err
+			}
+			if len(seg) != n {
+				return fmt.Errorf("segment %d of s3://%s/%s has %d bytes, its index says %d", i, b.bucket, b.key(name), len(seg), n)
+			}
+			copy(dst, seg)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, "", err
+	}
+	return out, tag, nil
+}
+
+func segmentName(name string, i int) string { return fmt.Sprintf("%s.seg-%05d", name, i) }
+
+// segmentOf returns the object a segment belongs to, or "" for an object that is none.
+func segmentOf(name string) string {
+	i := strings.LastIndex(name, ".seg-")
+	if i < 0 {
+		return ""
+	}
+	return name[:i]
+}
+
+func isSegmentIndex(data []byte) bool {
+	return len(data) >= len(segmentMagic) && string(data[:len(segmentMagic)]) == segmentMagic
+}
+
+func parseSegmentIndex(data []byte) ([]int, error) {
+	fields := strings.Fields(string(data[len(segmentMagic):]))
+	if len(fields) == 0 {
+		return nil, errors.New("empty segment index")
+	}
+	n, err := strconv.Atoi(fields[0])
+	if err != nil || n != len(fields)-1 {
+		return nil, fmt.Errorf("segment index of %d fields says %q segments", len(fields), fields[0])
+	}
+	sizes := make([]int, n)
+	for i := range sizes {
+		if sizes[i], err = strconv.Atoi(fields[i+1]); err != nil || sizes[i] < 0 {
+			return nil, fmt.Errorf("segment %d size %q", i, fields[i+1])
+		}
+	}
+	return sizes, nil
+}
+
+func (b *s3Blobs) getOne(ctx context.Context, name string) ([]byte, string, error) {
 	out, err := b.cl.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: aws.String(b.key(name))})
 	if isNotFound(err) {
 		return nil, "", errNotFound
@@ -68,7 +155,29 @@ func (b *s3Blobs) get(ctx context.Context, name string) ([]byte, string, error) 
 	return buf.Bytes(), aws.ToString(out.ETag), nil
 }
 
+// put writes an object; one larger than segmentSize as segments and then their index, so the
+// object exists (under its name) only once every segment does.
 func (b *s3Blobs) put(ctx context.Context, name string, data []byte) error {
+	size := cmp.Or(b.seg, segmentSize)
+	if len(data) <= size {
+		return b.putOne(ctx, name, data)
+	}
+	n := (len(data) + size - 1) / size
+	idx := fmt.Appendf(nil, "%s %d", segmentMagic, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(segmentConcurrency)
+	for i := range n {
+		seg := data[i*size : min((i+1)*size, len(data))]
+		idx = fmt.Appendf(idx, " %d", len(seg))
+		g.Go(func() error { return b.putOne(gctx, segmentName(name, i), seg) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return b.putOne(ctx, name, idx)
+}
+
+func (b *s3Blobs) putOne(ctx context.Context, name string, data []byte) error {
 	if len(data) >= multipartMin {
 		return b.putMultipart(ctx, name, data)
 	}
@@ -134,7 +243,24 @@ func (b *s3Blobs) putIf(ctx context.Context, name string, data []byte, ifTag str
 	return aws.ToString(out.ETag), nil
 }
 
-func (b *s3Blobs) remove(ctx context.Context, name string) error {
+// remove deletes an object, and the segments of a segmented one: an object whose size is
+// unknown or above the segment size is looked for segments first.
+func (b *s3Blobs) remove(ctx context.Context, name string, size int64) error {
+	if segmentOf(name) == "" && (size < 0 || size > int64(cmp.Or(b.seg, segmentSize))) {
+		segs, err := b.list(ctx, name+".seg-")
+		if err != nil {
+			return err
+		}
+		for _, seg := range segs {
+			if err := b.removeOne(ctx, seg); err != nil {
+				return err
+			}
+		}
+	}
+	return b.removeOne(ctx, name)
+}
+
+func (b *s3Blobs) removeOne(ctx context.Context, name string) error {
 	_, err := b.cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: aws.String(b.key(name))})
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete s3://%s/%s: %w", b.bucket, b.key(name), err)

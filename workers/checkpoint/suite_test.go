@@ -168,7 +168,7 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		if len(fell) != 1 || !errors.Is(fell[0], ErrCorrupt) {
 			t.Fatalf("fallback hook got %v", fell)
 		}
-		if err := s.b.remove(ctx, l.Manifest().Previous.Object); err != nil {
+		if err := s.b.remove(ctx, l.Manifest().Previous.Object, -1); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := l.Load(ctx); err == nil || errors.Is(err, ErrNoCheckpoint) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -107,10 +108,12 @@ func newCheckpointLsCmd(open storeOpener) *cobra.Command {
 	var specName, topic string
 	cmd := &cobra.Command{
 		Use:   "ls LOCATION",
-		Short: "List checkpointed partitions: offset, age, size, generation and owner",
+		Short: "List checkpointed partitions: offset, age, size, chain, generation and owner",
 		Long: `ls lists every checkpointed partition under LOCATION (file:///dir or s3://bucket/prefix),
-or those of one spec (and topic), with each one's current offset, age, size, generation and
-owner. A location that exists but holds no checkpoints prints "no checkpoints under LOCATION".
+or those of one spec (and topic), with each one's current offset, age, size (of the newest
+object), chain ("full" for a full checkpoint, "base+N" for an incremental base and N deltas
+on it, with the chain's bytes), generation and owner. A location that exists but holds no
+checkpoints prints "no checkpoints under LOCATION".
 
 Exit status: 0 when listed (none included), 1 if a partition's manifest cannot be read,
 2 if the location does not exist (a missing folder or S3 bucket) or cannot be read.`,
@@ -128,7 +131,7 @@ Exit status: 0 when listed (none included), 1 if a partition's manifest cannot b
 				return usageErr(cmd, err.Error())
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SPEC\tTOPIC\tPARTITION\tOFFSET\tAGE\tBYTES\tGENERATION\tOWNER")
+			fmt.Fprintln(tw, "SPEC\tTOPIC\tPARTITION\tOFFSET\tAGE\tBYTES\tCHAIN\tGENERATION\tOWNER")
 			bad := false
 			for _, k := range keys {
 				m, err := st.Inspect(ctx, k)
@@ -141,7 +144,8 @@ Exit status: 0 when listed (none included), 1 if a partition's manifest cannot b
 				if c := m.Current; c != nil {
 					off, age, size = strconv.FormatInt(c.Offset, 10), time.Since(c.Created).Round(time.Second).String(), strconv.FormatInt(c.Size, 10)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n", k.Spec, k.Topic, k.Partition, off, age, size, m.Generation, m.Owner)
+				cur, _ := m.Chains()
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n", k.Spec, k.Topic, k.Partition, off, age, size, chainSummary(cur), m.Generation, m.Owner)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -163,12 +167,15 @@ Exit status: 0 when listed (none included), 1 if a partition's manifest cannot b
 func newCheckpointInspectCmd(open storeOpener) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect LOCATION SPEC/TOPIC/PARTITION",
-		Short: "Show a partition's manifest and verify its current and previous checkpoints",
-		Long: `inspect prints the manifest of one partition (generation, owner, current and previous
-checkpoint) and reads both checkpoints back, checking their size and CRC32C as a restore would.
+		Short: "Show a partition's manifest and verify its checkpoints: full ones, or incremental chains",
+		Long: `inspect prints the manifest of one partition (generation, owner, and its current and
+previous checkpoint, or for incremental checkpoints its current and previous chain: a base and
+the deltas on it) and reads every object back, checking size, CRC-32C and link checksum as a
+restore would, and that each delta names the link before it as its parent, in order. It then
+says which point a restore would start from.
 
-Exit status: 0 if the current checkpoint verifies, 1 if it does not (a restore would fall back
-to the previous one), 2 if the store or partition cannot be read.`,
+Exit status: 0 if the current checkpoint (the whole current chain) verifies, 1 if it does not
+(a restore would fall back to an older point), 2 if the store or partition cannot be read.`,
 		Example: "  liveagg checkpoint inspect file:///tmp/ckpt indoor-l1/location-raw/3",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -192,43 +199,128 @@ to the previous one), 2 if the store or partition cannot be read.`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "partition:  %s\ngeneration: %d\nowner:      %s\n", key, m.Generation, m.Owner)
+			cur, prev := m.Chains()
+			restore := ""
 			code := ExitOK
-			for _, e := range []struct {
-				name  string
-				entry *checkpoint.Entry
-			}{{"current", m.Current}, {"previous", m.Previous}} {
-				if e.entry == nil {
-					fmt.Fprintf(out, "%s:    none\n", e.name)
+			for ci, chain := range [][]checkpoint.Entry{cur, prev} {
+				name := []string{"current", "previous"}[ci]
+				if len(chain) == 0 {
+					fmt.Fprintf(out, "%s:    none\n", name)
 					continue
 				}
-				c := e.entry
-				verdict := "verified (size and CRC32C)"
-				// The state's own checksum tells checkpoints apart; the manifest's CRC32C
-				// covers the object with that checksum in it, which makes it CRC-32C's
-				// residue constant for every state, so it is not shown.
-				checksum := fmt.Sprintf("%08x", c.CRC32C)
-				cp, err := st.Fetch(ctx, *c)
-				if err != nil {
-					verdict = "BROKEN: " + err.Error()
-					if e.name == "current" {
-						code = ExitInvalid
-					}
-				} else if sum, ok := state.SnapshotChecksum(cp.State); ok {
-					checksum = fmt.Sprintf("%08x (the state's own)", sum)
+				good := printChain(ctx, st, out, name, chain)
+				if ci == 0 && good < len(chain) {
+					code = ExitInvalid
 				}
-				fmt.Fprintf(out, "%s:\n  object:     %s\n  offset:     %d\n  emit_seq:   %d\n  bytes:      %d\n  crc32c:     %s\n  generation: %d\n  created:    %s (%s ago)\n",
-					e.name, c.Object, c.Offset, c.EmitSeq, c.Size, checksum, c.Generation, c.Created.Format(time.RFC3339), time.Since(c.Created).Round(time.Second))
-				for s, v := range c.Sinks {
-					fmt.Fprintf(out, "  sink:       %s at %s\n", s, v)
+				if restore == "" && good > 0 {
+					e := chain[good-1]
+					restore = fmt.Sprintf("offset %d, emit_seq %d: the %s %s", e.Offset, e.EmitSeq, name, pointName(chain, good))
 				}
-				fmt.Fprintf(out, "  state:      %s\n", verdict)
 			}
+			if restore == "" {
+				restore = "NONE: no point verifies"
+			}
+			fmt.Fprintf(out, "restore:    %s\n", restore)
 			if code != ExitOK {
 				return &ExitError{Code: code}
 			}
 			return nil
 		},
 	}
+}
+
+// chainSummary names a chain for ls: "full", or "base+N" with the chain's bytes.
+func chainSummary(chain []checkpoint.Entry) string {
+	if len(chain) == 0 {
+		return "-"
+	}
+	if chain[0].Kind == checkpoint.Full {
+		return "full"
+	}
+	size := int64(0)
+	for _, e := range chain {
+		size += e.Size
+	}
+	return fmt.Sprintf("base+%d (%d bytes)", len(chain)-1, size)
+}
+
+// pointName says which point of a chain the first n links restore.
+func pointName(chain []checkpoint.Entry, n int) string {
+	switch {
+	case chain[0].Kind == checkpoint.Full:
+		return "checkpoint"
+	case n == len(chain):
+		return fmt.Sprintf("chain whole (base + %d deltas)", n-1)
+	default:
+		return fmt.Sprintf("chain up to its base + %d deltas, of %d", n-1, len(chain)-1)
+	}
+}
+
+// printChain prints a chain's links (a full checkpoint alone in the old layout) and verifies
+// them in order, as a restore reads them: it returns how many links from the first verify.
+func printChain(ctx context.Context, st *checkpoint.Store, out io.Writer, name string, chain []checkpoint.Entry) int {
+	full := chain[0].Kind == checkpoint.Full
+	if !full {
+		fmt.Fprintf(out, "%s chain: %s\n", name, chainSummary(chain))
+	}
+	good, broken := 0, false
+	var base, prev uint32
+	for i, c := range chain {
+		label, indent := name+":", "  "
+		if !full {
+			label, indent = "  base:", "    "
+			if i > 0 {
+				label = fmt.Sprintf("  delta %d:", i)
+			}
+		}
+		verdict := "verified (size and CRC32C)"
+		// The state's own checksum tells checkpoints apart; the manifest's CRC32C covers the
+		// object with that checksum in it, which makes it CRC-32C's residue constant for every
+		// state, so it is not shown.
+		checksum := fmt.Sprintf("%08x", c.CRC32C)
+		cp, err := st.Fetch(ctx, c)
+		switch {
+		case broken:
+			verdict = "not usable: a link before it is broken"
+		case err != nil:
+			verdict = "BROKEN: " + err.Error()
+		case full:
+			if sum, ok := state.SnapshotChecksum(cp.State); ok {
+				checksum = fmt.Sprintf("%08x (the state's own)", sum)
+			}
+		default:
+			link, err := state.ReadLink(cp.State)
+			switch {
+			case err != nil:
+				verdict = "BROKEN: " + err.Error()
+			case i == 0 && link.Kind != "base":
+				verdict = fmt.Sprintf("BROKEN: a chain starts with a %s", link.Kind)
+			case i > 0 && (link.Kind != "delta" || link.Parent != prev || link.Base != base || link.Seq != uint32(i)):
+				verdict = fmt.Sprintf("BROKEN: %s %d of parent %08x, base %08x does not follow link %08x of base %08x",
+					link.Kind, link.Seq, link.Parent, link.Base, prev, base)
+			default:
+				verdict = "verified (size, CRC32C, link checksum, parent and order)"
+				checksum = fmt.Sprintf("%08x (the link's own)", link.Checksum)
+				prev = link.Checksum
+				if i == 0 {
+					base = link.Checksum
+				}
+			}
+		}
+		if !broken && strings.HasPrefix(verdict, "verified") {
+			good++
+		} else {
+			broken = true
+		}
+		fmt.Fprintf(out, "%s\n%sobject:     %s\n%soffset:     %d\n%semit_seq:   %d\n%sbytes:      %d\n%scrc32c:     %s\n%sgeneration: %d\n%screated:    %s (%s ago)\n",
+			label, indent, c.Object, indent, c.Offset, indent, c.EmitSeq, indent, c.Size, indent, checksum, indent, c.Generation,
+			indent, c.Created.Format(time.RFC3339), time.Since(c.Created).Round(time.Second))
+		for s, v := range c.Sinks {
+			fmt.Fprintf(out, "%ssink:       %s at %s\n", indent, s, v)
+		}
+		fmt.Fprintf(out, "%sstate:      %s\n", indent, verdict)
+	}
+	return good
 }
 
 // usageErr prints msg and returns the usage exit code.

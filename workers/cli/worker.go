@@ -110,7 +110,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	store, err := checkpoint.Open(cfg.Checkpoint.Location, checkpoint.WithLogger(log), checkpoint.WithS3Client(s3c))
+	ckptOpts := []checkpoint.Option{checkpoint.WithLogger(log), checkpoint.WithS3Client(s3c)}
+	if rule, on := cfg.Checkpoint.IncrementalRule(); on {
+		ckptOpts = append(ckptOpts, checkpoint.WithIncremental(rule))
+	}
+	store, err := checkpoint.Open(cfg.Checkpoint.Location, ckptOpts...)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/liveagg/liveagg/workers/checkpoint"
 )
 
 // Config is a worker's configuration file.
@@ -81,6 +83,25 @@ type Checkpoint struct {
 	Records  int64         `yaml:"records"`
 	// OnMissingOffset is stop or earliest.
 	OnMissingOffset string `yaml:"on_missing_offset"`
+	// Incremental makes checkpoints incremental (default true): a base now and then, and in
+	// between deltas of only what changed. The next three settings are its chain rule.
+	Incremental *bool `yaml:"incremental"`
+	// BaseRatio starts a new base once the deltas since the last one add up to this fraction
+	// of its size (default 0.5): a restore reads at most about 1+BaseRatio times the state.
+	BaseRatio float64 `yaml:"base_ratio"`
+	// BaseInterval starts a new base once the last one is this old (default 30m).
+	BaseInterval time.Duration `yaml:"base_interval"`
+	// MaxDeltas starts a new base after this many deltas (default 200).
+	MaxDeltas int `yaml:"max_deltas"`
+}
+
+// IncrementalRule returns the chain rule of incremental checkpoints, and false when they are
+// turned off.
+func (c Checkpoint) IncrementalRule() (checkpoint.Incremental, bool) {
+	if c.Incremental != nil && !*c.Incremental {
+		return checkpoint.Incremental{}, false
+	}
+	return checkpoint.Incremental{BaseRatio: c.BaseRatio, BaseInterval: c.BaseInterval, MaxDeltas: c.MaxDeltas}, true
 }
 
 // Sinks configures the clients of the spec's outputs.
@@ -281,6 +302,15 @@ func (c *Config) applyDefaults() {
 	if c.Checkpoint.OnMissingOffset == "" {
 		c.Checkpoint.OnMissingOffset = "stop"
 	}
+	if c.Checkpoint.BaseRatio == 0 {
+		c.Checkpoint.BaseRatio = checkpoint.DefaultIncremental.BaseRatio
+	}
+	if c.Checkpoint.BaseInterval == 0 {
+		c.Checkpoint.BaseInterval = checkpoint.DefaultIncremental.BaseInterval
+	}
+	if c.Checkpoint.MaxDeltas == 0 {
+		c.Checkpoint.MaxDeltas = checkpoint.DefaultIncremental.MaxDeltas
+	}
 	if c.Kafka.SessionTimeout == 0 {
 		c.Kafka.SessionTimeout = 10 * time.Second
 	}
@@ -341,6 +371,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Checkpoint.Interval < time.Second || c.Checkpoint.Interval > MaxCheckpointInterval {
 		add("checkpoint.interval: %s is out of range: 1s to %s (the Kafka transaction that carries a partition's output stays open between checkpoints, and brokers cap transactions at 15m by default)", c.Checkpoint.Interval, MaxCheckpointInterval)
+	}
+	if r := c.Checkpoint.BaseRatio; r < 0.01 || r > 10 {
+		add("checkpoint.base_ratio: %v is out of range: 0.01 to 10 (the deltas a restore reads on top of the base, as a fraction of it)", r)
+	}
+	if c.Checkpoint.BaseInterval < time.Second {
+		add("checkpoint.base_interval: %s is under 1s", c.Checkpoint.BaseInterval)
+	}
+	if c.Checkpoint.MaxDeltas < 1 || c.Checkpoint.MaxDeltas > 10000 {
+		add("checkpoint.max_deltas: %d is out of range: 1 to 10000", c.Checkpoint.MaxDeltas)
 	}
 	if c.Checkpoint.OnMissingOffset != "stop" && c.Checkpoint.OnMissingOffset != "earliest" {
 		add("checkpoint.on_missing_offset: %q is not stop or earliest", c.Checkpoint.OnMissingOffset)

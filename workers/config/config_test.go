@@ -21,6 +21,31 @@ checkpoint: {location: "file:///tmp/x", interval: 5s}
 	}
 }
 
+// Incremental checkpoints are on by default with the default chain rule, and off when asked.
+func TestIncrementalRule(t *testing.T) {
+	t.Setenv(EnvBrokers, "")
+	t.Setenv(EnvCheckpoint, "")
+	for _, tc := range []struct {
+		checkpoint string
+		on         bool
+		ratio      float64
+		deltas     int
+	}{
+		{"{location: 'file:///x'}", true, 0.5, 200},
+		{"{location: 'file:///x', incremental: true, base_ratio: 0.2, max_deltas: 7, base_interval: 1m}", true, 0.2, 7},
+		{"{location: 'file:///x', incremental: false}", false, 0, 0},
+	} {
+		c, err := Parse([]byte("spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: " + tc.checkpoint))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rule, on := c.Checkpoint.IncrementalRule()
+		if on != tc.on || rule.BaseRatio != tc.ratio || rule.MaxDeltas != tc.deltas || (on && rule.BaseInterval < time.Minute) {
+			t.Errorf("%s: %+v, %v", tc.checkpoint, rule, on)
+		}
+	}
+}
+
 func TestEnvOverrides(t *testing.T) {
 	t.Setenv(EnvBrokers, "a:1,b:2")
 	t.Setenv(EnvCheckpoint, "s3://bucket/p")
@@ -46,6 +71,9 @@ func TestInvalidConfigsNameTheField(t *testing.T) {
 		{"spec: s\nkafka: {brokers: [a:1], session_timeout: 2s}\ncheckpoint: {location: 'file:///x'}", "kafka.session_timeout: 2s is out of range"},
 		{"spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: {location: 'file:///x'}\nadmin: {listen: ':7070'}", "token_file or token_ssm_parameter is required"},
 		{"spec: s\nkafak: {}", "field kafak not found"},
+		{"spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: {location: 'file:///x', base_ratio: 20}", "checkpoint.base_ratio: 20 is out of range"},
+		{"spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: {location: 'file:///x', max_deltas: -1}", "checkpoint.max_deltas: -1 is out of range"},
+		{"spec: s\nkafka: {brokers: [a:1]}\ncheckpoint: {location: 'file:///x', base_interval: 10ms}", "checkpoint.base_interval: 10ms is under 1s"},
 	}
 	for _, tc := range tests {
 		_, err := Parse([]byte(tc.doc))

@@ -151,8 +151,20 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 func benchIngest(b *testing.B, s *stream, doc string, withNaive bool) {
-	b.Run("engine", func(b *testing.B) {
+	b.Run("engine", func(b *testing.B) { benchEngine(b, s, doc, false) })
+	// The same with incremental checkpoints on: Apply marks the slots it changes for the next
+	// delta (taken, off the clock, at every pass over the stream). Against "engine" above.
+	b.Run("engine-incremental", func(b *testing.B) { benchEngine(b, s, doc, true) })
+	if !withNaive {
+		return
+	}
+	benchNaive(b, s)
+}
+
+func benchEngine(b *testing.B, s *stream, doc string, incremental bool) {
+	{
 		f := newFixture(b, doc)
+		fp := Fingerprint(f.spec, f.layout)
 		st := New(f.spec, f.layout, func(*Window) {})
 		r := f.dec.NewRecord()
 		i := 0
@@ -169,6 +181,10 @@ func benchIngest(b *testing.B, s *stream, doc string, withNaive bool) {
 		for range 3_200_000 { // fill the 15-minute window before timing
 			next()
 		}
+		var buf []byte
+		if incremental {
+			buf, _ = st.AppendBase(buf, fp)
+		}
 		b.ReportAllocs()
 		b.SetBytes(s.bytes() / int64(s.len()))
 		b.ResetTimer()
@@ -177,6 +193,12 @@ func benchIngest(b *testing.B, s *stream, doc string, withNaive bool) {
 				b.StopTimer()
 				s.shift()
 				i = 0
+				if incremental {
+					var err error
+					if buf, err = st.AppendDelta(buf[:0], fp); err != nil {
+						b.Fatal(err)
+					}
+				}
 				b.StartTimer()
 			}
 			if err := f.dec.Decode(s.rec(i), 0, r); err == nil {
@@ -186,10 +208,10 @@ func benchIngest(b *testing.B, s *stream, doc string, withNaive bool) {
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(st.Stats().Series), "live-series")
-	})
-	if !withNaive {
-		return
 	}
+}
+
+func benchNaive(b *testing.B, s *stream) {
 	b.Run("naive", func(b *testing.B) {
 		nv := newNaive()
 		i := 0

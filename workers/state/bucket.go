@@ -28,7 +28,16 @@ type bucket struct {
 	// index maps series id to slot for lookups the cursors cannot answer (a series that has
 	// moved on to a newer window of this size). Built on first need, nil until then.
 	index map[uint32]uint32
+	// For incremental snapshots: known says the bucket is in the newest base or delta, which
+	// held its first clean slots; dirty marks those of them updated since. Slots from clean on
+	// are new. clean is 0 while the store keeps no chain, so Apply marks nothing.
+	known bool
+	clean uint32
+	dirty []uint64
 }
+
+// touch marks slot pos, one the last base or delta holds, as changed since.
+func (b *bucket) touch(pos uint32) { b.dirty[pos>>6] |= 1 << (pos & 63) }
 
 func (st *Store) slot(b *bucket, pos uint32) agg.Slot {
 	c := b.chunks[pos/chunkSlots]

@@ -26,6 +26,9 @@ type keyTable struct {
 	free    []uint32
 	live    int
 	garbage int // arena bytes of freed keys
+	// track makes the table mark in dirty every id interned or freed, for the next delta.
+	track bool
+	dirty []uint64
 }
 
 type keyEntry struct {
@@ -65,19 +68,36 @@ func (t *keyTable) add(key []byte) uint32 {
 // -1. It places them in the order of their home slots (bucketed by the top bits of the home
 // index), so a table far larger than the caches, 16 MB for a million keys, is written nearly
 // front to back; in id order every placement would be a cache miss.
-func (t *keyTable) load() int {
+//
+// With liveOnly, entries without references are free ids (a chain restore marks live ones with
+// a reference first) and are left out; otherwise every entry is a key.
+func (t *keyTable) load(liveOnly bool) int {
 	n := len(t.entries)
-	for n*4 > len(t.slots)*3 {
-		t.slots = make([]uint64, 2*len(t.slots))
+	if liveOnly {
+		n = 0
+		for _, e := range t.entries {
+			if e.refs > 0 {
+				n++
+			}
+		}
+	}
+	if size := len(t.slots); n*4 > size*3 {
+		for n*4 > size*3 {
+			size *= 2
+		}
+		t.slots = make([]uint64, size)
 	}
 	mask := uint32(len(t.slots) - 1)
 	shift := max(0, bits.Len32(mask)-8) // 256 buckets at most
 	nb := int(mask>>shift) + 1
 	start := make([]int, nb+1)
-	packed := make([]uint64, n)
-	for id := range packed {
+	packed := make([]uint64, 0, n)
+	for id := range t.entries {
+		if liveOnly && t.entries[id].refs == 0 {
+			continue
+		}
 		h := hashKey(t.key(uint32(id)))
-		packed[id] = uint64(h)<<32 | uint64(id+1)
+		packed = append(packed, uint64(h)<<32|uint64(id+1))
 		start[int((h&mask)>>shift)+1]++
 	}
 	for b := range nb {
@@ -145,6 +165,9 @@ func (t *keyTable) intern(key []byte, h uint32) (id uint32, added bool) {
 	t.arena = append(t.arena, key...)
 	t.place(uint64(h)<<32 | uint64(id+1))
 	t.live++
+	if t.track {
+		t.mark(id)
+	}
 	return id, true
 }
 
@@ -193,6 +216,18 @@ func (t *keyTable) remove(id uint32) {
 	t.entries[id] = keyEntry{}
 	t.free = append(t.free, id)
 	t.live--
+	if t.track {
+		t.mark(id)
+	}
+}
+
+// mark notes that id changed (interned or freed) since the last base or delta.
+func (t *keyTable) mark(id uint32) {
+	w := int(id >> 6)
+	if w >= len(t.dirty) {
+		t.dirty = append(t.dirty, make([]uint64, w+1-len(t.dirty))...)
+	}
+	t.dirty[w] |= 1 << (id & 63)
 }
 
 func (t *keyTable) grow() {
@@ -225,6 +260,9 @@ func (t *keyTable) compact() {
 func (t *keyTable) bytes() int {
 	return 8*len(t.slots) + 12*cap(t.entries) + cap(t.arena) + 4*cap(t.free)
 }
+
+// keyBytesLive is the bytes of the live keys.
+func (t *keyTable) keyBytesLive() int { return len(t.arena) - t.garbage }
 
 // keyBytes is the arena's memory alone: the interned key bytes.
 func (t *keyTable) keyBytes() int { return cap(t.arena) }

@@ -32,7 +32,7 @@ func TestKeyTableLoad(t *testing.T) {
 			if tc.dup >= 0 {
 				kt.add(key(tc.dup))
 			}
-			dup := kt.load()
+			dup := kt.load(false)
 			if tc.dup >= 0 {
 				if dup < 0 || string(kt.key(uint32(dup))) != string(key(tc.dup)) {
 					t.Fatalf("load reported %d, want the repeated key %q", dup, key(tc.dup))
@@ -97,7 +97,7 @@ func BenchmarkKeyTableLoad(b *testing.B) {
 			for _, k := range keys {
 				kt.add(k)
 			}
-			if kt.load() >= 0 {
+			if kt.load(false) >= 0 {
 				b.Fatal("duplicate")
 			}
 		}

@@ -56,6 +56,9 @@ func (st *Store) ApplyPartial(key [][]byte, start, size int64, state []byte) (bo
 		sz := &st.sizes[si]
 		b := st.bucketFor(sz, start-mod(start, sz.size))
 		pos := st.findSlot(si, b, id)
+		if pos < b.clean {
+			b.touch(pos)
+		}
 		if err := st.layout.Merge(st.slot(b, pos), src, st.pool); err != nil {
 			// The slot may hold part of the merge; a partial that passed decoding and the
 			// shape checks cannot fail here, so this is a bug, not bad input.

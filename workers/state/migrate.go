@@ -46,6 +46,20 @@ func Migrate(old, new *spec.Spec, data []byte, emit EmitFunc) (*Store, error) {
 	return migrateStore(src, new, ln, p.Kept, emit)
 }
 
+// MigrateStore is Migrate of a store already restored under spec old (from a chain of
+// incremental checkpoints, say).
+func MigrateStore(src *Store, old, new *spec.Spec, emit EmitFunc) (*Store, error) {
+	p := spec.Diff(old, new)
+	if p.Action != spec.ActionNone && p.Action != spec.ActionMigrate {
+		return nil, fmt.Errorf("%w: %s", ErrNotMigratable, p.Summary())
+	}
+	ln, err := agg.LayoutOf(new)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: layout of the spec: %w", err)
+	}
+	return migrateStore(src, new, ln, p.Kept, emit)
+}
+
 // columnSource says, per function of the new layout, which function of the old layout its
 // state comes from (-1: none, it starts empty). Functions that share another's running sum
 // get -1 too: the owner of the column brings it.
@@ -107,7 +121,7 @@ func migrateStore(old *Store, s *spec.Spec, ln *agg.Layout, kept map[int]int, em
 			ids[oid] = st.keys.add(old.keys.key(uint32(oid)))
 		}
 	}
-	if dup := st.keys.load(); dup >= 0 {
+	if dup := st.keys.load(false); dup >= 0 {
 		return nil, fmt.Errorf("%w: series %q twice in the snapshot", ErrCorrupt, st.keys.key(uint32(dup)))
 	}
 	st.cursors = make([]cursor, len(st.keys.entries)*len(st.sizes))

@@ -102,7 +102,6 @@ func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
 		dst = append(dst, k...)
 	}
 
-	l := st.layout
 	for si := range st.sizes {
 		sz := &st.sizes[si]
 		dst = binary.AppendUvarint(dst, uint64(len(sz.open)))
@@ -114,31 +113,42 @@ func (st *Store) AppendSnapshot(dst []byte, fp uint64) ([]byte, error) {
 					dst = binary.LittleEndian.AppendUint32(dst, remap[id])
 				}
 			}
-			for ci, c := range b.chunks {
-				dst = appendFloats(dst, c.vals[:chunkUsed(b, ci)*l.Stride])
-			}
-			if l.HasLast {
-				for ci, c := range b.chunks {
-					dst = appendUint32s(dst, c.lastOff[:chunkUsed(b, ci)])
-				}
-			}
-			for ci, c := range b.chunks {
-				dst = appendUint64s(dst, c.small[:chunkUsed(b, ci)*l.SmallStride])
-			}
-			if l.NumHLL+l.NumDDS > 0 {
-				var err error
-				if dst, err = st.appendSketches(dst, b); err != nil {
-					return nil, err
-				}
-			}
-			if l.NumText > 0 {
-				for pos := range uint32(b.n) {
-					dst = l.AppendTexts(dst, st.slot(b, pos))
-				}
+			var err error
+			if dst, err = st.appendColumns(dst, b); err != nil {
+				return nil, err
 			}
 		}
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+}
+
+// appendColumns appends every slot of b, column by column: values, last offsets, inline
+// hashes, sketches, texts.
+func (st *Store) appendColumns(dst []byte, b *bucket) ([]byte, error) {
+	l := st.layout
+	for ci, c := range b.chunks {
+		dst = appendFloats(dst, c.vals[:chunkUsed(b, ci)*l.Stride])
+	}
+	if l.HasLast {
+		for ci, c := range b.chunks {
+			dst = appendUint32s(dst, c.lastOff[:chunkUsed(b, ci)])
+		}
+	}
+	for ci, c := range b.chunks {
+		dst = appendUint64s(dst, c.small[:chunkUsed(b, ci)*l.SmallStride])
+	}
+	if l.NumHLL+l.NumDDS > 0 {
+		var err error
+		if dst, err = st.appendSketches(dst, b); err != nil {
+			return nil, err
+		}
+	}
+	if l.NumText > 0 {
+		for pos := range uint32(b.n) {
+			dst = l.AppendTexts(dst, st.slot(b, pos))
+		}
+	}
+	return dst, nil
 }
 
 // chunkUsed is the number of used slots of b's chunk ci.
@@ -261,7 +271,7 @@ func Restore(s *spec.Spec, layout *agg.Layout, emit EmitFunc, data []byte) (*Sto
 		}
 		ids[i] = st.keys.add(k)
 	}
-	if dup := st.keys.load(); dup >= 0 {
+	if dup := st.keys.load(false); dup >= 0 {
 		return nil, fmt.Errorf("%w: series %q listed twice", ErrCorrupt, st.keys.key(uint32(dup)))
 	}
 	st.cursors = make([]cursor, len(st.keys.entries)*len(st.sizes))
@@ -307,7 +317,6 @@ func keyListBytes(b []byte, n uint64) int {
 }
 
 func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) error {
-	l := st.layout
 	start := r.i64()
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.b)) {
@@ -321,12 +330,6 @@ func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) e
 	}
 	b := st.bucketFor(sz, start)
 	seriesRaw := r.bytes(4 * n)
-	valsRaw := r.bytes(8 * n * uint64(l.Stride))
-	var lastRaw []byte
-	if l.HasLast {
-		lastRaw = r.bytes(4 * n)
-	}
-	smallRaw := r.bytes(8 * n * uint64(l.SmallStride))
 	if r.err != nil {
 		return r.err
 	}
@@ -342,7 +345,23 @@ func (st *Store) restoreBucket(sz *sizeState, si int, r *reader, ids []uint32) e
 		}
 		*cur = cursor{seq: b.seq, pos: st.addSlot(b, id)}
 	}
-	// Column data goes back chunk by chunk, as raw memory where the machine allows.
+	return st.readColumns(sz, b, r)
+}
+
+// readColumns reads what appendColumns wrote into b's slots, which are in place and empty.
+// Column data goes back chunk by chunk, as raw memory where the machine allows.
+func (st *Store) readColumns(sz *sizeState, b *bucket, r *reader) error {
+	l := st.layout
+	n := uint64(b.n)
+	valsRaw := r.bytes(8 * n * uint64(l.Stride))
+	var lastRaw []byte
+	if l.HasLast {
+		lastRaw = r.bytes(4 * n)
+	}
+	smallRaw := r.bytes(8 * n * uint64(l.SmallStride))
+	if r.err != nil {
+		return r.err
+	}
 	for ci, c := range b.chunks {
 		used := chunkUsed(b, ci)
 		off := ci * chunkSlots

@@ -1,7 +1,9 @@
 // Package state holds one input partition's live aggregation state: for every series (a key)
 // and every open event-time window of every configured size, the slot of its aggregates. It
 // assigns records to tumbling windows, keeps the partition's watermark, closes each window
-// exactly once when the watermark passes its end, and snapshots itself to bytes and back.
+// exactly once when the watermark passes its end, and snapshots itself to bytes and back:
+// whole (AppendSnapshot), or for incremental checkpoints as a base and deltas of what changed
+// since (AppendBase, AppendDelta, RestoreChain; see delta.go).
 //
 // Its layout is built for hundreds of millions of slots per worker: keys are interned in an
 // arena, slots live in chunked columns (no per-series objects), in-order records find their
@@ -96,6 +98,7 @@ type Store struct {
 	slots      int
 	// counters
 	late, records, emitted int64
+	inc                    incremental
 }
 
 const noTime = -1 << 63
@@ -150,6 +153,9 @@ func (st *Store) Apply(r *record.Record) bool {
 		start := r.Time - mod(r.Time, sz.size)
 		b := st.bucketFor(sz, start)
 		pos := st.findSlot(si, b, id)
+		if pos < b.clean {
+			b.touch(pos)
+		}
 		st.layout.Update(st.slot(b, pos), r, st.pool)
 	}
 	t := r.Time

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
+	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/gen"
 )
 
@@ -206,6 +208,50 @@ func (f *fleet) term(i int) {
 	<-done
 }
 
+// pause stops worker i without its knowledge (SIGSTOP), as a long GC pause or a network
+// partition would: its session lapses and the group gives its partitions to the others.
+func (f *fleet) pause(i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_ = f.procs[i].Process.Signal(syscall.SIGSTOP)
+}
+
+// resume wakes a paused worker (SIGCONT): until it learns it lost its partitions it is a zombie.
+func (f *fleet) resume(i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_ = f.procs[i].Process.Signal(syscall.SIGCONT)
+}
+
+// fencedExit waits up to d for worker i to exit, and if it did with status 4 (a partition
+// failed) because it was fenced, takes that exit off the crash list: a woken zombie is expected
+// to find itself fenced and exit for systemd to restart it. It reports how the worker was fenced.
+func (f *fleet) fencedExit(i int, d time.Duration) string {
+	f.mu.Lock()
+	done := f.exited[i]
+	f.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(d):
+		return ""
+	}
+	b, _ := os.ReadFile(filepath.Join(f.logs, fmt.Sprintf("w%d.log", i)))
+	how := ""
+	for _, m := range []string{"INVALID_PRODUCER_EPOCH", "PRODUCER_FENCED", "claimed by a newer owner", "partition fenced"} {
+		if strings.Contains(string(b), m) {
+			how = m
+			break
+		}
+	}
+	if how == "" {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.crashes = slices.DeleteFunc(f.crashes, func(c string) bool { return c == fmt.Sprintf("w%d exited with status 4", i) })
+	return how
+}
+
 func (f *fleet) stopAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -236,6 +282,82 @@ type scenario struct {
 	// declared says the spec declares its input partitioned by its key (and records carry
 	// the canonical key), so it runs in one stage; otherwise it runs in two.
 	declared bool
+	chains   *chainWatch
+}
+
+// chainWatch polls the partitions' checkpoint manifests while a scenario runs and remembers
+// every incremental base they named, so that verify can show the chains were bounded: new
+// bases were written and old ones retired.
+type chainWatch struct {
+	store *checkpoint.Store
+	mu    sync.Mutex
+	bases map[string]checkpoint.Entry
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func watchChains(ctx context.Context, store *checkpoint.Store) *chainWatch {
+	cw := &chainWatch{store: store, bases: map[string]checkpoint.Entry{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(cw.done)
+		for {
+			keys, _ := store.Partitions(ctx, "", "")
+			for _, k := range keys {
+				m, err := store.Inspect(ctx, k)
+				if err != nil {
+					continue
+				}
+				cw.mu.Lock()
+				for _, ch := range [][]checkpoint.Entry{m.Chain, m.PrevChain} {
+					if len(ch) > 0 && ch[0].Kind == checkpoint.Base {
+						cw.bases[ch[0].Object] = ch[0]
+					}
+				}
+				cw.mu.Unlock()
+			}
+			select {
+			case <-cw.stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	return cw
+}
+
+// check stops the watch and requires more bases than partitions (new bases were written) and at
+// least one of them deleted since (retired), every manifest still naming only readable links.
+func (cw *chainWatch) check(t *testing.T, ctx context.Context, partitions int) {
+	close(cw.stop)
+	<-cw.done
+	retired := 0
+	for _, e := range cw.bases {
+		if _, err := cw.store.Fetch(ctx, e); err != nil {
+			retired++
+		}
+	}
+	keys, err := cw.store.Partitions(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		m, err := cw.store.Inspect(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, prev := m.Chains()
+		for _, e := range slices.Concat(cur, prev) {
+			if _, err := cw.store.Fetch(ctx, e); err != nil {
+				t.Errorf("%s: the manifest names an unreadable link: %v", k, err)
+			}
+		}
+	}
+	t.Logf("incremental checkpoints: %d bases seen in manifests, %d retired since", len(cw.bases), retired)
+	if len(cw.bases) <= partitions || retired == 0 {
+		t.Errorf("%d bases over %d partitions, %d retired: the chains never started over, or nothing was retired", len(cw.bases), partitions, retired)
+	}
 }
 
 func newScenario(t *testing.T, total int, declared bool) *scenario {
@@ -306,7 +428,7 @@ outputs:
 	cfg := fmt.Sprintf(`
 spec: %s
 kafka: {brokers: [%s]}
-checkpoint: {location: "s3://%s/checkpoints", interval: 2s, records: 200000}
+checkpoint: {location: "s3://%s/checkpoints", interval: 2s, records: 25000, incremental: true, base_ratio: 0.3, max_deltas: 1}
 sinks:
   cassandra: {hosts: [%s], timeout: 20s, concurrency: 64}
 aws: {endpoint: %q}
@@ -314,6 +436,14 @@ aws: {endpoint: %q}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Short chains (a new base after one delta, or deltas of 30 % of the base) and frequent
+	// checkpoints, so that every run writes new bases and retires old ones under the kills and
+	// rebalances.
+	ckpts, err := checkpoint.Open("s3://"+sc.bucket+"/checkpoints", checkpoint.WithS3Client(sc.s3c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.chains = watchChains(sc.ctx, ckpts)
 	sc.fleet = &fleet{t: t, cfgPath: cfgPath, procs: map[int]*exec.Cmd{}, logs: dir}
 	t.Cleanup(sc.fleet.stopAll)
 	t.Cleanup(func() {
@@ -489,6 +619,7 @@ func (sc *scenario) verify() {
 	checkCassandra(sc.t, sc.cassHosts, sc.ks, want)
 	checkKafka(sc.t, sc.ctx, sc.brokers, sc.outTopic, sc.name+".dlq", want, rejected)
 	checkS3(sc.t, sc.ctx, sc.s3c, sc.bucket, want)
+	sc.chains.check(sc.t, sc.ctx, int(sc.partitions))
 }
 
 func envInt(name string, def int) int {
@@ -560,6 +691,36 @@ func TestRebalanceAndWholeFleetOutage(t *testing.T) {
 	sc.fleet.start(5)
 	sc.fleet.start(6)
 	sc.waitCaughtUp("after the outage")
+	sc.verify()
+}
+
+// TestZombieIsFenced: a worker is paused (SIGSTOP) past its session while the other takes its
+// partitions, restores them and goes on checkpointing, starting new bases and retiring old
+// chains; then it wakes (SIGCONT) believing it still owns them. Its checkpoints and output are
+// fenced until it rejoins, and the results are exact.
+func TestZombieIsFenced(t *testing.T) {
+	n := envInt("LIVEAGG_ZOMBIE_RECORDS", 300_000)
+	sc := newScenario(t, n, false)
+	sc.produce(n / 2)
+	sc.fleet.start(0)
+	sc.fleet.start(1)
+	time.Sleep(5 * time.Second)
+	sc.fleet.pause(0)
+	sc.produce(n / 4)
+	time.Sleep(25 * time.Second) // the session (10s) lapses, worker 1 restores and checkpoints on
+	sc.fleet.resume(0)
+	sc.produce(n - n/2 - n/4)
+	sc.flush()
+	// The zombie finds itself fenced, by the Kafka outbox (its producer epoch is older than the
+	// new owner's) or by the checkpoint store, and exits for systemd to restart it; or it
+	// learns of the lost session first and drops its partitions. Either way it writes nothing.
+	if how := sc.fleet.fencedExit(0, 40*time.Second); how != "" {
+		t.Logf("the zombie was fenced (%s) and exited; restarting it as systemd would", how)
+		sc.fleet.start(0)
+	} else {
+		t.Logf("the zombie dropped its partitions without being fenced")
+	}
+	sc.waitCaughtUp("after the zombie woke")
 	sc.verify()
 }
 

@@ -90,8 +90,19 @@ type outputs struct {
 type snapshots struct {
 	snapBufs [2][]byte
 	snapNext int
-	lastSnap int
 	saving   chan error
+	chain    chainState
+}
+
+// chainState is where the owner's incremental chain stands, for the chain rule: the base's
+// size and age and the deltas on it. chained says the store's chain is the manifest's current
+// one, so the next checkpoint may be a delta.
+type chainState struct {
+	chained               bool
+	baseBytes, deltaBytes int64
+	deltas                int
+	baseAt                time.Time
+	lastDelta             int
 }
 
 // progress is where the owner stands in its input and its output sequence, and where its last
@@ -139,9 +150,10 @@ const (
 	ctlFlushAll                      // close every window (end of a bounded input), checkpoint
 )
 
-// restore claims the partition, loads its newest readable checkpoint (falling back to older
-// ones if a state does not decode) and opens the sinks. It returns the offset to start at, or
-// -1 to start at the beginning of the partition.
+// restore claims the partition, restores its newest checkpoint that restores (for incremental
+// checkpoints a base and the deltas on it; falling back past a damaged link to the point before
+// it, then to the previous chain) and opens the sinks. It returns the offset to start at, or -1
+// to start at the beginning of the partition.
 func (o *owner) restore(ctx context.Context) (int64, error) {
 	w := o.w
 	lease, err := w.cfg.Checkpoints.Claim(ctx, o.key, w.cfg.WorkerID)
@@ -151,46 +163,62 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 	o.lease = lease
 	lease.SetSpec(w.cfg.Spec.Version, w.specDocument())
 	emitFn := func(sw *state.Window) { o.emitWindow(sw) }
-	var cp checkpoint.Checkpoint
-	var switched *switchover // a checkpoint of an earlier revision of the spec, taken over
-	fellBack := false        // the newest checkpoint did not restore
-	for skip := 0; ; skip++ {
-		cp, err = lease.LoadOlder(ctx, skip)
-		if errors.Is(err, checkpoint.ErrNoCheckpoint) && skip > 0 {
-			// Every checkpoint there is was read but none restores. Starting empty would replay
-			// from the log's start, which retention may have cut, and overwrite good rollups.
-			return 0, fmt.Errorf("partition %s: %w: none of %d checkpoints restores; not starting from empty", o.key, ErrNoRestore, skip)
-		}
-		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
-			o.store = state.New(w.cfg.Spec, w.layout, emitFn)
-			o.nextOffset, o.nextSeq = -1, 0
-			break
-		}
+	// Checkpoints of an earlier revision of the spec are restored with that revision's spec and
+	// carried over afterwards (takeOver); the worker's own, as they are.
+	var restored *state.Store
+	var old *spec.Spec // the revision the restored point was written under, if another
+	res, err := lease.Restore(ctx, func(links []checkpoint.Checkpoint) (int, error) {
+		tip := links[len(links)-1]
+		rs, rl, prev, err := o.restoreSpec(tip)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("%w: %w", checkpoint.ErrAbortRestore, err)
 		}
-		switched, err = o.takeOver(ctx, cp, emitFn)
-		if errors.Is(err, state.ErrCorrupt) {
-			o.log.Error("checkpoint state does not restore; trying an older one", "offset", cp.Offset, "err", err)
-			fellBack = true
-			continue
+		states := make([][]byte, len(links))
+		for i, l := range links {
+			states[i] = l.State
 		}
-		if err != nil {
-			return 0, fmt.Errorf("partition %s: %w", o.key, err)
+		st, n, rerr := state.RestoreChain(rs, rl, emitFn, states)
+		if errors.Is(rerr, state.ErrMismatch) && tip.Spec == "" {
+			return 0, fmt.Errorf("%w: %w: the checkpoint at offset %d was written before specs had versions, by a spec with other key, windows or aggregations, "+
+				"so the worker cannot tell how to carry it over. Restore the previous spec, or retire the checkpoints "+
+				"(liveagg checkpoint retire) to start this spec afresh", checkpoint.ErrAbortRestore, ErrChangeRefused, tip.Offset)
 		}
-		if switched != nil {
-			o.nextSeq = cp.EmitSeq
-			break
-		}
-		st, rerr := state.Restore(w.cfg.Spec, w.layout, emitFn, cp.State)
-		if rerr == nil {
-			o.store, o.nextOffset, o.nextSeq = st, cp.Offset, cp.EmitSeq
-			break
-		}
-		o.log.Error("checkpoint state does not restore; trying an older one", "offset", cp.Offset, "err", rerr)
-		fellBack = true
 		if errors.Is(rerr, state.ErrMismatch) {
-			return 0, fmt.Errorf("partition %s: %w", o.key, rerr)
+			return 0, fmt.Errorf("%w: %w", checkpoint.ErrAbortRestore, rerr)
+		}
+		if rerr != nil {
+			o.log.Error("checkpoint state does not restore; trying an older point", "links", len(states), "restored_links", n, "err", rerr)
+		}
+		if n > 0 {
+			restored, old = st, prev
+		}
+		return n, rerr
+	})
+	fellBack := false // the newest checkpoint did not restore
+	var switched *switchover
+	cp := res.Checkpoint
+	switch {
+	case errors.Is(err, checkpoint.ErrNoCheckpoint):
+		o.store = state.New(w.cfg.Spec, w.layout, emitFn)
+		o.nextOffset, o.nextSeq = -1, 0
+	case errors.Is(err, checkpoint.ErrNoneRestores):
+		// Starting empty would replay from the log's start, which retention may have cut, and
+		// overwrite good rollups.
+		return 0, fmt.Errorf("partition %s: %w: %w; not starting from empty", o.key, ErrNoRestore, err)
+	case err != nil:
+		return 0, fmt.Errorf("partition %s: %w", o.key, err)
+	default:
+		o.store, o.nextOffset, o.nextSeq = restored, cp.Offset, cp.EmitSeq
+		fellBack = !res.Tip
+		o.chain = chainState{}
+		if old != nil {
+			// The new revision's state starts its own chain (a base) at its first checkpoint.
+			if switched, err = o.takeOver(ctx, cp, old, restored, emitFn); err != nil {
+				return 0, fmt.Errorf("partition %s: %w", o.key, err)
+			}
+		} else if !fellBack && o.store.HasChain() {
+			o.chain = chainState{chained: true, baseBytes: res.BaseBytes, deltaBytes: res.DeltaBytes,
+				deltas: res.Links - 1, baseAt: res.BaseCreated}
 		}
 	}
 	pk := sink.PartitionKey{Spec: o.key.Spec, Topic: o.key.Topic, Partition: o.key.Partition}
@@ -784,22 +812,46 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 			}
 		}
 	}
+	kind := o.checkpointKind(wait)
 	// Two snapshot buffers: one may still be uploading while the next fills.
 	buf := o.snapBufs[o.snapNext][:0]
 	// Size the buffer once for the whole snapshot: growing a gigabyte by doubling would copy
-	// it again and again while the partition waits.
-	if want := int(float64(max(o.lastSnap, int(o.store.Stats().Bytes)*3/4)) * 1.1); cap(buf) < want {
+	// it again and again while the partition waits, and hold up to twice the state at the
+	// peak. A delta is small; its buffer grows.
+	want := o.chain.lastDelta * 2
+	if kind != checkpoint.Delta {
+		want = o.store.EncodedSize()
+		want += want / 50
+	}
+	if cap(buf) < want {
 		buf = make([]byte, 0, want)
 	}
 	var err error
-	if buf, err = o.store.AppendSnapshot(buf, o.fp); err != nil {
+	var parent uint32
+	switch kind {
+	case checkpoint.Full:
+		buf, err = o.store.AppendSnapshot(buf, o.fp)
+	case checkpoint.Base:
+		buf, err = o.store.AppendBase(buf, o.fp)
+	case checkpoint.Delta:
+		parent = o.store.ChainLink()
+		buf, err = o.store.AppendDelta(buf, o.fp)
+	}
+	if err != nil {
 		return fmt.Errorf("partition %s: snapshot: %w", o.key, err)
 	}
 	o.snapBufs[o.snapNext] = buf
 	o.snapNext ^= 1
-	o.lastSnap = len(buf)
+	switch kind {
+	case checkpoint.Delta:
+		o.chain.deltas++
+		o.chain.deltaBytes += int64(len(buf))
+		o.chain.lastDelta = len(buf)
+	case checkpoint.Base:
+		o.chain = chainState{chained: true, baseBytes: int64(len(buf)), baseAt: time.Now()}
+	}
 	pause := time.Since(start)
-	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf}
+	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf, Kind: kind, Parent: parent}
 	if o.sources != nil {
 		if cp.Sources, err = json.Marshal(readerState{Watermarks: o.sources, Previous: o.previous}); err != nil {
 			return fmt.Errorf("partition %s: source watermarks: %w", o.key, err)
@@ -814,6 +866,29 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 		return o.waitSave()
 	}
 	return nil
+}
+
+// checkpointKind picks what the next checkpoint writes: a full snapshot when the store is not
+// incremental; else a delta while the chain rule allows one, or a base. A checkpoint someone
+// waits for (a drain, a revocation, the admin API) writes a delta whenever the chain allows at
+// all, since its time is the waiter's: the base the rule asks for is left to the next periodic
+// checkpoint, which writes it in the background, up to twice the rule's limits.
+func (o *owner) checkpointKind(wait bool) checkpoint.Kind {
+	rule, on := o.w.cfg.Checkpoints.Incremental()
+	if !on {
+		return checkpoint.Full
+	}
+	c := o.chain
+	if !c.chained || !o.store.HasChain() {
+		return checkpoint.Base
+	}
+	if wait {
+		rule.BaseRatio, rule.MaxDeltas, rule.BaseInterval = 2*rule.BaseRatio, 2*rule.MaxDeltas, 2*rule.BaseInterval
+	}
+	if rule.NeedBase(c.baseBytes, c.deltaBytes, c.deltas, c.baseAt, time.Now()) {
+		return checkpoint.Base
+	}
+	return checkpoint.Delta
 }
 
 // deadLetterRejections dead-letters the rows that sinks refused for good since the last
@@ -870,9 +945,11 @@ func (o *owner) waitSave() error {
 	}
 	err := <-o.saving
 	o.saving = nil
-	// Shrink snapshot buffers that a burst made huge.
+	// Shrink snapshot buffers that a burst made huge. With incremental checkpoints a base's
+	// buffer, the size of the state, would otherwise sit idle until the next base.
+	_, incremental := o.w.cfg.Checkpoints.Incremental()
 	for i, b := range o.snapBufs {
-		if cap(b) > 4*len(b)+(64<<20) {
+		if cap(b) > 4*len(b)+(64<<20) || (incremental && cap(b) > 4*o.chain.lastDelta+(64<<20)) {
 			o.snapBufs[i] = nil
 		}
 	}

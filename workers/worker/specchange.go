@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/spec"
@@ -52,57 +53,60 @@ func (w *Worker) specDocument() string {
 	return string(y)
 }
 
-// takeOver decides what a checkpoint means for the spec at hand. It returns nil when the
-// checkpoint is the spec's own (or restores under it unchanged: the usual case); otherwise the
-// switch to carry out, with o.store set to the new version's state. An error wrapping
-// state.ErrCorrupt is the checkpoint's bytes: the caller tries an older checkpoint.
-func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn state.EmitFunc) (*switchover, error) {
+// restoreSpec decides, from the newest link of a chain (what its manifest entry says), which
+// spec its state is read with: the worker's own (prev nil), or the earlier revision that
+// wrote it (prev, its spec and layout), to be carried over by takeOver once restored. It
+// refuses what a restart cannot fix (ErrChangeRefused) and a checkpoint of a newer revision
+// than the worker runs (ErrStaleSpec: a restart loads it).
+func (o *owner) restoreSpec(tip checkpoint.Checkpoint) (s *spec.Spec, layout *agg.Layout, prev *spec.Spec, err error) {
 	w := o.w
 	cur := w.cfg.Spec
-	fp, _ := state.SnapshotFingerprint(cp.State)
-	switch {
-	case cp.Spec == "" && fp != w.fp:
-		return nil, fmt.Errorf("%w: the checkpoint at offset %d was written before specs had versions, by a spec with other key, windows or aggregations, "+
-			"so the worker cannot tell how to carry it over. Restore the previous spec, or retire the checkpoints "+
-			"(liveagg checkpoint retire) to start this spec afresh", ErrChangeRefused, cp.Offset)
-	case cp.Spec == "" || cp.Spec == w.specDocument():
-		return nil, nil
+	if tip.Spec == "" || tip.Spec == w.specDocument() {
+		return cur, w.layout, nil, nil
 	}
-	if cp.SpecVersion > cur.Version {
-		if cp.Created.Before(processStart) {
-			return nil, fmt.Errorf("%w: the checkpoint at offset %d was written by spec version %d, and the spec this worker loaded since is version %d: "+
+	if tip.SpecVersion > cur.Version {
+		if tip.Created.Before(processStart) {
+			return nil, nil, nil, fmt.Errorf("%w: the checkpoint at offset %d was written by spec version %d, and the spec this worker loaded since is version %d: "+
 				"the spec source went back to an older revision. Apply the spec with a version above %d, or retire the checkpoints (liveagg checkpoint retire)",
-				ErrChangeRefused, cp.Offset, cp.SpecVersion, cur.Version, cp.SpecVersion)
+				ErrChangeRefused, tip.Offset, tip.SpecVersion, cur.Version, tip.SpecVersion)
 		}
-		return nil, fmt.Errorf("%w (version %d; this worker runs version %d): restart to load it", ErrStaleSpec, cp.SpecVersion, cur.Version)
+		return nil, nil, nil, fmt.Errorf("%w (version %d; this worker runs version %d): restart to load it", ErrStaleSpec, tip.SpecVersion, cur.Version)
 	}
-	old, err := spec.Parse([]byte(cp.Spec))
+	old, err := spec.Parse([]byte(tip.Spec))
 	if err != nil {
-		return nil, fmt.Errorf("%w: the spec recorded in the checkpoint at offset %d does not parse: %v", ErrChangeRefused, cp.Offset, err)
+		return nil, nil, nil, fmt.Errorf("%w: the spec recorded in the checkpoint at offset %d does not parse: %v", ErrChangeRefused, tip.Offset, err)
 	}
-	sw := &switchover{plan: spec.Diff(old, cur), old: old, cp: cp}
-	if fp == w.fp {
+	lo, err := agg.LayoutOf(old)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: the spec recorded in the checkpoint at offset %d: %v", ErrChangeRefused, tip.Offset, err)
+	}
+	if state.Fingerprint(old, lo) == w.fp {
 		// Nothing the state is made of changed (lateness, outputs, names): it restores as is.
-		o.log.Info("spec changed; the checkpoint restores unchanged", "from_version", cp.SpecVersion, "to_version", cur.Version, "plan", sw.plan.Summary())
-		return nil, nil
+		o.log.Info("spec changed; the checkpoint restores unchanged", "from_version", tip.SpecVersion, "to_version", cur.Version,
+			"plan", spec.Diff(old, cur).Summary())
+		return cur, w.layout, nil, nil
 	}
+	return old, lo, old, nil
+}
+
+// takeOver carries over the state restored from a checkpoint of an earlier revision, old, to
+// the spec at hand, and returns the switch to finish once the sinks are open, with o.store
+// set to the new version's state.
+func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, old *spec.Spec, src *state.Store, emitFn state.EmitFunc) (*switchover, error) {
+	w := o.w
+	cur := w.cfg.Spec
+	sw := &switchover{plan: spec.Diff(old, cur), old: old, cp: cp}
 	o.log.Info("SPEC CHANGED: taking over from the checkpoint of an earlier revision", "from_version", cp.SpecVersion, "to_version", cur.Version,
 		"action", string(sw.plan.Action), "plan", sw.plan.Summary(), "checkpoint_offset", cp.Offset)
 	switch sw.plan.Action {
 	case spec.ActionNone, spec.ActionMigrate:
-		st, err := state.Migrate(old, cur, cp.State, emitFn)
-		if errors.Is(err, state.ErrCorrupt) {
-			return nil, fmt.Errorf("migrate the checkpoint at offset %d: %w", cp.Offset, err) // restore tries an older one
-		}
+		st, err := state.MigrateStore(src, old, cur, emitFn)
 		if err != nil {
 			return nil, fmt.Errorf("%w: migrate the checkpoint at offset %d: %v", ErrChangeRefused, cp.Offset, err)
 		}
 		o.store, o.nextOffset = st, cp.Offset
 	case spec.ActionFromOffsets:
-		wm, _, err := state.SnapshotTimes(cp.State)
-		if err != nil {
-			return nil, err
-		}
+		wm := src.Watermark()
 		sw.from = state.RebuildStart(old.Windows, cur.Windows, wm)
 		sw.rebuild = true
 		o.store, o.nextOffset = state.NewFrom(cur, w.layout, notAgain(old, cur, wm, emitFn), sw.from), cp.Offset
@@ -115,10 +119,7 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, emitFn s
 			return nil, fmt.Errorf("%w: on_incompatible_change: backfill, but partition %d's log starts at offset %d: the records the old revision read are gone. "+
 				"Apply the change with on_incompatible_change: from_offsets", ErrChangeRefused, o.key.Partition, start)
 		}
-		wm, _, err := state.SnapshotTimes(cp.State)
-		if err != nil {
-			return nil, err
-		}
+		wm := src.Watermark()
 		o.store, o.nextOffset = state.New(cur, w.layout, notAgain(old, cur, wm, emitFn)), -1
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrChangeRefused, sw.plan.Summary())
