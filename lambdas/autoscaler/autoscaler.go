@@ -66,15 +66,17 @@ func New(cw CloudWatch, asg AutoScaling, policy Policy, cfg Config, log *slog.Lo
 
 // Result is the Lambda's response: the decision and whether it was applied.
 type Result struct {
-	Group    string  `json:"group"`
-	Current  int32   `json:"current"`
-	Desired  int32   `json:"desired"`
-	Need     float64 `json:"need"`
-	Rate     float64 `json:"rate"`
-	Reason   string  `json:"reason"`
-	Applied  bool    `json:"applied"`
-	DryRun   bool    `json:"dry_run,omitempty"`
-	Min, Max int32
+	Group   string  `json:"group"`
+	Current int32   `json:"current"`
+	Desired int32   `json:"desired"`
+	Need    float64 `json:"need"`
+	Rate    float64 `json:"rate"`
+	Reason  string  `json:"reason"`
+	Applied bool    `json:"applied"`
+	// HistoryRate is the newest point of the rate history a forecasting policy read, records/s.
+	HistoryRate float64 `json:"history_rate,omitempty"`
+	DryRun      bool    `json:"dry_run,omitempty"`
+	Min, Max    int32
 }
 
 // Handle is the Lambda entry point (an EventBridge schedule; the event itself carries nothing
@@ -102,6 +104,9 @@ func (s *Scaler) Handle(ctx context.Context) (Result, error) {
 	}
 	out := Result{Group: s.cfg.Group, Current: in.Current, Desired: d.Desired, Need: d.Need, Rate: d.Rate, Reason: d.Reason,
 		DryRun: s.cfg.DryRun, Min: in.Min, Max: in.Max}
+	if len(in.RateHistory) > 0 && !math.IsNaN(in.RateHistory[len(in.RateHistory)-1]) {
+		out.HistoryRate = in.RateHistory[len(in.RateHistory)-1]
+	}
 	if d.Desired != in.Current && !s.cfg.DryRun {
 		if _, err := s.asg.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(s.cfg.Group),
 			DesiredCapacity: aws.Int32(d.Desired), HonorCooldown: aws.Bool(false)}); err != nil {
@@ -164,6 +169,10 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 	}
 	// Ingest is what was consumed plus how much the lag grew.
 	rate, lag := series["rate"], series["lag"]
+	consumed := make([]float64, len(rate))
+	for i, v := range rate {
+		consumed[i] = v / 60
+	}
 	for i, v := range rate {
 		rate[i] = v / 60
 		if i > 0 && !math.IsNaN(lag[i]) && !math.IsNaN(lag[i-1]) && !math.IsNaN(v) {
@@ -175,6 +184,7 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 		if err := s.history(ctx, dims, end, &in2); err != nil {
 			return Inputs{}, err
 		}
+		FoldRecentMinutes(in2.RateHistory, in2.HistoryStep, consumed)
 	}
 	return in2, nil
 }
@@ -242,6 +252,33 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 	}
 	in.RateHistory, in.StateHistory, in.HistoryStep = rate, state, step
 	return nil
+}
+
+// FoldRecentMinutes replaces the history points the one-minute window covers with the mean of
+// the window's published minutes (records consumed per second, oldest first, NaN where a
+// minute is not published yet). Both series end at the same minute. CloudWatch's five-minute
+// Sum of the newest bucket holds only the minutes published so far, usually one fewer than
+// five: divided by the bucket's 300 seconds it reads as a drop of a fifth or more, every
+// minute, just where the forecast's level and "now" look.
+func FoldRecentMinutes(hist []float64, step int, minutes []float64) {
+	if step <= 1 {
+		return
+	}
+	for b := 0; b < len(hist) && (b+1)*step <= len(minutes); b++ {
+		sum, k := 0.0, 0
+		for _, v := range minutes[len(minutes)-(b+1)*step : len(minutes)-b*step] {
+			if !math.IsNaN(v) {
+				sum += v
+				k++
+			}
+		}
+		i := len(hist) - 1 - b
+		if k > 0 {
+			hist[i] = sum / float64(k)
+		} else {
+			hist[i] = math.NaN()
+		}
+	}
 }
 
 func nanSeries(n int) []float64 {
