@@ -17,17 +17,54 @@ type Autoscaler struct {
 // Name implements Policy.
 func (a Autoscaler) Name() string { return a.Label }
 
-// Desired implements Policy.
+// Window and HistoryStep are the lambda's reads: 15 one-minute points, and five-minute
+// history points.
+const (
+	Window      = 15
+	HistoryStep = 5
+	// HistoryDays is how far back the lambda reads (CloudWatch keeps one-minute data 15 days).
+	HistoryDays = 15
+)
+
+// Desired implements Policy. The inputs take the shape the lambda reads from CloudWatch: a
+// window of one-minute points ending with the minute under way (not published yet: NaN), and
+// the history as five-minute sums of consumed records over the minutes published, folded with
+// the window as the lambda does.
 func (a Autoscaler) Desired(o *Observation) int {
-	last := func(s []float64, n int) []float64 { return s[max(0, len(s)-n):] }
-	cpu := make([]float64, 0, 15)
-	for _, u := range last(o.CPU, 15) {
-		cpu = append(cpu, 100*u)
+	end := o.Minute + 1 // exclusive, like the lambda's EndTime
+	window := func(s []float64, scale float64) []float64 {
+		w := make([]float64, Window)
+		for i := range w {
+			m := end - Window + i
+			w[i] = math.NaN()
+			if m >= 0 && m < len(s) {
+				w[i] = s[m] * scale
+			}
+		}
+		return w
 	}
+	consumed := window(o.Consumed, 1)
+	nb := min(HistoryDays*1440, end) / HistoryStep
+	rates, states := make([]float64, nb), make([]float64, nb)
+	for b := range nb {
+		lo := end - (nb-b)*HistoryStep
+		sum, ssum, k := 0.0, 0.0, 0
+		for m := lo; m < lo+HistoryStep && m < len(o.Consumed); m++ {
+			sum += o.Consumed[m]
+			ssum += o.State[m]
+			k++
+		}
+		rates[b], states[b] = math.NaN(), math.NaN()
+		if k > 0 {
+			rates[b] = sum / HistoryStep // CloudWatch's Sum over the bucket's 300 s
+			states[b] = ssum / float64(k)
+		}
+	}
+	autoscaler.FoldRecentMinutes(rates, HistoryStep, consumed)
 	in := autoscaler.Inputs{
-		Rate: last(o.Rate, 15), Lag: last(o.Lag, 15), SecondsPerRecord: last(o.SPR, 15), CPU: cpu, StateBytes: last(o.State, 15),
+		Rate: window(o.Rate, 1), Lag: window(o.Lag, 1), SecondsPerRecord: window(o.SPR, 1), CPU: window(o.CPU, 100), StateBytes: window(o.State, 1),
 		Current: int32(o.Desired), Min: int32(o.Fleet.Min), Max: int32(o.Fleet.Max), Partitions: int32(o.Fleet.Partitions),
-		RateHistory: o.Rate, StateHistory: o.State, HistoryStep: 1, Interruptions: o.Interruptions,
+		RateHistory: rates, StateHistory: states, HistoryStep: HistoryStep, Interruptions: o.Interruptions,
 	}
 	return int(a.Policy.Decide(in).Desired)
 }

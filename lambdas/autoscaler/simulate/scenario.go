@@ -29,8 +29,9 @@ func Policies(tr Trace, f Fleet) []Policy {
 // the same or lower cost. progress, if set, hears each result.
 func RunAll(tr Trace, f Fleet, policies []Policy, progress func(Result)) []Result {
 	var out []Result
+	ev := DrawInterruptions(tr, f)
 	for _, p := range policies {
-		r := Run(tr, f, p)
+		r := RunWith(tr, f, p, ev)
 		if progress != nil {
 			progress(r)
 		}
@@ -46,7 +47,7 @@ func RunAll(tr Trace, f Fleet, policies []Policy, progress func(Result)) []Resul
 	for lo <= hi {
 		mid := (lo + hi) / 2
 		tt := &TargetTracking{Target: float64(mid) / 100, WarmupMinutes: 5, ScaleInCooldown: 5, MetricDelay: 2}
-		r := Run(tr, f, tt)
+		r := RunWith(tr, f, tt, ev)
 		if r.WorkerHours <= budget {
 			r.Policy = fmt.Sprintf("target-tracking-cpu-%d (cost-matched)", mid)
 			best, hi = &r, mid-1
