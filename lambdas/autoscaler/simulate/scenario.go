@@ -21,6 +21,8 @@ func Policies(tr Trace, f Fleet) []Policy {
 		&TargetTracking{Target: 0.75, WarmupMinutes: 5, ScaleInCooldown: 5, MetricDelay: 2},
 		&KEDALag{StabilizationMinutes: 5},
 		Autoscaler{Label: "reactive-capacity", Policy: autoscaler.Capacity{CoresPerWorker: f.Cores, TargetUtilization: 0.75}},
+		&PredictiveScaling{Target: 0.75, BufferMinutes: 5},
+		&StepScaling{High: 0.75, Low: 0.5, WarmupMinutes: 5},
 	}
 }
 
