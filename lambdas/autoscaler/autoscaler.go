@@ -184,7 +184,7 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 		if err := s.history(ctx, dims, end, &in2); err != nil {
 			return Inputs{}, err
 		}
-		FoldRecentMinutes(in2.RateHistory, in2.HistoryStep, consumed)
+		FoldRecentMinutes(in2.RateHistory, in2.HistoryStep, in2.HistoryAhead, consumed)
 	}
 	return in2, nil
 }
@@ -193,6 +193,13 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 // interruptions of the last hour.
 func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time.Time, in *Inputs) error {
 	const step = 5
+	// Buckets on the clock's five minutes: the same minutes make the same point from one run
+	// to the next (buckets ending now would regroup every minute, and the forecast's
+	// backtests with them). The last bucket holds the current five minutes so far.
+	now := end
+	if end = end.Truncate(step * time.Minute); end.Before(now) {
+		end = end.Add(step * time.Minute)
+	}
 	start := end.Add(-time.Duration(s.cfg.HistoryDays) * 24 * time.Hour)
 	n := int(end.Sub(start) / (step * time.Minute))
 	q := func(id string, m metrics.Metric, stat string, d []cwtypes.Dimension, period int32) cwtypes.MetricDataQuery {
@@ -234,7 +241,7 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 						stateMinutes[k]++
 					}
 				case "spot":
-					if end.Sub(ts) <= time.Hour {
+					if now.Sub(ts) <= time.Hour {
 						in.Interruptions += int(r.Values[i])
 					}
 				}
@@ -251,22 +258,29 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 		}
 	}
 	in.RateHistory, in.StateHistory, in.HistoryStep = rate, state, step
+	in.HistoryAhead = int(end.Sub(now) / time.Minute)
 	return nil
 }
 
 // FoldRecentMinutes replaces the history points the one-minute window covers with the mean of
 // the window's published minutes (records consumed per second, oldest first, NaN where a
-// minute is not published yet). Both series end at the same minute. CloudWatch's five-minute
-// Sum of the newest bucket holds only the minutes published so far, usually one fewer than
-// five: divided by the bucket's 300 seconds it reads as a drop of a fifth or more, every
-// minute, just where the forecast's level and "now" look.
-func FoldRecentMinutes(hist []float64, step int, minutes []float64) {
+// minute is not published yet). The window ends now; the history's last point ends ahead
+// minutes later (its buckets are aligned to the clock, so the last holds the minutes of the
+// current five so far). CloudWatch's five-minute Sum of that bucket holds only the minutes
+// published: divided by the bucket's 300 seconds it reads as a drop of a fifth or more, just
+// where the forecast's level and "now" look.
+func FoldRecentMinutes(hist []float64, step, ahead int, minutes []float64) {
 	if step <= 1 {
 		return
 	}
-	for b := 0; b < len(hist) && (b+1)*step <= len(minutes); b++ {
+	w := len(minutes)
+	for b := 0; b < len(hist); b++ {
+		lo, hi := w+ahead-(b+1)*step, min(w, w+ahead-b*step)
+		if lo < 0 {
+			break
+		}
 		sum, k := 0.0, 0
-		for _, v := range minutes[len(minutes)-(b+1)*step : len(minutes)-b*step] {
+		for _, v := range minutes[lo:max(lo, hi)] {
 			if !math.IsNaN(v) {
 				sum += v
 				k++

@@ -44,10 +44,13 @@ func (a Autoscaler) Desired(o *Observation) int {
 		return w
 	}
 	consumed := window(o.Consumed, 1)
-	nb := min(HistoryDays*1440, end) / HistoryStep
+	// Buckets on the clock's five minutes (the trace starts on one), the last holding the
+	// current five so far.
+	hend := (end + HistoryStep - 1) / HistoryStep * HistoryStep
+	nb := min(HistoryDays*1440, hend) / HistoryStep
 	rates, states := make([]float64, nb), make([]float64, nb)
 	for b := range nb {
-		lo := end - (nb-b)*HistoryStep
+		lo := hend - (nb-b)*HistoryStep
 		sum, ssum, k := 0.0, 0.0, 0
 		for m := lo; m < lo+HistoryStep && m < len(o.Consumed); m++ {
 			sum += o.Consumed[m]
@@ -60,11 +63,11 @@ func (a Autoscaler) Desired(o *Observation) int {
 			states[b] = ssum / float64(k)
 		}
 	}
-	autoscaler.FoldRecentMinutes(rates, HistoryStep, consumed)
+	autoscaler.FoldRecentMinutes(rates, HistoryStep, hend-end, consumed)
 	in := autoscaler.Inputs{
 		Rate: window(o.Rate, 1), Lag: window(o.Lag, 1), SecondsPerRecord: window(o.SPR, 1), CPU: window(o.CPU, 100), StateBytes: window(o.State, 1),
 		Current: int32(o.Desired), Min: int32(o.Fleet.Min), Max: int32(o.Fleet.Max), Partitions: int32(o.Fleet.Partitions),
-		RateHistory: rates, StateHistory: states, HistoryStep: HistoryStep, Interruptions: o.Interruptions,
+		RateHistory: rates, StateHistory: states, HistoryStep: HistoryStep, HistoryAhead: hend - end, Interruptions: o.Interruptions,
 	}
 	return int(a.Policy.Decide(in).Desired)
 }
