@@ -104,14 +104,25 @@ func (l Learning) Decide(in Inputs) Decision {
 	// forecast, not the present.
 	// On noisy minutes only what "now" shows beyond its own noise counts: the median of a few
 	// noisy minutes swings by more than the load moves, and a backlog absorbs a minute's noise.
-	noise := noiseOf(in.Rate, l.StabilizationPoints) / math.Sqrt(nowMinutes)
-	upper := max(fr.Upper, now*(1-2*noise))
+	// The latest minute alone counts as soon as it stands out of the minute noise: a burst
+	// is planned for a minute earlier than the median sees it.
+	minuteNoise := noiseOf(in.Rate, l.StabilizationPoints)
+	noise := minuteNoise / math.Sqrt(nowMinutes)
+	present := now * (1 - 2*noise)
+	if last := lastValid(in.Rate); len(in.Rate) > 0 && !math.IsNaN(last) {
+		present = max(present, last*(1-2*minuteNoise))
+	}
+	upper := max(fr.Upper, present)
 	cpu := upper / (capacity * l.TargetUtilization)
 	lag := 0.0
 	if v := lastValid(in.Lag); len(in.Lag) > 0 && !math.IsNaN(v) {
 		lag = v // the latest minute may not be published yet, as in Capacity
 	}
-	catchUp := (max(fr.Mean, now*(1-2*noise)) + lag/l.CatchUpSeconds) / capacity
+	// The lag to work off is the one the fleet will have when a worker asked for now is
+	// ready: what it has plus what the load beyond its capacity adds over the lead time.
+	rate := max(fr.Mean, present)
+	lag += max(0, rate-float64(in.Current)*capacity) * 60 * float64(l.LeadMinutes)
+	catchUp := (rate + lag/l.CatchUpSeconds) / capacity
 	mem := 0.0
 	states, sstep := in.StateHistory, max(in.HistoryStep, 1)
 	if len(states) == 0 {
@@ -128,7 +139,7 @@ func (l Learning) Decide(in Inputs) Decision {
 		}
 	}
 	need, why := cpu, "forecast"
-	if now*(1-2*noise) > fr.Upper {
+	if present > fr.Upper {
 		why = "load now"
 	}
 	if catchUp > need {
@@ -157,6 +168,12 @@ func (l Learning) Decide(in Inputs) Decision {
 		} else {
 			d.Reason = "hold: " + d.Reason
 		}
+		return d
+	}
+	// Never down while a backlog grows: that capacity is not spare, whatever the rate says.
+	if lags := lastValidN(in.Lag, 2); len(lags) == 2 && lags[1] > lags[0] {
+		d.Desired = in.Current
+		d.Reason = "hold (backlog growing): " + d.Reason
 		return d
 	}
 	// Down only to what a high percentile of the window's minutes would need (a maximum
@@ -239,6 +256,18 @@ func noiseOf(x []float64, n int) float64 {
 	}
 	// Against the mean of two neighbours a minute's log ratio has 1.22 times its own spread.
 	return 1.4826 * median(devs) / 1.2247
+}
+
+// lastValidN returns the last k points of x that are not NaN, oldest first.
+func lastValidN(x []float64, k int) []float64 {
+	var out []float64
+	for i := len(x) - 1; i >= 0 && len(out) < k; i-- {
+		if !math.IsNaN(x[i]) {
+			out = append(out, x[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // validTail returns the last n points of x that are not NaN, copied.
