@@ -304,14 +304,24 @@ func (s *seasonal) forecast(n, minutes int) (float64, float64, int) {
 	span := max(3, alignMinutes/s.step)
 	maxShift := shiftMinutes / s.step
 	var ratios [256]float64
+	// The cleaned references every shift reads, computed once.
+	from := max(0, n-span)
+	for c := from - s.period - maxShift; c < n-s.period+maxShift; c++ {
+		s.cleanedLog(c)
+	}
 	// score is the mean absolute deviation of the log ratios from their mean.
 	score := func(d int) float64 {
 		r := ratios[:0]
 		sum := 0.0
-		for i := max(0, n-span); i < n; i++ {
-			ref := s.cleanedLog(i - s.period + d)
-			if !math.IsNaN(ref) && !math.IsNaN(s.logx[i]) && len(r) < cap(r) {
-				v := s.logx[i] - ref
+		lx := s.logx[from:n]
+		base := from - s.period + d
+		for k, x := range lx {
+			c := base + k
+			if c < 0 || c >= len(s.logClean) || math.IsNaN(x) || len(r) == cap(r) {
+				continue
+			}
+			if ref := s.logClean[c]; !math.IsNaN(ref) {
+				v := x - ref
 				r = append(r, v)
 				sum += v
 			}
