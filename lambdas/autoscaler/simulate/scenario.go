@@ -26,6 +26,10 @@ func Policies(tr Trace, f Fleet) []Policy {
 	}
 }
 
+// cheapestTargetTracking names the target-tracking run RunAll adds when even a 99 % target
+// costs more than the first policy.
+const cheapestTargetTracking = "target-tracking-cpu-99 (cheapest)"
+
 // RunAll runs every policy on the same trace and fleet, then target tracking once more at
 // the lowest CPU target whose worker-hours do not exceed the first policy's: the comparison at
 // the same or lower cost. progress, if set, hears each result.
@@ -56,6 +60,12 @@ func RunAll(tr Trace, f Fleet, policies []Policy, progress func(Result)) []Resul
 		} else {
 			lo = mid + 1
 		}
+	}
+	if best == nil {
+		// Cheaper than target tracking at any target: the cheapest one is the comparison.
+		r := RunWith(tr, f, &TargetTracking{Target: 0.99, WarmupMinutes: 5, ScaleInCooldown: 5, MetricDelay: 2}, ev)
+		r.Policy = cheapestTargetTracking
+		best = &r
 	}
 	if best != nil {
 		if progress != nil {

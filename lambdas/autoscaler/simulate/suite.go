@@ -1,9 +1,13 @@
 package simulate
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -204,4 +208,125 @@ func Suite(c SuiteConfig) []SuiteTrace {
 		return (0.25*daily(m, 0) + p) * noise(r, 0.02)
 	})
 	return out
+}
+
+// CheckGoals says which of the suite's goals the learning policy misses on st, given every
+// policy's result on it (RunAll's, with its cost-matched target tracking):
+//   - no more SLO-violating minutes than target tracking at the target that costs the same
+//     (when learning costs less than target tracking at any target up to 99 %, than that);
+//   - no more cost than target tracking at 75 %;
+//   - at least 80 % mean CPU on a smooth trace;
+//   - on a noisy trace, at most twice the scaling actions a day of target tracking at 75 %.
+func CheckGoals(st SuiteTrace, res []Result) []error {
+	var errs []error
+	by := map[string]Result{}
+	var matched Result
+	for _, r := range res {
+		by[r.Policy] = r
+		if strings.Contains(r.Policy, "cost-matched") {
+			matched = r
+		}
+	}
+	l, okL := by["learning"]
+	tt, okT := by["target-tracking-cpu-75"]
+	if !okL || !okT {
+		return []error{errors.New("the results lack learning or target-tracking-cpu-75")}
+	}
+	if matched.Policy == "" {
+		matched = by[cheapestTargetTracking]
+	}
+	if matched.Policy == "" {
+		errs = append(errs, errors.New("no cost-matched target tracking to compare with"))
+	} else if l.SLOViolationMinutes > matched.SLOViolationMinutes {
+		errs = append(errs, fmt.Errorf("learning has %d SLO minutes, %s %d", l.SLOViolationMinutes, matched.Policy, matched.SLOViolationMinutes))
+	}
+	if l.Cost > tt.Cost {
+		errs = append(errs, fmt.Errorf("learning costs $%.2f, target tracking at 75 %% $%.2f", l.Cost, tt.Cost))
+	}
+	if st.Smooth && l.MeanCPU < 0.80 {
+		errs = append(errs, fmt.Errorf("learning mean CPU %.1f %%, want at least 80 %% on a smooth trace", 100*l.MeanCPU))
+	}
+	if st.Noisy && l.ActionsPerDay > 2*tt.ActionsPerDay {
+		errs = append(errs, fmt.Errorf("learning %.0f scaling actions a day, target tracking at 75 %% %.0f", l.ActionsPerDay, tt.ActionsPerDay))
+	}
+	return errs
+}
+
+// SuiteResult is every policy's run on one suite trace, and the goals learning missed there.
+type SuiteResult struct {
+	Trace   SuiteTrace
+	Results []Result
+	Missed  []error
+}
+
+// RunSuite runs RunAll on every trace, up to parallel traces at a time, in the traces' order.
+// progress, if set, hears each trace as it finishes (from any goroutine, one at a time).
+func RunSuite(traces []SuiteTrace, f Fleet, parallel int, progress func(SuiteResult)) []SuiteResult {
+	out := make([]SuiteResult, len(traces))
+	sem := make(chan struct{}, max(1, parallel))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, st := range traces {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res := RunAll(st.Trace, f, Policies(st.Trace, f), nil)
+			out[i] = SuiteResult{Trace: st, Results: res, Missed: CheckGoals(st, res)}
+			if progress != nil {
+				mu.Lock()
+				progress(out[i])
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// WriteSuiteSummary prints a Markdown table: per trace, learning against the baselines the
+// goals name and the other scalers, and whether the goals held.
+func WriteSuiteSummary(w io.Writer, suite []SuiteResult) error {
+	if _, err := fmt.Fprintln(w, "| trace | policy | minutes lag > SLO | worker-hours | cost (spot) | mean CPU | actions/day |\n| --- | --- | --- | --- | --- | --- | --- |"); err != nil {
+		return err
+	}
+	shown := func(name string) bool {
+		for _, p := range []string{"learning", "target-tracking-cpu-75", "cost-matched", "(cheapest)", "keda", "predictive", "step-scaling"} {
+			if strings.Contains(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, sr := range suite {
+		for _, r := range sr.Results {
+			if !shown(r.Policy) {
+				continue
+			}
+			name := r.Policy
+			if name == "learning" {
+				name = "**learning**"
+			}
+			if _, err := fmt.Fprintf(w, "| %s | %s | %d | %.0f | $%.2f | %.1f %% | %.0f |\n", sr.Trace.Name, name,
+				r.SLOViolationMinutes, r.WorkerHours, r.Cost, 100*r.MeanCPU, r.ActionsPerDay); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	for _, sr := range suite {
+		status := "goals met"
+		if len(sr.Missed) > 0 {
+			msgs := make([]string, len(sr.Missed))
+			for i, e := range sr.Missed {
+				msgs[i] = e.Error()
+			}
+			status = "MISSED: " + strings.Join(msgs, "; ")
+		}
+		if _, err := fmt.Fprintf(w, "%-15s %s\n", sr.Trace.Name, status); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,8 +2,7 @@ package simulate
 
 import (
 	"bytes"
-	"fmt"
-	"strings"
+	"runtime"
 	"testing"
 )
 
@@ -18,51 +17,38 @@ const suiteDays = 14
 //   - at least 80 % mean CPU on the smooth traces;
 //   - on the noisy trace, at most twice the scaling actions of target tracking at 75 %.
 func TestSuiteGoals(t *testing.T) {
-	for _, st := range Suite(SuiteConfig{Days: suiteDays}) {
-		t.Run(st.Name, func(t *testing.T) {
-			t.Parallel()
-			f := Fleet{}
-			res := RunAll(st.Trace, f, Policies(st.Trace, f), nil)
+	suite := RunSuite(Suite(SuiteConfig{Days: suiteDays}), Fleet{}, runtime.GOMAXPROCS(0), nil)
+	if len(suite) < 8 {
+		t.Fatalf("%d traces in the suite, want at least 8", len(suite))
+	}
+	var smooth, noisy int
+	for _, sr := range suite {
+		t.Run(sr.Trace.Name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := WriteTable(&buf, res); err != nil {
+			if err := WriteTable(&buf, sr.Results); err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s\n%s", st.About, buf.String())
-			for _, err := range CheckGoals(st, res) {
+			t.Logf("%s\n%s", sr.Trace.About, buf.String())
+			if got := len(sr.Trace.Trace.Rate); got != suiteDays*1440 {
+				t.Fatalf("%d minutes", got)
+			}
+			for _, err := range sr.Missed {
 				t.Error(err)
 			}
 		})
-	}
-}
-
-// CheckGoals says which of the suite's goals res misses on st.
-func CheckGoals(st SuiteTrace, res []Result) []error {
-	var errs []error
-	by := map[string]Result{}
-	var matched Result
-	for _, r := range res {
-		by[r.Policy] = r
-		if strings.Contains(r.Policy, "cost-matched") {
-			matched = r
+		if sr.Trace.Smooth {
+			smooth++
+		}
+		if sr.Trace.Noisy {
+			noisy++
 		}
 	}
-	l, tt := by["learning"], by["target-tracking-cpu-75"]
-	if matched.Policy == "" {
-		// Learning costs less than target tracking at any target up to 99 %: compare with
-		// the cheapest.
-		matched = by["target-tracking-cpu-99"]
+	if smooth == 0 || noisy == 0 {
+		t.Errorf("%d smooth and %d noisy traces: the CPU and scaling-action goals would go unchecked", smooth, noisy)
 	}
-	if l.SLOViolationMinutes > matched.SLOViolationMinutes {
-		errs = append(errs, fmt.Errorf("learning has %d SLO minutes, cost-matched %s %d", l.SLOViolationMinutes, matched.Policy, matched.SLOViolationMinutes))
+	var buf bytes.Buffer
+	if err := WriteSuiteSummary(&buf, suite); err != nil {
+		t.Fatal(err)
 	}
-	if l.Cost > tt.Cost {
-		errs = append(errs, fmt.Errorf("learning costs $%.2f, target tracking at 75 %% $%.2f", l.Cost, tt.Cost))
-	}
-	if st.Smooth && l.MeanCPU < 0.80 {
-		errs = append(errs, fmt.Errorf("learning mean CPU %.1f %%, want at least 80 %% on a smooth trace", 100*l.MeanCPU))
-	}
-	if st.Noisy && l.ActionsPerDay > 2*tt.ActionsPerDay {
-		errs = append(errs, fmt.Errorf("learning %.0f scaling actions a day, target tracking %.0f", l.ActionsPerDay, tt.ActionsPerDay))
-	}
-	return errs
+	t.Logf("\n%s", buf.String())
 }
