@@ -24,13 +24,13 @@ type SuiteTrace struct {
 
 // SuiteConfig sizes the suite's traces. Zero fields take the defaults in parentheses.
 type SuiteConfig struct {
-	Days int     // (14)
+	Days int // (14)
 	// Peak is a weekday's peak, records/s (2,000,000: 50 workers). The fleet is large
 	// enough that its night is several workers: at 800,000 the dst-shift trace's night is 2
 	// or 3, and even perfect foresight at 92 % averages 81.5 % CPU there, the rounding of a
 	// tiny fleet rather than anything a policy does.
 	Peak float64
-	Seed uint64  // (1)
+	Seed uint64 // (1)
 }
 
 // Suite generates the stress traces: load the reference scenario was not designed with.
