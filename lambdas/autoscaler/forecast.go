@@ -53,6 +53,9 @@ const (
 	// robust standard deviations that make one, hampelFloor the least deviation (relative to
 	// the neighbourhood's median) that can.
 	hampelMinutes, hampelK, hampelFloor = 45, 3.0, 0.05
+	// persistenceMinutes is the stretch whose median persistence forecasts: the level, not the
+	// last noisy minutes (a change under way is the policy's "now", not the forecast's).
+	persistenceMinutes = 15
 )
 
 // Predict forecasts the largest value of x over the next minutes. x holds one point every
@@ -296,7 +299,7 @@ func (s *seasonal) ref(t int) float64 {
 // the level ratio and the shift in points it used.
 func (s *seasonal) forecast(n, minutes int) (float64, float64, int) {
 	if s.period == 0 {
-		return median(s.x[max(0, n-3):n]), 1, 0
+		return median(s.x[max(0, n-max(1, persistenceMinutes/s.step)):n]), 1, 0
 	}
 	// Phase: the shift of the reference whose shape (log ratios about their median) best
 	// matches the recent points. Moving needs to halve the mismatch, so neither a flat stretch
@@ -377,7 +380,7 @@ func (s *seasonal) forecast(n, minutes int) (float64, float64, int) {
 	}
 	if math.IsInf(out, -1) {
 		// A gap a season ago: persistence.
-		return median(s.x[max(0, n-3):n]), level, best
+		return median(s.x[max(0, n-max(1, persistenceMinutes/s.step)):n]), level, best
 	}
 	return out, level, best
 }
