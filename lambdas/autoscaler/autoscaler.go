@@ -73,7 +73,8 @@ type Result struct {
 	Rate    float64 `json:"rate"`
 	Reason  string  `json:"reason"`
 	Applied bool    `json:"applied"`
-	// HistoryRate is the newest point of the rate history a forecasting policy read, records/s.
+	// HistoryRate is the newest point with data of the rate history a forecasting policy
+	// read, records/s.
 	HistoryRate float64 `json:"history_rate,omitempty"`
 	DryRun      bool    `json:"dry_run,omitempty"`
 	Min, Max    int32
@@ -104,8 +105,8 @@ func (s *Scaler) Handle(ctx context.Context) (Result, error) {
 	}
 	out := Result{Group: s.cfg.Group, Current: in.Current, Desired: d.Desired, Need: d.Need, Rate: d.Rate, Reason: d.Reason,
 		DryRun: s.cfg.DryRun, Min: in.Min, Max: in.Max}
-	if len(in.RateHistory) > 0 && !math.IsNaN(in.RateHistory[len(in.RateHistory)-1]) {
-		out.HistoryRate = in.RateHistory[len(in.RateHistory)-1]
+	if v := lastValid(in.RateHistory); !math.IsNaN(v) {
+		out.HistoryRate = v
 	}
 	if d.Desired != in.Current && !s.cfg.DryRun {
 		if _, err := s.asg.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(s.cfg.Group),

@@ -119,10 +119,10 @@ func (l Learning) Decide(in Inputs) Decision {
 		lag = v // the latest minute may not be published yet, as in Capacity
 	}
 	// The lag to work off is the one the fleet will have when a worker asked for now is
-	// ready: what it has plus what the load beyond its capacity adds over the lead time.
-	rate := max(fr.Mean, present)
-	lag += max(0, rate-float64(in.Current)*capacity) * 60 * float64(l.LeadMinutes)
-	catchUp := (rate + lag/l.CatchUpSeconds) / capacity
+	// ready: what it has plus what the load now beyond its capacity adds over the lead time
+	// (a rise still to come is the forecast's part).
+	lag += max(0, present-float64(in.Current)*capacity) * 60 * float64(l.LeadMinutes)
+	catchUp := (max(fr.Mean, present) + lag/l.CatchUpSeconds) / capacity
 	mem := 0.0
 	states, sstep := in.StateHistory, max(in.HistoryStep, 1)
 	if len(states) == 0 {
