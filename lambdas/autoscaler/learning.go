@@ -10,14 +10,19 @@ import (
 // and restore state, so it sizes the fleet for what the forecast says will arrive by the time
 // a worker started now is ready, at the forecast's upper bound:
 //
-//	workers = max( upper forecast rate over the lead time / (learned capacity × target),
+//	workers = max( max(upper forecast, load now) over the lead time / (learned capacity × target),
 //	               forecast state / (memory per worker × memory target),
-//	               (forecast rate + lag / catch-up time) / learned capacity )
+//	               (forecast or load now + lag by the time a worker is ready / catch-up time) / learned capacity )
 //	          + the capacity spot interruptions are expected to take during a lead time
 //
 // bounded by min/max and the partition count. Per-worker capacity is learned from the
-// workers' own processing time per record. It scales up at once and down only to what the
-// highest rate seen in the stabilisation window would need.
+// workers' own processing time per record. "Load now" is the median of the last published
+// minutes, or the latest minute when it stands out of the minute-to-minute noise, less twice
+// that noise. It scales up at once, to past the noise; it scales down only when the backlog is
+// not growing, to no less than a high percentile of the stabilisation window's load (relative
+// to the seasonal shape when there is one), and only by a step larger than the least step and
+// the noise. Forecast (Predict) and policy are robust by construction; lambdas/README.md says
+// how.
 type Learning struct {
 	// TargetUtilization is the CPU the plan aims at under the upper forecast (default 0.92).
 	TargetUtilization float64
