@@ -73,9 +73,10 @@ const (
 //   - the level is the median ratio of the last hour to the shifted reference, clamped to
 //     [0.5, 2]: the trend and a deviation under way, never a multiplier that one early peak
 //     can blow up;
-//   - the upper bound adds the 95th percentile of the same method's errors backtested over the
-//     last eight hours, each weighted by its age (half-life two hours) and the result capped
-//     at 30 %, so one miss raises the margin for a while, not for good.
+//   - the upper bound adds a robust estimate of the 95th percentile (weighted median plus
+//     1.645 robust standard deviations) of the same method's errors backtested over the last
+//     eight hours, each weighted by its age (half-life two hours), within [2 %, 30 %], so one
+//     miss raises the margin for a while, not for good.
 func Predict(x []float64, step, minutes int) Forecast {
 	return PredictAhead(x, step, 0, minutes)
 }
