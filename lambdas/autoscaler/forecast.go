@@ -64,7 +64,8 @@ const (
 //
 // The method is seasonal-naive, made robust by construction rather than by tuning:
 //   - the reference for a future point is the value one season earlier (a week when the
-//     history has one, else a day), taken from a cleaned history: a value far from its
+//     history has one, else a day; the median of ±5 minutes, so last season's noise is not
+//     forecast again), taken from a cleaned history: a value far from its
 //     neighbourhood (a Hampel filter) is kept only when the same hour of another day shows
 //     the same excursion, so a one-off spike or outage is not repeated a day or a week later
 //     while a peak that recurs is;
@@ -205,9 +206,6 @@ func (s *seasonal) cleanedLog(c int) float64 {
 // small is the median of x over ±5 minutes around c, from the data before n.
 func (s *seasonal) small(c, n int) float64 {
 	w := max(1, 5/s.step)
-	if s.step >= 5 {
-		w = 0 // a five-minute point already is a five-minute mean
-	}
 	lo, hi := max(0, c-w), min(n, c+w+1)
 	if lo >= hi {
 		return math.NaN()
