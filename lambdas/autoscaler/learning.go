@@ -106,12 +106,11 @@ func (l Learning) Decide(in Inputs) Decision {
 	}
 	// The load now is a floor under the forecast (a burst under way, a level the clamped
 	// ratio does not reach), without the forecast's error margin: that margin measures the
-	// forecast, not the present.
-	// On noisy minutes only what "now" shows beyond its own noise counts: the median of a few
-	// noisy minutes swings by more than the load moves, and a backlog absorbs a minute's noise.
-	// The latest minute alone counts as soon as it stands out of the minute noise: a burst
-	// is planned for a minute earlier than the median sees it.
-	minuteNoise := noiseOf(in.Rate, l.StabilizationPoints)
+	// forecast, not the present. On noisy minutes only what "now" shows beyond its own noise
+	// counts: the median of a few noisy minutes swings by more than the load moves, and a
+	// backlog absorbs a minute's noise. The latest minute alone counts as soon as it stands
+	// out of the minute noise: a burst is planned for a minute earlier than the median sees it.
+	minuteNoise := min(maxMinuteNoise, noiseOf(in.Rate, l.StabilizationPoints))
 	noise := minuteNoise / math.Sqrt(nowMinutes)
 	present := now * (1 - 2*noise)
 	if last := lastValid(in.Rate); len(in.Rate) > 0 && !math.IsNaN(last) {
@@ -243,10 +242,15 @@ const (
 	floorPercentile = 0.8
 	// minStepDown is the least scale-down worth its rebalance, as a fraction of the fleet.
 	minStepDown = 0.05
+	// maxMinuteNoise bounds the minute-to-minute noise the policy allows for: beyond it a
+	// minute says little, and the discount on "now" (twice the median's noise) and the step
+	// past it stay within a half and a quarter.
+	maxMinuteNoise = 0.43
 )
 
 // noiseOf is the relative minute-to-minute noise of the last n points of x: the robust
-// standard deviation of each minute's log ratio to the median of its neighbours.
+// standard deviation of each minute's log ratio to the mean of its two neighbours, so a trend
+// or a level change is not counted as noise.
 func noiseOf(x []float64, n int) float64 {
 	v := x[max(0, len(x)-n):]
 	var devs []float64
