@@ -124,8 +124,13 @@ func PredictAhead(x []float64, step, ahead, minutes int) Forecast {
 	every := max(1, backtestEvery/step)
 	points := max(1, (minutes+step-1)/step)
 	// Origins on fixed points (multiples of every), so the set does not change with each
-	// new point's parity.
-	first := (n - points) / every * every
+	// new point's parity, and whose outcome is complete: with coarse points the newest holds
+	// only the minutes so far.
+	last := n
+	if step > 1 {
+		last = n - 1
+	}
+	first := (last - points) / every * every
 	for j := 0; j*every < backtestMinutes/step; j++ {
 		o := first - j*every
 		if o < 2 {
@@ -306,16 +311,23 @@ func (s *seasonal) forecast(n, minutes int) (float64, float64, int) {
 	span := max(3, alignMinutes/s.step)
 	maxShift := shiftMinutes / s.step
 	var ratios [256]float64
+	// Shape and level come from complete points: the newest coarse point holds the minutes
+	// so far, and moving with each of them would move the whole forecast every minute (the
+	// load now is the policy's own input).
+	end := n
+	if s.step > 1 && n == len(s.x) && n > 1 {
+		end = n - 1
+	}
 	// The cleaned references every shift reads, computed once.
-	from := max(0, n-span)
-	for c := from - s.period - maxShift; c < n-s.period+maxShift; c++ {
+	from := max(0, end-span)
+	for c := from - s.period - maxShift; c < end-s.period+maxShift; c++ {
 		s.cleanedLog(c)
 	}
 	// score is the mean absolute deviation of the log ratios from their mean.
 	score := func(d int) float64 {
 		r := ratios[:0]
 		sum := 0.0
-		lx := s.logx[from:n]
+		lx := s.logx[from:end]
 		base := from - s.period + d
 		for k, x := range lx {
 			c := base + k
@@ -356,7 +368,7 @@ func (s *seasonal) forecast(n, minutes int) (float64, float64, int) {
 	}
 	// Level: the median ratio of the last hour to the shifted reference, clamped.
 	lv := ratios[:0]
-	for i := n - max(1, levelMinutes/s.step); i < n; i++ {
+	for i := end - max(1, levelMinutes/s.step); i < end; i++ {
 		if i < 0 {
 			continue
 		}
@@ -411,7 +423,8 @@ func weightedMedian(vals, ws []float64) float64 {
 	return math.NaN()
 }
 
-// at is the model's value m minutes after the end of x[:n] (less ahead), with the reference
+// at is the model's value m minutes after now (the end of x[:n], or ahead minutes before the
+// end of x for the live forecast), with the reference
 // shifted by shift points and scaled by level: interpolated between points' centres.
 func (s *seasonal) at(n, m, shift int, level float64) float64 {
 	model := func(i int) float64 {
@@ -422,7 +435,11 @@ func (s *seasonal) at(n, m, shift int, level float64) float64 {
 		return ref * level
 	}
 	// The minute m after now, in point coordinates (point i covers [i, i+1) steps).
-	u := float64(n) + (float64(m-s.ahead)-0.5)/float64(s.step) - 0.5
+	ahead := 0
+	if n == len(s.x) {
+		ahead = s.ahead // a backtest's origin is a point's end
+	}
+	u := float64(n) + (float64(m-ahead)-0.5)/float64(s.step) - 0.5
 	i := int(math.Floor(u))
 	fr := u - float64(i)
 	a, b := model(i), model(i+1)
