@@ -111,7 +111,11 @@ Exit status: 0 when the simulation ran, 2 for a bad flag or an unreadable trace.
 				}
 				fleet.LeadMinutes = int(lead.Minutes())
 				fleet.Seed = seed
-				return runSuite(cmd, simulate.SuiteConfig{Days: tc.Days, Seed: seed}, fleet, plotDir)
+				sc := simulate.SuiteConfig{Days: tc.Days, Seed: seed}
+				if cmd.Flags().Changed("peak") {
+					sc.Peak = tc.Peak // the suite's own default is larger than a single trace's
+				}
+				return runSuite(cmd, sc, fleet, plotDir)
 			}
 			var tr simulate.Trace
 			if traceFile != "" {
@@ -165,7 +169,7 @@ Exit status: 0 when the simulation ran, 2 for a bad flag or an unreadable trace.
 	fl := cmd.Flags()
 	fl.StringVar(&traceFile, "trace", "", "CSV trace to replay (columns time, records_per_second) instead of a generated one")
 	fl.IntVar(&tc.Days, "days", 14, "days of generated trace")
-	fl.Float64Var(&tc.Peak, "peak", 800_000, "first day's peak of the generated trace, records/s")
+	fl.Float64Var(&tc.Peak, "peak", 800_000, "first day's peak of the generated trace, records/s (with --suite: 2,000,000 unless given)")
 	fl.Float64Var(&tc.GrowthPerWeek, "growth", 0.2, "generated trace's growth per week (0.2 = 20 %)")
 	fl.Float64Var(&tc.BurstsPerDay, "bursts", 2, "generated bursts per day")
 	fl.Uint64Var(&seed, "seed", 1, "seed of the generated trace and of the interruptions")
