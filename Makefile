@@ -81,7 +81,7 @@ bench-latency: services-up ## Window end to rollup, one level vs two, real-time 
 	eval "$$($(SERVICES) env)" && $(GO) test -tags integration -run XXX -bench MultilevelLatency -benchtime 1x ./workers/worker/
 
 SIMULATE_OUT ?= simulate-suite
-simulate-suite: ## Autoscaling policies on every stress trace: tables, a summary with the goals, a plot per trace in $(SIMULATE_OUT)/. ~1 minute.
+simulate-suite: ## Autoscaling policies on every stress trace: tables, a summary with the goals, a plot per trace in simulate-suite/ (SIMULATE_OUT=dir elsewhere). ~1 minute.
 	$(GO) run ./lambdas/autoscaler/cmd/liveagg-simulate --suite --plot-dir $(SIMULATE_OUT)
 
 services-up: ## Install (once, into $LIVEAGG_CACHE) and start Kafka, Cassandra, moto, OpenTofu, the Lambda emulator.
