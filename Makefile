@@ -15,7 +15,7 @@ TFPLUGINDOCS_VERSION := v0.25.0
 # a 2-core machine responsive without serialising everything.
 INTEGRATION_FLAGS ?= -tags integration -count=1 -p 2 -timeout 75m
 
-.PHONY: help demo build lambdas provider provider-docs test test-all lint bench bench-scale bench-worker bench-drain bench-skew bench-latency services-up services-down services-status tools
+.PHONY: help demo build lambdas provider provider-docs test test-all lint bench bench-scale bench-worker bench-drain bench-skew bench-latency simulate-suite services-up services-down services-status tools
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +86,10 @@ bench-skew: services-up ## One level vs two on Zipf-skewed orgs, 3 workers each,
 
 bench-latency: services-up ## Window end to rollup, one level vs two, real-time events against the real Kafka. ~1 minute.
 	eval "$$($(SERVICES) env)" && $(GO) test -tags integration -run XXX -bench MultilevelLatency -benchtime 1x ./workers/worker/
+
+SIMULATE_OUT ?= simulate-suite
+simulate-suite: ## Autoscaling policies on every stress trace: tables, a summary with the goals, a plot per trace in simulate-suite/ (SIMULATE_OUT=dir elsewhere). ~1 minute.
+	$(GO) run ./lambdas/autoscaler/cmd/liveagg-simulate --suite --plot-dir $(SIMULATE_OUT)
 
 services-up: ## Install (once, into $LIVEAGG_CACHE) and start Kafka, Cassandra, moto, OpenTofu, the Lambda emulator.
 	$(SERVICES) up

@@ -66,15 +66,18 @@ func New(cw CloudWatch, asg AutoScaling, policy Policy, cfg Config, log *slog.Lo
 
 // Result is the Lambda's response: the decision and whether it was applied.
 type Result struct {
-	Group    string  `json:"group"`
-	Current  int32   `json:"current"`
-	Desired  int32   `json:"desired"`
-	Need     float64 `json:"need"`
-	Rate     float64 `json:"rate"`
-	Reason   string  `json:"reason"`
-	Applied  bool    `json:"applied"`
-	DryRun   bool    `json:"dry_run,omitempty"`
-	Min, Max int32
+	Group   string  `json:"group"`
+	Current int32   `json:"current"`
+	Desired int32   `json:"desired"`
+	Need    float64 `json:"need"`
+	Rate    float64 `json:"rate"`
+	Reason  string  `json:"reason"`
+	Applied bool    `json:"applied"`
+	// HistoryRate is the newest point with data of the rate history a forecasting policy
+	// read, records/s.
+	HistoryRate float64 `json:"history_rate,omitempty"`
+	DryRun      bool    `json:"dry_run,omitempty"`
+	Min, Max    int32
 }
 
 // Handle is the Lambda entry point (an EventBridge schedule; the event itself carries nothing
@@ -102,6 +105,9 @@ func (s *Scaler) Handle(ctx context.Context) (Result, error) {
 	}
 	out := Result{Group: s.cfg.Group, Current: in.Current, Desired: d.Desired, Need: d.Need, Rate: d.Rate, Reason: d.Reason,
 		DryRun: s.cfg.DryRun, Min: in.Min, Max: in.Max}
+	if v := lastValid(in.RateHistory); !math.IsNaN(v) {
+		out.HistoryRate = v
+	}
 	if d.Desired != in.Current && !s.cfg.DryRun {
 		if _, err := s.asg.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String(s.cfg.Group),
 			DesiredCapacity: aws.Int32(d.Desired), HonorCooldown: aws.Bool(false)}); err != nil {
@@ -164,6 +170,10 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 	}
 	// Ingest is what was consumed plus how much the lag grew.
 	rate, lag := series["rate"], series["lag"]
+	consumed := make([]float64, len(rate))
+	for i, v := range rate {
+		consumed[i] = v / 60
+	}
 	for i, v := range rate {
 		rate[i] = v / 60
 		if i > 0 && !math.IsNaN(lag[i]) && !math.IsNaN(lag[i-1]) && !math.IsNaN(v) {
@@ -175,6 +185,7 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 		if err := s.history(ctx, dims, end, &in2); err != nil {
 			return Inputs{}, err
 		}
+		FoldRecentMinutes(in2.RateHistory, in2.HistoryStep, in2.HistoryAhead, consumed)
 	}
 	return in2, nil
 }
@@ -183,6 +194,13 @@ func (s *Scaler) inputs(ctx context.Context) (Inputs, error) {
 // interruptions of the last hour.
 func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time.Time, in *Inputs) error {
 	const step = 5
+	// Buckets on the clock's five minutes: the same minutes make the same point from one run
+	// to the next (buckets ending now would regroup every minute, and the forecast's
+	// backtests with them). The last bucket holds the current five minutes so far.
+	now := end
+	if end = end.Truncate(step * time.Minute); end.Before(now) {
+		end = end.Add(step * time.Minute)
+	}
 	start := end.Add(-time.Duration(s.cfg.HistoryDays) * 24 * time.Hour)
 	n := int(end.Sub(start) / (step * time.Minute))
 	q := func(id string, m metrics.Metric, stat string, d []cwtypes.Dimension, period int32) cwtypes.MetricDataQuery {
@@ -224,7 +242,7 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 						stateMinutes[k]++
 					}
 				case "spot":
-					if end.Sub(ts) <= time.Hour {
+					if now.Sub(ts) <= time.Hour {
 						in.Interruptions += int(r.Values[i])
 					}
 				}
@@ -241,7 +259,41 @@ func (s *Scaler) history(ctx context.Context, dims []cwtypes.Dimension, end time
 		}
 	}
 	in.RateHistory, in.StateHistory, in.HistoryStep = rate, state, step
+	in.HistoryAhead = int(end.Sub(now) / time.Minute)
 	return nil
+}
+
+// FoldRecentMinutes replaces the history points the one-minute window covers with the mean of
+// the window's published minutes (records consumed per second, oldest first, NaN where a
+// minute is not published yet). The window ends now; the history's last point ends ahead
+// minutes later (its buckets are aligned to the clock, so the last holds the minutes of the
+// current five so far). CloudWatch's five-minute Sum of that bucket holds only the minutes
+// published: divided by the bucket's 300 seconds it reads as a drop of a fifth or more, just
+// where the forecast's level and "now" look.
+func FoldRecentMinutes(hist []float64, step, ahead int, minutes []float64) {
+	if step <= 1 {
+		return
+	}
+	w := len(minutes)
+	for b := 0; b < len(hist); b++ {
+		lo, hi := w+ahead-(b+1)*step, min(w, w+ahead-b*step)
+		if lo < 0 {
+			break
+		}
+		sum, k := 0.0, 0
+		for _, v := range minutes[lo:max(lo, hi)] {
+			if !math.IsNaN(v) {
+				sum += v
+				k++
+			}
+		}
+		i := len(hist) - 1 - b
+		if k > 0 {
+			hist[i] = sum / float64(k)
+		} else {
+			hist[i] = math.NaN()
+		}
+	}
 }
 
 func nanSeries(n int) []float64 {

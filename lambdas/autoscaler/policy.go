@@ -29,6 +29,9 @@ type Inputs struct {
 	// one point every HistoryStep minutes, oldest first, ending now.
 	RateHistory, StateHistory []float64
 	HistoryStep               int
+	// HistoryAhead is how many minutes the last history point ends after now: its bucket
+	// is on the clock and holds the minutes so far.
+	HistoryAhead int
 	// Interruptions counts the fleet's spot interruptions in the last hour.
 	Interruptions int
 }

@@ -17,17 +17,57 @@ type Autoscaler struct {
 // Name implements Policy.
 func (a Autoscaler) Name() string { return a.Label }
 
-// Desired implements Policy.
+// Window and HistoryStep are the lambda's reads: 15 one-minute points, and five-minute
+// history points.
+const (
+	Window      = 15
+	HistoryStep = 5
+	// HistoryDays is how far back the lambda reads (CloudWatch keeps one-minute data 15 days).
+	HistoryDays = 15
+)
+
+// Desired implements Policy. The inputs take the shape the lambda reads from CloudWatch: a
+// window of one-minute points ending with the minute under way (not published yet: NaN), and
+// the history as five-minute sums of consumed records over the minutes published, folded with
+// the window as the lambda does.
 func (a Autoscaler) Desired(o *Observation) int {
-	last := func(s []float64, n int) []float64 { return s[max(0, len(s)-n):] }
-	cpu := make([]float64, 0, 15)
-	for _, u := range last(o.CPU, 15) {
-		cpu = append(cpu, 100*u)
+	end := o.Minute + 1 // exclusive, like the lambda's EndTime
+	window := func(s []float64, scale float64) []float64 {
+		w := make([]float64, Window)
+		for i := range w {
+			m := end - Window + i
+			w[i] = math.NaN()
+			if m >= 0 && m < len(s) {
+				w[i] = s[m] * scale
+			}
+		}
+		return w
 	}
+	consumed := window(o.Consumed, 1)
+	// Buckets on the clock's five minutes (the trace starts on one), the last holding the
+	// current five so far.
+	hend := (end + HistoryStep - 1) / HistoryStep * HistoryStep
+	nb := min(HistoryDays*1440, hend) / HistoryStep
+	rates, states := make([]float64, nb), make([]float64, nb)
+	for b := range nb {
+		lo := hend - (nb-b)*HistoryStep
+		sum, ssum, k := 0.0, 0.0, 0
+		for m := lo; m < lo+HistoryStep && m < len(o.Consumed); m++ {
+			sum += o.Consumed[m]
+			ssum += o.State[m]
+			k++
+		}
+		rates[b], states[b] = math.NaN(), math.NaN()
+		if k > 0 {
+			rates[b] = sum / HistoryStep // CloudWatch's Sum over the bucket's 300 s
+			states[b] = ssum / float64(k)
+		}
+	}
+	autoscaler.FoldRecentMinutes(rates, HistoryStep, hend-end, consumed)
 	in := autoscaler.Inputs{
-		Rate: last(o.Rate, 15), Lag: last(o.Lag, 15), SecondsPerRecord: last(o.SPR, 15), CPU: cpu, StateBytes: last(o.State, 15),
+		Rate: window(o.Rate, 1), Lag: window(o.Lag, 1), SecondsPerRecord: window(o.SPR, 1), CPU: window(o.CPU, 100), StateBytes: window(o.State, 1),
 		Current: int32(o.Desired), Min: int32(o.Fleet.Min), Max: int32(o.Fleet.Max), Partitions: int32(o.Fleet.Partitions),
-		RateHistory: o.Rate, StateHistory: o.State, HistoryStep: 1, Interruptions: o.Interruptions,
+		RateHistory: rates, StateHistory: states, HistoryStep: HistoryStep, HistoryAhead: hend - end, Interruptions: o.Interruptions,
 	}
 	return int(a.Policy.Decide(in).Desired)
 }
@@ -155,4 +195,142 @@ func (k *KEDALag) Desired(o *Observation) int {
 		most = max(most, h)
 	}
 	return min(o.Desired, most)
+}
+
+// PredictiveScaling behaves like EC2 Auto Scaling predictive scaling in forecast-and-scale mode
+// beside a target-tracking policy, as AWS recommends running it: each hour it forecasts the
+// load of every hour of the next 48 from the history (at least a day of it, up to 14 days),
+// and holds the capacity that hour's forecast needs at the target as the group's minimum from
+// BufferMinutes before the hour (the scheduling buffer that launches instances ahead);
+// target tracking at the same target scales out above that minimum and in down to it.
+//
+// The forecast of an hour is its mean load a week earlier, scaled by how the last day compares
+// with the same day a week earlier, with a week of history; with less, the mean of the same
+// hour over the last days. Like AWS's, it forecasts hourly means: a peak within the hour is
+// left to target tracking.
+type PredictiveScaling struct {
+	Target        float64 // 0.75
+	BufferMinutes int     // 5
+	tt            *TargetTracking
+	hourly        []float64 // mean ingest per hour of the trace so far
+	plan          map[int]int
+	planned       int // hour of the last forecast
+}
+
+// Name implements Policy.
+func (p *PredictiveScaling) Name() string {
+	return fmt.Sprintf("predictive+target-tracking-%.0f", 100*p.Target)
+}
+
+// DelayMinutes implements Delayed: the target tracking half reads EC2's CPU metric.
+func (p *PredictiveScaling) DelayMinutes() int { return 2 }
+
+// Desired implements Policy.
+func (p *PredictiveScaling) Desired(o *Observation) int {
+	if p.tt == nil {
+		p.tt = &TargetTracking{Target: p.Target, WarmupMinutes: 5, ScaleInCooldown: 5, MetricDelay: 2}
+		p.plan, p.planned = map[int]int{}, -1
+	}
+	buffer := max(p.BufferMinutes, 1)
+	// Complete hours of metrics so far.
+	for h := len(p.hourly); (h+1)*60 <= len(o.Rate); h++ {
+		sum := 0.0
+		for _, v := range o.Rate[h*60 : (h+1)*60] {
+			sum += v
+		}
+		p.hourly = append(p.hourly, sum/60)
+	}
+	nowHour := (o.Minute + buffer) / 60
+	if hrs := len(p.hourly); hrs >= 24 && nowHour != p.planned {
+		p.planned = nowHour
+		level := 1.0
+		if hrs >= 168+24 {
+			var last, before float64
+			for i := hrs - 24; i < hrs; i++ {
+				last += p.hourly[i]
+				before += p.hourly[i-168]
+			}
+			if before > 0 {
+				level = max(0.5, min(2, last/before))
+			}
+		}
+		for h := nowHour; h < nowHour+48; h++ {
+			var load float64
+			if hrs >= 168 {
+				ref := h - 168
+				for ref >= hrs {
+					ref -= 168
+				}
+				load = p.hourly[ref] * level
+			} else {
+				var sum float64
+				k := 0
+				for ref := h - 24; ref >= 0 && k < 7; ref -= 24 {
+					if ref < hrs {
+						sum += p.hourly[ref]
+						k++
+					}
+				}
+				load = sum / float64(max(k, 1))
+			}
+			p.plan[h] = int(math.Ceil(load / (o.Fleet.Capacity() * p.Target)))
+		}
+	}
+	floor := p.plan[nowHour]
+	want := p.tt.Desired(o)
+	return max(want, floor)
+}
+
+// StepScaling behaves like an EC2 Auto Scaling step scaling policy on average CPU: a high
+// alarm when CPU is at or above High for 3 consecutive minutes adds 10 % of the group below
+// High+10 points, 20 % below High+20 and 30 % above; a low alarm when it stays under Low for 15
+// minutes removes 10 %; at least one instance per step, and no further step while new
+// instances warm up.
+type StepScaling struct {
+	High, Low     float64 // 0.75, 0.5
+	WarmupMinutes int     // 5
+	lastStep      int
+	initialised   bool
+}
+
+// Name implements Policy.
+func (s *StepScaling) Name() string {
+	return fmt.Sprintf("step-scaling-cpu-%.0f-%.0f", 100*s.Low, 100*s.High)
+}
+
+// DelayMinutes implements Delayed: EC2's CPU metric.
+func (s *StepScaling) DelayMinutes() int { return 2 }
+
+// Desired implements Policy.
+func (s *StepScaling) Desired(o *Observation) int {
+	if !s.initialised {
+		s.lastStep, s.initialised = -1000, true
+	}
+	n := len(o.CPU)
+	if n == 0 || o.Minute-s.lastStep < max(s.WarmupMinutes, 1) {
+		return o.Desired
+	}
+	above, below := n >= 3, n >= 15
+	for i := max(0, n-3); i < n && above; i++ {
+		above = o.CPU[i] >= s.High
+	}
+	for i := max(0, n-15); i < n && below; i++ {
+		below = o.CPU[i] < s.Low
+	}
+	cpu, cur := o.CPU[n-1], o.Desired
+	switch {
+	case above:
+		pct := 0.10
+		if cpu >= s.High+0.2 {
+			pct = 0.30
+		} else if cpu >= s.High+0.1 {
+			pct = 0.20
+		}
+		s.lastStep = o.Minute
+		return cur + max(1, int(math.Round(pct*float64(cur))))
+	case below && cur > 1:
+		s.lastStep = o.Minute
+		return cur - max(1, int(math.Round(0.10*float64(cur))))
+	}
+	return cur
 }

@@ -17,11 +17,11 @@ import (
 // WriteTable prints the results side by side.
 func WriteTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tmean CPU\tp10 CPU\tminutes lag > SLO\t(fraction)\tmax lag s\tworker-hours\tcost spot $\tcost on-demand $\tscaling actions\tinterruptions\t")
+	fmt.Fprintln(tw, "policy\tmean CPU\tp10 CPU\tminutes lag > SLO\t(fraction)\tmax lag s\tworker-hours\tcost spot $\tcost on-demand $\tscaling actions\tactions/day\tmoved partitions\tinterruptions\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%.4f%%\t%.0f\t%.0f\t%.2f\t%.2f\t%d\t%d\t\n", r.Policy, 100*r.MeanCPU, 100*r.P10CPU,
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%.4f%%\t%.0f\t%.0f\t%.2f\t%.2f\t%d\t%.0f\t%d\t%d\t\n", r.Policy, 100*r.MeanCPU, 100*r.P10CPU,
 			r.SLOViolationMinutes, 100*r.SLOViolationMinutesFraction, r.MaxLagSeconds, r.WorkerHours, r.Cost, r.CostOnDemand,
-			r.ScalingActions, r.Interruptions)
+			r.ScalingActions, r.ActionsPerDay, r.MovedPartitions, r.Interruptions)
 	}
 	return tw.Flush()
 }

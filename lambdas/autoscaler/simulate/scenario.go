@@ -21,16 +21,23 @@ func Policies(tr Trace, f Fleet) []Policy {
 		&TargetTracking{Target: 0.75, WarmupMinutes: 5, ScaleInCooldown: 5, MetricDelay: 2},
 		&KEDALag{StabilizationMinutes: 5},
 		Autoscaler{Label: "reactive-capacity", Policy: autoscaler.Capacity{CoresPerWorker: f.Cores, TargetUtilization: 0.75}},
+		&PredictiveScaling{Target: 0.75, BufferMinutes: 5},
+		&StepScaling{High: 0.75, Low: 0.5, WarmupMinutes: 5},
 	}
 }
+
+// cheapestTargetTracking names the target-tracking run RunAll adds when even a 99 % target
+// costs more than the first policy.
+const cheapestTargetTracking = "target-tracking-cpu-99 (cheapest)"
 
 // RunAll runs every policy on the same trace and fleet, then target tracking once more at
 // the lowest CPU target whose worker-hours do not exceed the first policy's: the comparison at
 // the same or lower cost. progress, if set, hears each result.
 func RunAll(tr Trace, f Fleet, policies []Policy, progress func(Result)) []Result {
 	var out []Result
+	ev := DrawInterruptions(tr, f)
 	for _, p := range policies {
-		r := Run(tr, f, p)
+		r := RunWith(tr, f, p, ev)
 		if progress != nil {
 			progress(r)
 		}
@@ -46,13 +53,19 @@ func RunAll(tr Trace, f Fleet, policies []Policy, progress func(Result)) []Resul
 	for lo <= hi {
 		mid := (lo + hi) / 2
 		tt := &TargetTracking{Target: float64(mid) / 100, WarmupMinutes: 5, ScaleInCooldown: 5, MetricDelay: 2}
-		r := Run(tr, f, tt)
+		r := RunWith(tr, f, tt, ev)
 		if r.WorkerHours <= budget {
 			r.Policy = fmt.Sprintf("target-tracking-cpu-%d (cost-matched)", mid)
 			best, hi = &r, mid-1
 		} else {
 			lo = mid + 1
 		}
+	}
+	if best == nil {
+		// Cheaper than target tracking at any target: the cheapest one is the comparison.
+		r := RunWith(tr, f, &TargetTracking{Target: 0.99, WarmupMinutes: 5, ScaleInCooldown: 5, MetricDelay: 2}, ev)
+		r.Policy = cheapestTargetTracking
+		best = &r
 	}
 	if best != nil {
 		if progress != nil {

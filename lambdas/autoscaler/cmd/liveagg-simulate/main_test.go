@@ -69,3 +69,28 @@ func run(t *testing.T, args ...string) (string, string, error) {
 	err := cmd.Execute()
 	return out.String(), errOut.String(), err
 }
+
+// --suite runs every stress trace: a table each, the summary with the goals, a PNG each.
+func TestSimulateSuiteCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "plots")
+	out, errOut, err := run(t, "--suite", "--days", "2", "--plot-dir", dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	for _, name := range []string{"smooth", "step-changes", "holiday", "dst-shift", "ramp-and-crash", "noisy", "flash-crowds", "production", "sharp-peak"} {
+		if !strings.Contains(out, "\n"+name+": ") || !strings.Contains(out, "| "+name+" | ") {
+			t.Errorf("no table or summary row for %s", name)
+		}
+		if st, err := os.Stat(filepath.Join(dir, name+".png")); err != nil || st.Size() == 0 {
+			t.Errorf("plot of %s: %v", name, err)
+		}
+	}
+	if !strings.Contains(out, "goals met") && !strings.Contains(out, "MISSED") {
+		t.Errorf("no goals in the summary:\n%s", out)
+	}
+	for _, bad := range [][]string{{"--suite", "--trace", "x.csv"}, {"--suite", "--format", "json"}} {
+		if _, _, err := run(t, bad...); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
