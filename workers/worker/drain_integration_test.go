@@ -89,7 +89,7 @@ func drainAndRecover(tb testing.TB, series int) map[string]float64 {
 			// Every record is a new series, all in one hour-long window that stays open.
 			v := fmt.Appendf(nil, `{"k":"s%09d","t":%d,"v":%d}`, i, base+int64(i)/10_000, i%1000)
 			wg.Add(1)
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, func(_ *kgo.Record, err error) {
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "s%09d", i), Value: v}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					tb.Error(err)
 				}
@@ -106,7 +106,7 @@ func drainAndRecover(tb testing.TB, series int) map[string]float64 {
 			i := rng.IntN(series)
 			v := fmt.Appendf(nil, `{"k":"s%09d","t":%d,"v":%d}`, i, base+int64(series+extra)/10_000, rng.IntN(1000))
 			wg.Add(1)
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, func(_ *kgo.Record, err error) {
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "s%09d", i), Value: v}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					tb.Error(err)
 				}
@@ -122,7 +122,7 @@ func drainAndRecover(tb testing.TB, series int) map[string]float64 {
 	dir := tb.TempDir()
 	specPath := writeFile(tb, dir, "spec.yaml", `
 name: %s
-input: {topic: %s, time_field: t}
+input: {topic: %s, time_field: t, partitioned_by: [k]}
 key: [k]
 windows: [1h]
 aggregations: [{fn: count}, {fn: sum, field: v}, {fn: min, field: v}, {fn: max, field: v}, {fn: last, field: v}]
