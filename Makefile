@@ -87,6 +87,14 @@ bench-skew: services-up ## One level vs two on Zipf-skewed orgs, 3 workers each,
 bench-latency: services-up ## Window end to rollup, one level vs two, real-time events against the real Kafka. ~1 minute.
 	eval "$$($(SERVICES) env)" && $(GO) test -tags integration -run XXX -bench MultilevelLatency -benchtime 1x ./workers/worker/
 
+.PHONY: bench-repartition bench-quiet
+
+bench-repartition: services-up ## A spec over a round-robin topic in two stages vs keyed by its key vs keyed by org: CPU per record and rate, 3 rounds. ~6 minutes.
+	eval "$$($(SERVICES) env)" && LIVEAGG_SKEW_RECORDS=2400000 $(GO) test -tags integration -timeout 60m -run XXX -bench RepartitionSkew -benchtime 1x ./workers/worker/
+
+bench-quiet: services-up ## Window end to rollup on a quiet partition (idle_timeout), one stage vs two, against the real Kafka. ~2 minutes.
+	eval "$$($(SERVICES) env)" && $(GO) test -tags integration -timeout 30m -run XXX -bench QuietLatency -benchtime 1x ./workers/worker/
+
 SIMULATE_OUT ?= simulate-suite
 simulate-suite: ## Autoscaling policies on every stress trace: tables, a summary with the goals, a plot per trace in simulate-suite/ (SIMULATE_OUT=dir elsewhere). ~1 minute.
 	$(GO) run ./lambdas/autoscaler/cmd/liveagg-simulate --suite --plot-dir $(SIMULATE_OUT)

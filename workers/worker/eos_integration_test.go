@@ -136,7 +136,7 @@ func reference(parts map[int32][][]byte, logTimes map[int32][]int64, sizes []int
 }
 
 type fleet struct {
-	t       *testing.T
+	t       testing.TB
 	cfgPath string
 	mu      sync.Mutex
 	procs   map[int]*exec.Cmd
@@ -619,7 +619,11 @@ func (sc *scenario) verify() {
 	checkCassandra(sc.t, sc.cassHosts, sc.ks, want)
 	checkKafka(sc.t, sc.ctx, sc.brokers, sc.outTopic, sc.name+".dlq", want, rejected)
 	checkS3(sc.t, sc.ctx, sc.s3c, sc.bucket, want)
-	sc.chains.check(sc.t, sc.ctx, int(sc.partitions))
+	partitions := int(sc.partitions)
+	if !sc.declared {
+		partitions *= 2 // two stages, each with its checkpoints
+	}
+	sc.chains.check(sc.t, sc.ctx, partitions)
 }
 
 func envInt(name string, def int) int {

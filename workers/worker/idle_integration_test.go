@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ const (
 // idleRun is one spec over one topic with a fleet of worker processes, and the records the test
 // produced.
 type idleRun struct {
-	t                  *testing.T
+	t                  testing.TB
 	ctx                context.Context
 	name, ks, topic    string
 	out, dlq           string
@@ -61,7 +62,7 @@ type idleRow struct {
 
 // newIdleRun starts nothing; partitioning is the spec's input.partitioned_by clause ("" for
 // none: two stages).
-func newIdleRun(t *testing.T, partitioning string, partitions int32) *idleRun {
+func newIdleRun(t testing.TB, partitioning string, partitions int32) *idleRun {
 	r := &idleRun{t: t, ctx: testenv.Context(t, 8*time.Minute), brokers: testenv.KafkaBrokers(t), cass: testenv.CassandraHosts(t),
 		name: testenv.Name(t, "idle"), produced: map[idleRow]int{}, partitions: partitions, twoStages: partitioning == ""}
 	r.ks = strings.ReplaceAll(r.name, "-", "_")
@@ -420,4 +421,41 @@ func TestOpenTransactionIsNotIdle(t *testing.T) {
 	r.mu.Unlock()
 	r.waitRows(idleWindow + 30*time.Second)
 	r.verify()
+}
+
+// BenchmarkQuietLatency measures, on real worker processes, how long after a quiet window's end
+// its rows are in the Kafka output: records for a few seconds on every partition, then
+// silence; in one stage and in two (the second stage waits for the first's idle advance to
+// reach it through the watermark markers). It reports each as seconds and as a ratio to
+// idle_timeout + allowed_lateness, the bound the design promises before its few seconds of
+// confirmation and checkpoint cadence, measured in the same run.
+//
+//	go test -tags integration -run XXX -bench QuietLatency -benchtime 1x ./workers/worker/
+func BenchmarkQuietLatency(b *testing.B) {
+	bound := (idleTimeout + idleLateness).Seconds()
+	for b.Loop() {
+		for _, tc := range []struct{ name, partitioning string }{
+			{"one-stage", ", partitioned_by: [k]"},
+			{"two-stage", ""},
+		} {
+			var runs []float64
+			for range envInt("LIVEAGG_QUIET_ROUNDS", 3) {
+				r := newIdleRun(b, tc.partitioning, 4)
+				r.fleet.start(0)
+				stop := make(chan struct{})
+				wg := r.stream(250*time.Millisecond, stop)
+				time.Sleep(4 * time.Second)
+				close(stop)
+				wg.Wait()
+				runs = append(runs, r.waitRows(idleWindow+30*time.Second).Seconds())
+				r.fleet.stopAll()
+			}
+			slices.Sort(runs)
+			med := runs[len(runs)/2]
+			b.ReportMetric(med, tc.name+"-s")
+			b.ReportMetric(med/bound, tc.name+"/bound")
+			fmt.Fprintf(os.Stderr, "%s: window end to rollup on a quiet partition %.2fs (runs %v), %.2fx idle_timeout + allowed_lateness (%.0fs)\n",
+				tc.name, med, runs, med/bound, bound)
+		}
+	}
 }

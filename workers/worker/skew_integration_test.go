@@ -45,8 +45,10 @@ type skewProc struct {
 	spec    string
 	machine int // the fleet member (instance) the process stands for
 	admin   *admin.Client
-	busyCPU float64 // CPU seconds used in its turns, not joining, restoring or waiting
-	owns    []int32 // its partitions once the group was balanced
+	// busyCPU is the CPU seconds used in its turns (not joining, restoring or waiting), by the
+	// stage the turn ran (0 for a one-stage spec); owns its partitions by stage once balanced.
+	busyCPU map[int]float64
+	owns    map[int][]int32
 }
 
 // BenchmarkMultilevelSkew measures why the multilevel pipeline exists. The same records, with
@@ -196,7 +198,7 @@ func runSkewRound(b *testing.B, ctx context.Context, brokers []string, adm *kadm
 	aggs := specSection(indoorlocation.Level1, "aggregations:")
 	single := writeFile(b, dir, "single.yaml", `
 name: %s-single
-input: {topic: %s, time_field: ts}
+input: {topic: %s, time_field: ts, partitioned_by: [org]}
 key: [org, site, floor, zone]
 windows: [1m]
 allowed_lateness: 30s
@@ -239,8 +241,8 @@ outputs: [{type: file, path: %q}]
 	oneEnds, rawEnds := one.endOffsets(byOrg), two.endOffsets(raw)
 	var oneWall, twoWall time.Duration
 	for i, sp := range one.of(single) {
-		oneWall = max(oneWall, one.turn(sp, oneEnds))
-		twoWall = max(twoWall, two.turn(two.of(l1)[i], rawEnds))
+		oneWall = max(oneWall, one.turn(sp, oneEnds, 0))
+		twoWall = max(twoWall, two.turn(two.of(l1)[i], rawEnds, 0))
 	}
 	one.thaw(single)
 	res.one = one.measure()
@@ -252,7 +254,7 @@ outputs: [{type: file, path: %q}]
 	ends := map[int32]int64{}
 	readCommitted(b, ctx, brokers, partials, func(r *kgo.Record) { ends[r.Partition] = max(ends[r.Partition], r.Offset+1) })
 	for _, sp := range two.of(l2) {
-		twoWall = max(twoWall, two.turn(sp, ends))
+		twoWall = max(twoWall, two.turn(sp, ends, 0))
 	}
 	two.thaw(l1)
 	two.thaw(l2)
@@ -289,11 +291,16 @@ metrics: {listen: "127.0.0.1:%d", pprof: true}
 	procs := cmp.Or(os.Getenv("LIVEAGG_SKEW_GOMAXPROCS"), "1")
 	p := startWorker(r.b, r.dir, cfg, id, "GOMAXPROCS="+procs)
 	r.procs = append(r.procs, &skewProc{p: p, spec: specPath, machine: machine, metrics: mport,
-		admin: admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "bench-token-0123456789", nil)})
+		admin:   admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "bench-token-0123456789", nil),
+		busyCPU: map[int]float64{}, owns: map[int][]int32{}})
 }
 
-// balanced waits until the 12 partitions of specPath's topic are spread over its 3 processes.
-func (r *skewRun) balanced(specPath string) {
+// balanced waits until the 12 partitions of specPath's topic (of each of its stages, 1 and 2,
+// for a spec run in two) are spread over its 3 processes.
+func (r *skewRun) balanced(specPath string, stages ...int) {
+	if len(stages) == 0 {
+		stages = []int{0}
+	}
 	for {
 		counts := []int{}
 		for _, sp := range r.procs {
@@ -310,13 +317,15 @@ func (r *skewRun) balanced(specPath string) {
 				counts = append(counts, -1)
 				continue
 			}
-			counts = append(counts, len(st.Partitions))
-			sp.owns = sp.owns[:0]
+			clear(sp.owns)
 			for _, ps := range st.Partitions {
-				sp.owns = append(sp.owns, ps.Partition)
+				sp.owns[ps.Stage] = append(sp.owns[ps.Stage], ps.Partition)
+			}
+			for _, stage := range stages {
+				counts = append(counts, len(sp.owns[stage]))
 			}
 		}
-		if len(counts) == 3 && counts[0] == 4 && counts[1] == 4 && counts[2] == 4 {
+		if len(counts) == 3*len(stages) && !slices.ContainsFunc(counts, func(n int) bool { return n != 4 }) {
 			return
 		}
 		if r.ctx.Err() != nil {
@@ -353,12 +362,12 @@ func (r *skewRun) of(specPath string) []*skewProc {
 // as it would on an instance of its own: run together on two cores, a balanced fleet's workers
 // would share the cores to the end, while a skewed fleet's hot worker would finish alone, and
 // cheaper, once the others are done.
-func (r *skewRun) turn(sp *skewProc, ends map[int32]int64) time.Duration {
+func (r *skewRun) turn(sp *skewProc, ends map[int32]int64, stage int) time.Duration {
 	before := procCPU(r.b, sp.p.Cmd.Process.Pid)
 	signal(r.b, sp, syscall.SIGCONT)
 	start := time.Now()
 	profiled := r.startProfile(sp)
-	for !r.caughtUp(sp, ends) {
+	for !r.caughtUp(sp, ends, stage) {
 		if r.ctx.Err() != nil {
 			r.b.Fatalf("%s did not catch up to %v", sp.spec, ends)
 		}
@@ -367,26 +376,28 @@ func (r *skewRun) turn(sp *skewProc, ends map[int32]int64) time.Duration {
 	took := time.Since(start)
 	<-profiled
 	signal(r.b, sp, syscall.SIGSTOP)
-	sp.busyCPU += procCPU(r.b, sp.p.Cmd.Process.Pid) - before
+	sp.busyCPU[stage] += procCPU(r.b, sp.p.Cmd.Process.Pid) - before
 	return took
 }
 
-// caughtUp reports whether sp has applied its partitions' records up to ends.
-func (r *skewRun) caughtUp(sp *skewProc, ends map[int32]int64) bool {
+// caughtUp reports whether sp has applied its partitions' records (of stage) up to ends.
+func (r *skewRun) caughtUp(sp *skewProc, ends map[int32]int64, stage int) bool {
 	var st worker.Status
 	if err := sp.admin.Status(r.ctx, &st); err != nil {
 		return false // not listening yet
 	}
 	got := map[int32]int64{}
 	for _, ps := range st.Partitions {
-		got[ps.Partition] = ps.NextOffset
+		if ps.Stage == stage {
+			got[ps.Partition] = ps.NextOffset
+		}
 	}
 	// A frozen worker can outlast its session: then its partitions move, and its turn would
 	// measure nothing or the wrong records. Say so rather than report it.
-	if len(got) != len(sp.owns) {
+	if len(got) != len(sp.owns[stage]) {
 		r.b.Fatalf("%s: partitions moved during the run: owns %v, had %v", sp.spec, got, sp.owns)
 	}
-	for _, p := range sp.owns {
+	for _, p := range sp.owns[stage] {
 		next, ok := got[p]
 		if !ok {
 			r.b.Fatalf("%s: partitions moved during the run: owns %v, had %v", sp.spec, got, sp.owns)
@@ -462,6 +473,7 @@ type skewStats struct {
 	hotRecords int64   // records of that partition
 	maxMean    float64 // max/mean CPU seconds across fleet members
 	cpus       string
+	total      float64 // CPU seconds of the whole fleet
 }
 
 // measure charges each partition its records times its worker's CPU seconds per record (CPU
@@ -476,19 +488,24 @@ func (r *skewRun) measure() skewStats {
 		if err := sp.admin.Status(r.ctx, &st); err != nil {
 			r.b.Fatal(err)
 		}
-		cpu := sp.busyCPU
-		var records int64
-		for _, ps := range st.Partitions {
-			records += ps.Records
-		}
-		for _, ps := range st.Partitions {
-			if load := cpu * float64(ps.Records) / float64(max(records, 1)); load > s.maxBusy {
-				s.maxBusy, s.hotRecords = load, ps.Records
+		// Each stage's turns paid for that stage's partitions.
+		for stage, cpu := range sp.busyCPU {
+			var records int64
+			for _, ps := range st.Partitions {
+				if ps.Stage == stage {
+					records += ps.Records
+				}
 			}
+			for _, ps := range st.Partitions {
+				if load := cpu * float64(ps.Records) / float64(max(records, 1)); ps.Stage == stage && load > s.maxBusy {
+					s.maxBusy, s.hotRecords = load, ps.Records
+				}
+			}
+			member[sp.machine] += cpu
+			s.total += cpu
+			fmt.Fprintf(os.Stderr, "  %s stage %d member %d: %.2f CPU-s, %d records, %.2f µs/record\n",
+				filepath.Base(sp.spec), stage, sp.machine, cpu, records, 1e6*cpu/float64(max(records, 1)))
 		}
-		member[sp.machine] += cpu
-		fmt.Fprintf(os.Stderr, "  %s member %d: %.2f CPU-s, %d records, %.2f µs/record\n",
-			filepath.Base(sp.spec), sp.machine, cpu, records, 1e6*cpu/float64(max(records, 1)))
 	}
 	var sum, mx float64
 	var parts []string
