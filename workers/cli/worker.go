@@ -240,6 +240,10 @@ func buildPipeline(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts 
 		}
 		log.Info("the input is not declared partitioned within the key: running in two stages through the repartition topic",
 			"partitioned_by", s.Input.PartitionedBy, "key", s.Key, "topic", r.Name, "partitions", r.Partitions, "created", r.Created)
+		if s.Input.IdleTimeout == 0 {
+			log.Warn("input.idle_timeout is not set: an input partition that is empty or goes quiet holds every window of the second stage "+
+				"until its next record; set it so that quiet partitions move on", "topic", s.Input.Topic)
+		}
 	}
 	group := cfg.Kafka.Group
 	if group == "" {
@@ -258,7 +262,7 @@ func buildPipeline(ctx context.Context, cfg *config.Config, s *spec.Spec, kopts 
 			mreg = prometheus.WrapRegistererWith(prometheus.Labels{"stage": strconv.Itoa(stage)}, reg)
 		}
 		w, err := worker.New(worker.Config{
-			WorkerID: cfg.WorkerID, Spec: ss, Stage: stage, KafkaOpts: kopts, Group: worker.StageGroup(group, stage), SessionTimeout: cfg.Kafka.SessionTimeout,
+			WorkerID: cfg.WorkerID, Spec: ss, Stage: stage, Source: s, KafkaOpts: kopts, Group: worker.StageGroup(group, stage), SessionTimeout: cfg.Kafka.SessionTimeout,
 			Checkpoints: store, CheckpointInterval: cfg.Checkpoint.Interval, CheckpointRecords: cfg.Checkpoint.Records,
 			OnMissingOffset: cfg.Checkpoint.OnMissingOffset, Sinks: sinks, Logger: log,
 			Metrics: worker.NewMetrics(mreg),

@@ -180,6 +180,18 @@ func (k *Kafka) markerTopics() map[string]bool {
 // the provider may have created it a moment ago); partitions added to it later get markers from
 // the next owner that opens.
 func (w *kafkaWriter) markerPartitions(ctx context.Context) error {
+	if len(w.k.markerTopics()) > 0 {
+		// A marker says how many sources the reader must hear from: the input's partition
+		// count, from EnsureTopics, or read now for a caller that did not run it.
+		w.sources = w.k.inputPartitions
+		if w.sources == 0 {
+			t, err := topics.Await(ctx, w.k.opts, w.p.Topic, w.k.metadataWait, nil)
+			if err != nil {
+				return fmt.Errorf("kafka outbox: input topic: %w", err)
+			}
+			w.sources = int32(len(t.Partitions))
+		}
+	}
 	for topic := range w.k.markerTopics() {
 		t, err := topics.Await(ctx, w.k.opts, topic, w.k.metadataWait, func(t kadm.TopicDetail) error {
 			if len(t.Partitions) == 0 {
@@ -207,8 +219,10 @@ type kafkaWriter struct {
 	progressPart int32
 	inTxn        bool
 	dirty        bool
-	// markerParts is the partition count of each topic that gets watermark markers.
+	// markerParts is the partition count of each topic that gets watermark markers, and
+	// sources the input's, which every marker carries.
 	markerParts map[string]int32
+	sources     int32
 	// rejected holds output rows too large for their topic, for the owner to dead-letter
 	// (and count) with the checkpoint's other rejections.
 	rejected   []Rejection
@@ -483,7 +497,7 @@ func (w *kafkaWriter) Flush(ctx context.Context) (string, error) {
 	if announce {
 		// After the windows it covers: a reader sees them before the marker.
 		val := partial.AppendMarker(nil, partial.Marker{Group: w.p.Spec + "/" + w.p.Topic, Source: w.p.Partition,
-			Sources: max(w.k.inputPartitions, w.p.Partition+1), Watermark: w.next.Watermark})
+			Sources: max(w.sources, w.p.Partition+1), Watermark: w.next.Watermark})
 		for topic, n := range w.markerParts {
 			for part := range n {
 				w.produce(ctx, &kgo.Record{Topic: topic, Partition: part, Key: markerRecordKey, Value: val})

@@ -208,7 +208,9 @@ func (st *Store) Closes(wm int64) bool { return wm >= st.nextClose }
 
 // Pending says whether windows the watermark has passed are still open (between RaiseWatermark
 // and CloseDue).
-func (st *Store) Pending() bool { return st.watermark != noTime && st.watermark >= st.nextClose }
+func (st *Store) Pending() bool {
+	return st.watermark != noTime && st.watermark >= st.nextClose && st.nextClose != 1<<63-1
+}
 
 // Flush emits every open window, as at the end of input.
 func (st *Store) Flush() { st.AdvanceWatermark(1<<63 - 1) }

@@ -597,4 +597,8 @@ func TestRaiseThenCloseDue(t *testing.T) {
 	if restored.Apply(&record.Record{Key: [][]byte{[]byte("a")}, Time: 179_000}) {
 		t.Error("a record behind the raised watermark was applied")
 	}
+	restored.Flush()
+	if restored.Pending() {
+		t.Error("a flushed store says windows are pending: its final watermark would never be announced")
+	}
 }

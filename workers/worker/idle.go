@@ -109,6 +109,7 @@ func (o *owner) idleAdvance(ctx context.Context, now time.Time) error {
 	o.setStat(func(s *PartitionStatus) {
 		s.IdleAdvances++
 		s.Watermark = wm
+		s.NextOffset = o.nextOffset // an empty partition's position is its end now
 	})
 	o.log.Debug("idle partition: watermark advanced by the clock", "watermark", wm, "idle_since", since)
 	return o.checkpoint(ctx, false)

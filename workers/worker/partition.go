@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"math"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/emit"
 	"github.com/liveagg/liveagg/workers/partial"
@@ -68,9 +70,10 @@ type input struct {
 	sources *partial.Watermarks
 	// previous are earlier revisions of the spec whose partials are converted through
 	// bridges, by the partials' layout fingerprint; converted is the conversion's buffer.
-	previous  []string
-	bridges   map[uint64]*state.Bridge
-	converted []byte
+	previous   []string
+	bridges    map[uint64]*state.Bridge
+	converted  []byte
+	superseded []uint64
 	// partitionedBy is Worker.partitionedBy: records whose Kafka key is not the canonical
 	// key of these key fields contradict the declared partitioning.
 	partitionedBy []int
@@ -178,6 +181,12 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 			states[i] = l.State
 		}
 		st, n, rerr := state.RestoreChain(rs, rl, emitFn, states)
+		if errors.Is(rerr, state.ErrMismatch) && tip.Spec == "" && w.ranInOneStage(tip.State) {
+			return 0, fmt.Errorf("%w: %w: the checkpoint at offset %d was written when this spec ran in one stage; it now runs in two, since its input is not "+
+				"declared partitioned within its key. If the producers key every record by a subset of the key, declare it (input.partitioned_by) and the "+
+				"checkpoints restore; otherwise retire them (liveagg checkpoint retire) and the two stages start from the start of the topic",
+				checkpoint.ErrAbortRestore, ErrChangeRefused, tip.Offset)
+		}
 		if errors.Is(rerr, state.ErrMismatch) && tip.Spec == "" {
 			return 0, fmt.Errorf("%w: %w: the checkpoint at offset %d was written before specs had versions, by a spec with other key, windows or aggregations, "+
 				"so the worker cannot tell how to carry it over. Restore the previous spec, or retire the checkpoints "+
@@ -246,6 +255,7 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 			o.closeWriters()
 			return 0, o.emitErr
 		}
+		o.ckptOffset = -2 // what they wrote is committed by the next checkpoint, even with no record
 	}
 	if f := lease.Manifest().Failure; f != nil && f.Count >= w.cfg.PoisonAfter && f.Offset >= o.nextOffset {
 		o.poison = f
@@ -262,7 +272,22 @@ func (o *owner) restore(ctx context.Context) (int64, error) {
 		}
 	}
 	if switched != nil {
-		if err := o.rebuild(ctx, switched); err != nil {
+		// A reader's rebuild must not close the new windows at the sources' watermarks of the
+		// switch before it has read the partials up to it: it runs with a tracker of its own,
+		// and the restored one takes over after.
+		restoredSources := o.sources
+		if o.sources != nil {
+			o.sources = partial.NewWatermarks()
+		}
+		err := o.rebuild(ctx, switched)
+		if restoredSources != nil {
+			o.sources = restoredSources
+			if wm, ok := o.sources.Min(); ok && err == nil {
+				o.store.AdvanceWatermark(wm)
+				err = o.emitErr
+			}
+		}
+		if err != nil {
 			o.closeWriters()
 			return 0, fmt.Errorf("partition %s: %w", o.key, err)
 		}
@@ -309,7 +334,7 @@ func (o *owner) run(ctx context.Context) {
 			}
 		case <-tick.C:
 			// Records applied, or only transaction markers passed: either moves the offset.
-			moved := o.sinceCkpt > 0 || (o.nextOffset >= 0 && o.nextOffset != o.ckptOffset)
+			moved := o.sinceCkpt > 0 || (o.nextOffset >= 0 && o.nextOffset != o.ckptOffset) || o.nextSeq != o.ckptSeq
 			if moved && time.Since(o.lastCkpt) >= o.w.cfg.CheckpointInterval {
 				if err := o.checkpoint(ctx, false); err != nil {
 					o.fail(err)
@@ -548,6 +573,10 @@ func (o *owner) applyPartial(v []byte) (record.Reason, string, error) {
 	}
 	if err := partial.CheckLayout(p, o.w.layout); err != nil {
 		b := o.bridges[p.Fingerprint]
+		if b == nil && slices.Contains(o.superseded, p.Fingerprint) {
+			o.logBadPartial(err)
+			return record.ReasonBadState, fmt.Sprintf("a partial of a revision of the spec that an incompatible change replaced: %v", err), nil
+		}
 		if b == nil && o.w.cfg.Stage == 2 {
 			// The first stage runs this very spec: a partial of another layout was written
 			// under a revision this worker has not loaded yet. Failing restarts the worker,
@@ -588,6 +617,8 @@ func (o *owner) applyPartial(v []byte) (record.Reason, string, error) {
 type readerState struct {
 	Watermarks *partial.Watermarks `json:"watermarks"`
 	Previous   []string            `json:"previous_specs,omitempty"`
+	// Superseded are the layout fingerprints of revisions an incompatible change replaced.
+	Superseded []uint64 `json:"superseded_layouts,omitempty"`
 }
 
 // keptRevisions bounds how many earlier revisions a reader converts partials of: partials
@@ -600,10 +631,27 @@ const keptRevisions = 3
 func (o *owner) restoreReader(cp checkpoint.Checkpoint, switched *switchover) error {
 	if len(cp.Sources) > 0 {
 		rs := readerState{Watermarks: partial.NewWatermarks()}
-		if err := json.Unmarshal(cp.Sources, &rs); err != nil {
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(cp.Sources, &probe); err != nil {
 			return fmt.Errorf("the checkpoint's reader state: %w", err)
 		}
-		o.sources, o.previous = rs.Watermarks, rs.Previous
+		if _, ok := probe["watermarks"]; ok {
+			if err := json.Unmarshal(cp.Sources, &rs); err != nil {
+				return fmt.Errorf("the checkpoint's reader state: %w", err)
+			}
+		} else if err := rs.Watermarks.UnmarshalJSON(cp.Sources); err != nil { // the first form: the watermarks alone
+			return fmt.Errorf("the checkpoint's reader state: %w", err)
+		}
+		o.sources, o.previous, o.superseded = rs.Watermarks, rs.Previous, rs.Superseded
+	}
+	if switched != nil && switched.plan.Action != spec.ActionMigrate && switched.plan.Action != spec.ActionNone {
+		// Partials of the revision an incompatible change replaced cannot be converted: they
+		// are dead-lettered rather than make the stage restart for a revision it will not load.
+		if lo, err := agg.LayoutOf(switched.old); err == nil && lo.Fingerprint() != o.w.layout.Fingerprint() &&
+			!slices.Contains(o.superseded, lo.Fingerprint()) {
+			o.superseded = append(o.superseded, lo.Fingerprint())
+			o.superseded = o.superseded[max(0, len(o.superseded)-keptRevisions):]
+		}
 	}
 	if switched != nil && switched.cp.Spec != "" && (switched.plan.Action == spec.ActionMigrate || switched.plan.Action == spec.ActionNone) {
 		o.previous = append(o.previous, switched.cp.Spec)
@@ -853,7 +901,7 @@ func (o *owner) checkpoint(ctx context.Context, wait bool) error {
 	pause := time.Since(start)
 	cp := checkpoint.Checkpoint{Offset: o.nextOffset, EmitSeq: o.nextSeq, Sinks: progress, State: buf, Kind: kind, Parent: parent}
 	if o.sources != nil {
-		if cp.Sources, err = json.Marshal(readerState{Watermarks: o.sources, Previous: o.previous}); err != nil {
+		if cp.Sources, err = json.Marshal(readerState{Watermarks: o.sources, Previous: o.previous, Superseded: o.superseded}); err != nil {
 			return fmt.Errorf("partition %s: source watermarks: %w", o.key, err)
 		}
 	}

@@ -7,6 +7,9 @@ import (
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/liveagg/liveagg/workers/agg"
+	"github.com/liveagg/liveagg/workers/state"
 )
 
 // Pipeline runs the stages of one spec (see spec.Spec.Stages) in one process: a Worker per
@@ -125,4 +128,19 @@ func StageGroup(group string, stage int) string {
 		return group
 	}
 	return fmt.Sprintf("%s.stage%d", group, stage)
+}
+
+// ranInOneStage says whether a checkpoint's state was written by the spec the worker's stage
+// derives from, run in one stage: a checkpoint from before the spec ran in two.
+func (w *Worker) ranInOneStage(snapshot []byte) bool {
+	src := w.cfg.Source
+	if w.cfg.Stage != 1 || src == nil {
+		return false
+	}
+	layout, err := agg.LayoutOf(src)
+	if err != nil {
+		return false
+	}
+	fp, ok := state.SnapshotFingerprint(snapshot)
+	return ok && fp == state.Fingerprint(src, layout)
 }

@@ -134,6 +134,12 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, old *spe
 // level would merge the old and the new partial of the window, counting its records twice.
 func notAgain(old, cur *spec.Spec, wm int64, emit state.EmitFunc) state.EmitFunc {
 	partials := slices.ContainsFunc(cur.Outputs, func(o spec.Output) bool { return o.Partial })
+	oldPartials := slices.ContainsFunc(old.Outputs, func(o spec.Output) bool { return o.Partial })
+	if partials != oldPartials {
+		// One stage became two, or two one: the old version wrote final rows where the new one
+		// writes partials (or the reverse), so nothing the new one writes is in the outputs yet.
+		return emit
+	}
 	if !slices.Equal(old.Key, cur.Key) && !partials {
 		return emit
 	}
@@ -182,7 +188,9 @@ func (o *owner) rebuild(ctx context.Context, sw *switchover) error {
 	o.log.Info("rebuilding the new version's first windows from the log", "from_offset", first, "to_offset", sw.cp.Offset, "windows_from", time.UnixMilli(sw.from).UTC())
 	cl, err := kgo.NewClient(append(w.cfg.KafkaOpts[:len(w.cfg.KafkaOpts):len(w.cfg.KafkaOpts)],
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {o.key.Partition: kgo.NewOffset().At(first)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+		// The checkpoint's offset may sit just past a transaction marker, which owners pass:
+		// the rebuild sees markers too, or it would wait for a record at that offset.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
@@ -201,9 +209,13 @@ func (o *owner) rebuild(ctx context.Context, sw *switchover) error {
 				done = true
 				return
 			}
+			if kr.Attrs.IsControl() {
+				done = kr.Offset+1 >= sw.cp.Offset
+				return
+			}
 			o.curOffset, o.curRecord = kr.Offset, kr
 			if o.proj != nil {
-				o.applyPartial(kr.Value)
+				_, _, _ = o.applyPartial(kr.Value) // dead letters and stale partials were the old version's
 			} else if o.dec.Decode(kr.Value, kr.Timestamp.UnixMilli(), o.rec) == nil &&
 				(o.partitionedBy == nil || record.IsCanonicalKey(kr.Key, o.rec.Key, o.partitionedBy)) {
 				o.store.Apply(o.rec)

@@ -90,8 +90,10 @@ type Config struct {
 	// partition's checkpoint manifest, across restarts) before the record is treated as
 	// poison: dead-lettered, logged, and passed (default 3). Transient failures do not count.
 	PoisonAfter int
-	// Stage is the worker's stage in a two-stage pipeline (1 or 2), 0 for a spec run in one.
-	Stage int
+	// Stage is the worker's stage in a two-stage pipeline (1 or 2), 0 for a spec run in one;
+	// Source is then the spec the stages derive from (spec.Spec.Stages).
+	Stage  int
+	Source *spec.Spec
 	// SessionTimeout is how long the group waits for a silent member before moving its
 	// partitions (default 10s: an instance that vanishes without a drain is replaced fast).
 	SessionTimeout time.Duration
