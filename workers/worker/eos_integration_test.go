@@ -446,18 +446,7 @@ aws: {endpoint: %q}
 	sc.chains = watchChains(sc.ctx, ckpts)
 	sc.fleet = &fleet{t: t, cfgPath: cfgPath, procs: map[int]*exec.Cmd{}, logs: dir}
 	t.Cleanup(sc.fleet.stopAll)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := range 8 {
-				b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d.log", i)))
-				if err != nil {
-					continue
-				}
-				lines := strings.Split(string(b), "\n")
-				t.Logf("w%d log tail:\n%s", i, strings.Join(lines[max(0, len(lines)-25):], "\n"))
-			}
-		}
-	})
+	logTailsOnFailure(t, dir, 8, 25)
 	return sc
 }
 

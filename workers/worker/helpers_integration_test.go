@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -57,4 +58,22 @@ windows: [1m]
 aggregations: [{fn: count}]
 outputs: [{type: file, path: %q}]
 `, name, topic, filepath.Join(dir, "out"))
+}
+
+// logTailsOnFailure logs the last lines of each worker's log (w0.log and on, in dir) if the
+// test fails: what a failed run's workers were doing is most of what there is to know.
+func logTailsOnFailure(t testing.TB, dir string, workers, lines int) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for i := range workers {
+			b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d.log", i)))
+			if err != nil {
+				continue
+			}
+			l := strings.Split(string(b), "\n")
+			t.Logf("w%d log tail:\n%s", i, strings.Join(l[max(0, len(l)-lines):], "\n"))
+		}
+	})
 }

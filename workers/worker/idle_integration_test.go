@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,16 +100,7 @@ sinks:
 `, r.spec, strings.Join(r.brokers, ","), r.dir, strings.Join(r.cass, ","))
 	r.fleet = &fleet{t: t, cfgPath: r.workerConfig, procs: map[int]*exec.Cmd{}, logs: r.dir}
 	t.Cleanup(r.fleet.stopAll)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := range 3 {
-				if b, err := os.ReadFile(filepath.Join(r.dir, fmt.Sprintf("w%d.log", i))); err == nil {
-					lines := strings.Split(string(b), "\n")
-					t.Logf("w%d log tail:\n%s", i, strings.Join(lines[max(0, len(lines)-20):], "\n"))
-				}
-			}
-		}
-	})
+	logTailsOnFailure(t, r.dir, 3, 20)
 	return r
 }
 

@@ -6,9 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,16 +134,7 @@ aws: {endpoint: %q}
 `, specPath, strings.Join(rt.brokers, ","), rt.name, strings.Join(rt.cass, ","), testenv.AWSEndpoint(t))
 	rt.fleet = &fleet{t: t, cfgPath: cfgPath, procs: map[int]*exec.Cmd{}, logs: dir}
 	t.Cleanup(rt.fleet.stopAll)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := range 3 {
-				if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d.log", i))); err == nil {
-					lines := strings.Split(string(b), "\n")
-					t.Logf("w%d log tail:\n%s", i, strings.Join(lines[max(0, len(lines)-20):], "\n"))
-				}
-			}
-		}
-	})
+	logTailsOnFailure(t, dir, 3, 20)
 	return rt
 }
 

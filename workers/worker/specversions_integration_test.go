@@ -332,15 +332,7 @@ aws: {endpoint: %q}
 `, rg.bucket, rg.name, strings.Join(rg.brokers, ","), rg.bucket, strings.Join(rg.cassHosts, ","), testenv.AWSEndpoint(t))
 	rg.sup = &supervisor{t: t, cfgPath: cfgPath, logs: dir, procs: map[int]*exec.Cmd{}}
 	t.Cleanup(rg.sup.stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := range 3 {
-				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d.log", i)))
-				lines := strings.Split(string(b), "\n")
-				t.Logf("w%d log tail:\n%s", i, strings.Join(lines[max(0, len(lines)-30):], "\n"))
-			}
-		}
-	})
+	logTailsOnFailure(t, dir, 3, 30)
 	return rg
 }
 
