@@ -120,7 +120,7 @@ func TestSpotEventsDrainRealWorkers(t *testing.T) {
 	specPath := filepath.Join(dir, "spec.yaml")
 	writeFile(t, specPath, fmt.Sprintf(`
 name: %s
-input: {topic: %s, time_field: t}
+input: {topic: %s, time_field: t, partitioned_by: [k]}
 key: [k]
 windows: [1m]
 aggregations: [{fn: count}]
@@ -165,7 +165,7 @@ admin: {listen: "127.0.0.1:%d", token_ssm_parameter: %q}
 		var recs []*kgo.Record
 		for i := range n {
 			j := produced + i
-			recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(j % 4),
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(j % 4), Key: fmt.Appendf(nil, "k%d", j%4),
 				Value: fmt.Appendf(nil, `{"k":"k%d","t":%d}`, j%4, 1767225600000+int64(j)*50)})
 		}
 		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {

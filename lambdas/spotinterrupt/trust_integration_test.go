@@ -168,7 +168,7 @@ func TestSpotInterruptTrustsEC2NotTags(t *testing.T) {
 	specPath := filepath.Join(dir, "spec.yaml")
 	writeFile(t, specPath, fmt.Sprintf(`
 name: %s
-input: {topic: %s, time_field: t}
+input: {topic: %s, time_field: t, partitioned_by: [k]}
 key: [k]
 windows: [1m]
 aggregations: [{fn: count}]

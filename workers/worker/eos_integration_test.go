@@ -428,7 +428,7 @@ outputs:
 	cfg := fmt.Sprintf(`
 spec: %s
 kafka: {brokers: [%s]}
-checkpoint: {location: "s3://%s/checkpoints", interval: 2s, records: 25000, incremental: true, base_ratio: 0.3, max_deltas: 1}
+checkpoint: {location: "s3://%s/checkpoints", interval: 2s, records: 12000, incremental: true, base_ratio: 0.3, max_deltas: 1}
 sinks:
   cassandra: {hosts: [%s], timeout: 20s, concurrency: 64}
 aws: {endpoint: %q}
