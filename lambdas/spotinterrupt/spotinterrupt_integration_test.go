@@ -288,7 +288,7 @@ admin: {listen: "127.0.0.1:%d", token_ssm_parameter: %q}
 	// 4. Everything produced is in the rollups once: close every window and count.
 	produce(10_000)
 	for p := range int32(4) {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p,
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Key: []byte("flush"),
 			Value: fmt.Appendf(nil, `{"k":"flush","t":%d}`, 1767225600000+int64(86_400_000))}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}

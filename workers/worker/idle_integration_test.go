@@ -26,12 +26,13 @@ import (
 // Quiet partitions under input.idle_timeout, on real worker processes, Kafka and Cassandra:
 // windows 10s, allowed lateness 1s, idle timeout 2s, checkpoints every second. The bound a
 // window's row must meet is idle_timeout + allowed_lateness after the window's end, plus the
-// confirmation and checkpoint cadence and this machine's scheduling: idleSlack.
+// confirmation and checkpoint cadence and this machine's scheduling, under a full test run:
+// idleSlack. The bound itself is measured by BenchmarkQuietLatency.
 const (
 	idleWindow   = 10 * time.Second
 	idleLateness = time.Second
 	idleTimeout  = 2 * time.Second
-	idleSlack    = 4 * time.Second
+	idleSlack    = 8 * time.Second
 )
 
 // idleRun is one spec over one topic with a fleet of worker processes, and the records the test
