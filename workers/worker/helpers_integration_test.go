@@ -60,6 +60,19 @@ outputs: [{type: file, path: %q}]
 `, name, topic, filepath.Join(dir, "out"))
 }
 
+// keyedCountSpec is countSpec over a topic whose records are keyed by k, declared so: one
+// stage, for tests that count a worker's partitions.
+func keyedCountSpec(t testing.TB, dir, name, topic string) string {
+	return writeFile(t, dir, "spec.yaml", `
+name: %s
+input: {topic: %s, time_field: t, partitioned_by: [k]}
+key: [k]
+windows: [1m]
+aggregations: [{fn: count}]
+outputs: [{type: file, path: %q}]
+`, name, topic, filepath.Join(dir, "out"))
+}
+
 // logTailsOnFailure logs the last lines of each worker's log (w0.log and on, in dir) if the
 // test fails: what a failed run's workers were doing is most of what there is to know.
 func logTailsOnFailure(t testing.TB, dir string, workers, lines int) {

@@ -31,7 +31,7 @@ func TestCheckpointedOffsetLostToRetention(t *testing.T) {
 	adm := kadm.NewClient(cl)
 	produce := func(from, to int) { produceSeq(t, ctx, cl, topic, from, to) }
 	dir := t.TempDir()
-	specPath := countSpec(t, dir, name, topic)
+	specPath := keyedCountSpec(t, dir, name, topic)
 	tokenPath := writeFile(t, dir, "token", "tok")
 	port := testenv.FreePort(t)
 	writeCfg := func(policy string) string {
@@ -119,7 +119,7 @@ spec: %s
 kafka: {brokers: [%s], session_timeout: 30s}
 checkpoint: {location: "file://%s", interval: 1s, on_missing_offset: %s}
 admin: {listen: "127.0.0.1:%d", token_file: %q}
-`, countSpec(t, dir, name, topic), strings.Join(brokers, ","), filepath.Join(dir, "ckpt"), policy, port, writeFile(t, dir, "token", "tok"))
+`, keyedCountSpec(t, dir, name, topic), strings.Join(brokers, ","), filepath.Join(dir, "ckpt"), policy, port, writeFile(t, dir, "token", "tok"))
 			c := admin.NewClient(fmt.Sprintf("http://127.0.0.1:%d", port), "tok", nil)
 			status := func() (worker.PartitionStatus, bool) {
 				var st worker.Status
@@ -201,7 +201,7 @@ func produceSeq(t *testing.T, ctx context.Context, cl *kgo.Client, topic string,
 	t.Helper()
 	var recs []*kgo.Record
 	for i := from; i < to; i++ {
-		recs = append(recs, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"k":"a","t":%d}`, 1767225600000+int64(i))})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte("a"), Value: fmt.Appendf(nil, `{"k":"a","t":%d}`, 1767225600000+int64(i))})
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
