@@ -122,11 +122,7 @@ Exit status: 0 when listed (none included), 1 if a partition's manifest cannot b
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := open(ctx, args[0])
-			if err != nil {
-				return usageErr(cmd, err.Error())
-			}
-			keys, err := st.Partitions(ctx, specName, topic)
+			st, keys, err := storeOpener(open).partitions(ctx, args[0], specName, topic)
 			if err != nil {
 				return usageErr(cmd, err.Error())
 			}
@@ -327,4 +323,18 @@ func printChain(ctx context.Context, st *checkpoint.Store, out io.Writer, name s
 func usageErr(cmd *cobra.Command, msg string) error {
 	fmt.Fprintln(cmd.ErrOrStderr(), "liveagg "+cmd.Name()+": "+msg)
 	return &ExitError{Code: ExitUsage}
+}
+
+// partitions opens a checkpoint location and lists its partitions, of one spec (and topic) when
+// they are given.
+func (open storeOpener) partitions(ctx context.Context, location, specName, topic string) (*checkpoint.Store, []checkpoint.Key, error) {
+	st, err := open(ctx, location)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := st.Partitions(ctx, specName, topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, keys, nil
 }

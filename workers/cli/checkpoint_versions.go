@@ -29,11 +29,7 @@ cannot be read.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := open(ctx, args[0])
-			if err != nil {
-				return usageErr(cmd, err.Error())
-			}
-			keys, err := st.Partitions(ctx, specName, topic)
+			st, keys, err := open.partitions(ctx, args[0], specName, topic)
 			if err != nil {
 				return usageErr(cmd, err.Error())
 			}
@@ -136,11 +132,7 @@ wrong call or an unreadable location.`,
 			case all == (below > 0):
 				return usageErr(cmd, "give either --below VERSION (1 or more) or --all")
 			}
-			st, err := open(ctx, args[0])
-			if err != nil {
-				return usageErr(cmd, err.Error())
-			}
-			keys, err := st.Partitions(ctx, specName, topic)
+			st, keys, err := open.partitions(ctx, args[0], specName, topic)
 			if err != nil {
 				return usageErr(cmd, err.Error())
 			}

@@ -66,8 +66,10 @@ type input struct {
 	proj  *partial.Projection // for a spec reading partials
 	part  partial.Partial
 	parts [][]byte
-	// sources are the watermarks of the partitions that write the partials (nil for raw input).
-	sources *partial.Watermarks
+	// sources are the watermarks of the partitions that write the partials (nil for raw input);
+	// sourcesMoved says a marker arrived in the batch being applied.
+	sources      *partial.Watermarks
+	sourcesMoved bool
 	// previous are earlier revisions of the spec whose partials are converted through
 	// bridges, by the partials' layout fingerprint; converted is the conversion's buffer.
 	previous   []string
@@ -515,11 +517,12 @@ func (o *owner) apply(ctx context.Context, batch []*kgo.Record) (err error) {
 	o.w.totalDead.Add(int64(bad + late))
 	o.w.busyNanos.Add(int64(busy))
 	st := o.store.Stats()
+	defer func() { o.sourcesMoved = false }()
 	o.setStat(func(s *PartitionStatus) {
 		s.NextOffset = o.nextOffset
 		s.Series, s.Slots, s.StateBytes = st.Series, st.Slots, st.Bytes
 		s.Watermark = st.Watermark
-		if o.sources != nil {
+		if o.sourcesMoved {
 			s.WaitingFor = o.sources.Waiting()
 		}
 		s.Records += int64(data)
@@ -562,6 +565,7 @@ func (o *owner) applyPartial(v []byte) (record.Reason, string, error) {
 			return record.ReasonBadState, err.Error(), nil
 		}
 		o.sources.Observe(m)
+		o.sourcesMoved = true // the status's list of sources waited for is redone once a batch
 		if wm, ok := o.sources.Min(); ok {
 			o.store.AdvanceWatermark(wm)
 		}
@@ -657,6 +661,7 @@ func (o *owner) restoreReader(cp checkpoint.Checkpoint, switched *switchover) er
 		o.previous = append(o.previous, switched.cp.Spec)
 		o.previous = o.previous[max(0, len(o.previous)-keptRevisions):]
 	}
+	o.sourcesMoved = true // shown in the status from the first batch on
 	o.bridges = map[uint64]*state.Bridge{}
 	for _, doc := range o.previous {
 		old, err := spec.Parse([]byte(doc))

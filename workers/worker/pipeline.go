@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sync"
 
 	"github.com/liveagg/liveagg/workers/agg"
@@ -24,9 +23,6 @@ type Pipeline struct {
 
 // NewPipeline returns the pipeline of stages, in pipeline order.
 func NewPipeline(stages ...*Worker) *Pipeline { return &Pipeline{stages: stages} }
-
-// Stages returns the pipeline's workers, in pipeline order.
-func (p *Pipeline) Stages() []*Worker { return slices.Clone(p.stages) }
 
 // Run runs every stage until ctx ends, Drain completes, or a stage fails; a failure stops the
 // others (without a final checkpoint, as any failure: the restart replays).
