@@ -366,7 +366,7 @@ func (r *skewRun) turn(sp *skewProc, ends map[int32]int64, stage int) time.Durat
 	before := procCPU(r.b, sp.p.Cmd.Process.Pid)
 	signal(r.b, sp, syscall.SIGCONT)
 	start := time.Now()
-	profiled := r.startProfile(sp)
+	profiled := r.startProfile(sp, stage)
 	for !r.caughtUp(sp, ends, stage) {
 		if r.ctx.Err() != nil {
 			r.b.Fatalf("%s did not catch up to %v", sp.spec, ends)
@@ -409,10 +409,10 @@ func (r *skewRun) caughtUp(sp *skewProc, ends map[int32]int64, stage int) bool {
 	return true
 }
 
-// startProfile saves a CPU profile of sp's turn into LIVEAGG_SKEW_PROFILE when that names a
+// startProfile saves a CPU profile of sp's turn at a stage into LIVEAGG_SKEW_PROFILE when that names a
 // folder and this run profiles (go tool pprof merges a spec's files); the channel closes
 // when the profile is written.
-func (r *skewRun) startProfile(sp *skewProc) <-chan struct{} {
+func (r *skewRun) startProfile(sp *skewProc, stage int) <-chan struct{} {
 	done := make(chan struct{})
 	dir := os.Getenv("LIVEAGG_SKEW_PROFILE")
 	if dir == "" || !r.profile {
@@ -426,7 +426,7 @@ func (r *skewRun) startProfile(sp *skewProc) <-chan struct{} {
 			return
 		}
 		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-m%d.pprof", strings.TrimSuffix(filepath.Base(sp.spec), ".yaml"), sp.machine)))
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-s%d-m%d.pprof", strings.TrimSuffix(filepath.Base(sp.spec), ".yaml"), stage, sp.machine)))
 		if err != nil {
 			return
 		}
