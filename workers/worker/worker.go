@@ -386,11 +386,16 @@ func (w *Worker) refreshLag(ctx context.Context, cl *kgo.Client, interval time.D
 				continue
 			}
 			if a := applied[p]; a >= 0 {
+				// Only for a partition still owned by o (as the idle gauge below): one
+				// released while the broker was asked has had its gauges removed, and setting
+				// them again would leave stale series behind for good.
 				lag := max(0, end.Offset-a)
 				w.mu.Lock()
-				w.lag[p] = lag
+				if w.owners[p] == o {
+					w.lag[p] = lag
+					w.metrics.lag(p, lag)
+				}
 				w.mu.Unlock()
-				w.metrics.lag(p, lag)
 			}
 			if highs == nil {
 				continue
@@ -405,7 +410,11 @@ func (w *Worker) refreshLag(ctx context.Context, cl *kgo.Client, interval time.D
 			} else {
 				o.idle.reset()
 			}
-			w.metrics.idle(p, caughtUp)
+			w.mu.Lock()
+			if w.owners[p] == o {
+				w.metrics.idle(p, caughtUp)
+			}
+			w.mu.Unlock()
 		}
 	}
 }
