@@ -54,7 +54,7 @@ func TestWorkerLogLinesNameTheWorkerOnce(t *testing.T) {
 	dir := t.TempDir()
 	specFile := filepath.Join(dir, "spec.yaml")
 	if err := os.WriteFile(specFile, []byte(`
-name: logkeys
+name: `+topic+`
 input: {topic: `+topic+`, time_field: ts, partitioned_by: [org]}
 key: [org]
 windows: [1m]

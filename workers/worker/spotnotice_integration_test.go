@@ -77,7 +77,17 @@ admin: {listen: "127.0.0.1:%d", token_file: %q, on_ec2: true}
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	time.Sleep(2 * time.Second)
+	// The notice comes once the worker owns its partitions, so that the drain has a
+	// checkpoint to write (the group may take a while to assign them on a loaded machine).
+	for !strings.Contains(w.Log(), `"msg":"partition restored"`) {
+		select {
+		case <-done:
+			t.Fatalf("worker exited before owning a partition:\n%s", w.Log())
+		case <-ctx.Done():
+			t.Fatalf("worker never restored a partition:\n%s", w.Log())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 
 	// Two minutes' notice: the worker drains itself and exits.
 	md.Set("spot/instance-action", fmt.Sprintf(`{"action":"terminate","time":%q}`, time.Now().Add(2*time.Minute).UTC().Format(time.RFC3339)))
