@@ -3,20 +3,21 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"os"
-	"slices"
-	"strings"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
-	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/config"
 	"github.com/liveagg/liveagg/workers/spec"
+	"github.com/liveagg/liveagg/workers/specsrc"
 )
 
 func newSpecExplainCmd() *cobra.Command {
-	var sample string
+	var sample, cfgPath string
 	cmd := &cobra.Command{
 		Use:   "explain FILE",
 		Short: "Say how workers run a spec: its stages, topics and consumer groups",
@@ -26,11 +27,12 @@ topic (which topic, its partitions and retention, and each stage's consumer grou
 
 With --sample, it also reads newline-delimited JSON records (a few lines of the input topic) and
 checks each against the spec: the key and time fields decode, and every partitioned_by field is
-there. A spec that declares a partitioning by a field the records lack is refused here, before
-any worker runs it.
+there. With --config instead, it reads the newest records of every partition of the input topic
+itself, with that worker configuration's Kafka settings. A spec that declares a partitioning by a
+field the records lack is refused here, before any worker runs it.
 
 Exit status: 0 if the spec is valid (and the sample fits it), 1 if not, 2 if a file cannot be read.`,
-		Example: "  liveagg spec explain web-errors.yaml --sample access-logs.jsonl",
+		Example: "  liveagg spec explain web-errors.yaml --sample access-logs.jsonl\n  liveagg spec explain web-errors.yaml --config worker.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
@@ -46,97 +48,82 @@ Exit status: 0 if the spec is valid (and the sample fits it), 1 if not, 2 if a f
 			for _, l := range s.Explain() {
 				fmt.Fprintln(cmd.OutOrStdout(), l)
 			}
-			if sample == "" {
+			var samples []specsrc.Sample
+			from := sample
+			switch {
+			case sample != "":
+				samples, err = readSampleFile(s, sample)
+			case cfgPath != "":
+				from = s.Input.Topic
+				samples, err = readTopicSample(cmd.Context(), cfgPath, s)
+			default:
 				return nil
 			}
-			problems, n, err := checkSample(s, sample)
 			if err != nil {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", sample, err)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", from, err)
 				return &ExitError{Code: ExitUsage}
 			}
-			for _, p := range problems {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s\n", p)
+			if len(samples) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: no records to check\n", from)
+				return nil
 			}
-			if len(problems) > 0 {
+			rep, err := specsrc.CheckSample(s, samples)
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", from, err)
 				return &ExitError{Code: ExitInvalid}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d records fit the spec\n", sample, n)
+			for _, p := range rep.Problems {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s\n", p)
+			}
+			for _, a := range rep.Absent {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s, in %d records\n", from, a, rep.Records)
+			}
+			if len(rep.Problems)+len(rep.Absent) > 0 {
+				return &ExitError{Code: ExitInvalid}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d records fit the spec\n", from, rep.Records)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&sample, "sample", "", "newline-delimited JSON records to check against the spec")
+	cmd.Flags().StringVar(&cfgPath, "config", "", "worker configuration whose Kafka settings reach the input topic, to check its newest records against the spec")
+	cmd.MarkFlagsMutuallyExclusive("sample", "config")
 	return cmd
 }
 
-// checkSample decodes every record of a sample file as a worker would and checks that each has
-// the partitioned_by fields. It reports at most a few problems per kind, each with its line.
-func checkSample(s *spec.Spec, path string) (problems []string, records int, err error) {
-	if s.Input.Format != spec.FormatJSON {
-		return nil, 0, fmt.Errorf("spec %s reads %s, not JSON records", s.Name, s.Input.Format)
-	}
+// readSampleFile reads newline-delimited records, each named by its line.
+func readSampleFile(s *spec.Spec, path string) ([]specsrc.Sample, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer f.Close()
-	dec, err := record.NewDecoder(s)
-	if err != nil {
-		return nil, 0, err
-	}
-	rec := dec.NewRecord()
-	perKind := map[string]int{}
-	report := func(kind, format string, args ...any) {
-		if perKind[kind]++; perKind[kind] <= 3 {
-			problems = append(problems, fmt.Sprintf(format, args...))
-		}
-	}
+	var out []specsrc.Sample
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, s.Input.MaxRecordBytes+1)
 	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		records++
-		if err := dec.Decode(b, 0, rec); err != nil {
-			report(string(record.ReasonOf(err)), "%s:%d: %v", path, line, err)
-			continue
-		}
-		var doc map[string]any
-		if json.Unmarshal(b, &doc) != nil {
-			continue // the decoder accepted it; its own rules are the ones that matter
-		}
-		for i, field := range s.Input.PartitionedBy {
-			if slices.Contains(s.Key, field) {
-				continue // decoded with the key
-			}
-			if !hasField(doc, field) {
-				report("partitioned_by:"+field, "%s:%d: input.partitioned_by[%d]: the record has no field %q: the producers cannot key records by it", path, line, i, field)
-			}
+		if b := bytes.TrimSpace(sc.Bytes()); len(b) > 0 {
+			out = append(out, specsrc.Sample{Where: fmt.Sprintf("%s:%d", path, line), Value: bytes.Clone(b)})
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, records, err
-	}
-	for kind, n := range perKind {
-		if n > 3 {
-			problems = append(problems, fmt.Sprintf("%s: %d more records with %s", path, n-3, kind))
-		}
-	}
-	return problems, records, nil
+	return out, sc.Err()
 }
 
-// hasField reports whether a dotted field path names a value in doc.
-func hasField(doc map[string]any, path string) bool {
-	var v any = doc
-	for part := range strings.SplitSeq(path, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return false
-		}
-		if v, ok = m[part]; !ok {
-			return false
-		}
+// readTopicSample reads the newest records of the spec's input topic with the Kafka settings
+// of a worker configuration.
+func readTopicSample(ctx context.Context, cfgPath string, s *spec.Spec) ([]specsrc.Sample, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
 	}
-	return v != nil
+	kopts, err := cfg.Kafka.ClientOpts(ctx, func(ctx context.Context) (aws.Config, error) { return cfg.AWS.Load(ctx) })
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return specsrc.ReadTopicSample(ctx, kopts, s.Input.Topic, sampleRecords)
 }
+
+// sampleRecords is how many of each partition's newest records a topic sample reads.
+const sampleRecords = 20

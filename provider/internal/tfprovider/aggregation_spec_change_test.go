@@ -42,7 +42,7 @@ func TestAccAggregationSpecChangeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 10 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte(`{}`)}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: fmt.Appendf(nil, `{"org":"o%d","ts":%d}`, i, time.Now().UnixMilli())}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}

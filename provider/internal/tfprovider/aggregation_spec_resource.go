@@ -169,7 +169,8 @@ func (r *aggregationSpec) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"partitioned_by": schema.ListAttribute{ElementType: types.StringType, Optional: true, MarkdownDescription: "The fields the topic's producers key records by " +
 						"(each record's Kafka key is the fields' values joined by U+001F; one field's key is its value). Within the key, the spec runs in one stage and " +
 						"workers dead-letter records whose key contradicts it as `mis_keyed`. Unset (unknown), or any other fields, and a spec with final outputs runs in two " +
-						"stages through its repartition topic: see `stages` and `repartition_topic`."},
+						"stages through its repartition topic: see `stages` and `repartition_topic`. The plan of a new or changed spec reads the input topic's 20 newest records " +
+						"of every partition and refuses a field (here, in `key` or `time_field`) that none of them has."},
 					"idle_timeout": str("A partition that the broker says has had nothing to read for this long (at least `1s`) advances its watermark by the wall clock, " +
 						"so its windows close at most `idle_timeout` + `allowed_lateness` after their end. Unset: windows wait for records. Not for " + code(spec.FormatPartials) + "."),
 				},
@@ -454,6 +455,9 @@ func (r *aggregationSpec) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	case !req.State.Raw.IsNull():
 		planned.Change = r.describeChange(ctx, prior, s, resp)
 	}
+	if prior.YAML.ValueString() != string(y) {
+		r.checkRecords(ctx, s, resp)
+	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &planned)...)
 }
 
@@ -501,6 +505,45 @@ func (r *aggregationSpec) describeChange(ctx context.Context, prior specModel, n
 	}
 	return types.StringValue(p.Summary())
 }
+
+// checkRecords reads the newest records of a new or changed spec's input topic and checks
+// them against it: a field the spec reads records by (partitioned_by, key, time field) that
+// none of them has is an error on its attribute, since every record would be dead-lettered or
+// the declared keying could not be true; problems of single records are a warning. Without
+// Kafka settings, or with a topic that does not exist or holds nothing yet, there is nothing
+// to check.
+func (r *aggregationSpec) checkRecords(ctx context.Context, s *spec.Spec, resp *resource.ModifyPlanResponse) {
+	if r.c == nil || len(r.c.brokers) == 0 || s.Input.Format != spec.FormatJSON {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	samples, err := specsrc.ReadTopicSample(ctx, slices.Clip(r.c.kafkaOpts), s.Input.Topic, recordsSampled)
+	if err != nil {
+		resp.Diagnostics.AddWarning("spec not checked against its input's records", fmt.Sprintf("%s: %v", s.Input.Topic, err))
+		return
+	}
+	if len(samples) == 0 {
+		return
+	}
+	rep, err := specsrc.CheckSample(s, samples)
+	if err != nil {
+		resp.Diagnostics.AddWarning("spec not checked against its input's records", err.Error())
+		return
+	}
+	for _, a := range rep.Absent {
+		resp.Diagnostics.AddAttributeError(specPath(a.Attr), "the input's records lack a field the spec reads them by",
+			fmt.Sprintf("%s: none of the %d newest records of %s has the field %q. Fix the field's name, or the producers.", a.Attr, rep.Records, s.Input.Topic, a.Field))
+	}
+	if len(rep.Absent) == 0 && len(rep.Problems) > 0 {
+		resp.Diagnostics.AddWarning("some of the input's records do not fit the spec",
+			fmt.Sprintf("Of the %d newest records of %s, these would be dead-lettered or contradict the declared keying:\n%s",
+				rep.Records, s.Input.Topic, strings.Join(rep.Problems, "\n")))
+	}
+}
+
+// recordsSampled is how many of each partition's newest records a plan checks a spec against.
+const recordsSampled = 20
 
 // inputHistory reads what the input topic still holds, through the provider's Kafka settings.
 func (r *aggregationSpec) inputHistory(ctx context.Context, topic string) (spec.History, error) {
