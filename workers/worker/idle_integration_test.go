@@ -54,7 +54,8 @@ type idleRun struct {
 	produced           map[idleRow]int // on-time records per (key, window start)
 	lastEnd            time.Time       // end of the newest window written to
 	partitions         int32
-	active             int32 // partitions written to: the others stay empty
+	active             int32         // partitions written to: the others stay empty
+	window             time.Duration // the spec's window, idleWindow unless a test writes its own spec
 	workerConfig, spec string
 }
 
@@ -67,7 +68,8 @@ type idleRow struct {
 // none: two stages).
 func newIdleRun(t testing.TB, partitioning string, partitions int32) *idleRun {
 	r := &idleRun{t: t, ctx: testenv.Context(t, 8*time.Minute), brokers: testenv.KafkaBrokers(t), cass: testenv.CassandraHosts(t),
-		name: testenv.Name(t, "idle"), produced: map[idleRow]int{}, partitions: partitions, active: partitions, twoStages: partitioning == ""}
+		name: testenv.Name(t, "idle"), produced: map[idleRow]int{}, partitions: partitions, active: partitions, twoStages: partitioning == "",
+		window: idleWindow}
 	r.ks = strings.ReplaceAll(r.name, "-", "_")
 	r.topic, r.out, r.dlq = r.name+"-raw", r.name+"-out", r.name+".dlq"
 	var err error
@@ -117,10 +119,10 @@ func (r *idleRun) write(p int32, keys int) {
 		if err := r.cl.ProduceSync(r.ctx, &kgo.Record{Topic: r.topic, Partition: p, Key: []byte(k), Value: val}).FirstErr(); err != nil {
 			r.t.Fatal(err)
 		}
-		start := now.UnixMilli() - now.UnixMilli()%idleWindow.Milliseconds()
+		start := now.UnixMilli() - now.UnixMilli()%r.window.Milliseconds()
 		r.mu.Lock()
 		r.produced[idleRow{k, start}]++
-		if end := time.UnixMilli(start).Add(idleWindow); end.After(r.lastEnd) {
+		if end := time.UnixMilli(start).Add(r.window); end.After(r.lastEnd) {
 			r.lastEnd = end
 		}
 		r.mu.Unlock()

@@ -88,6 +88,9 @@ type outputs struct {
 	names   []string
 	outbox  deadLetterer
 	emitErr error
+	// written, when set, says which rows of a window are in the outputs already and are left
+	// out of it: those an old second stage wrote, after two stages became one (stageswitch.go).
+	written func(size, end int64, key []byte) bool
 }
 
 // snapshots are two snapshot buffers, alternated so one can upload while the next fills;
@@ -625,6 +628,23 @@ type readerState struct {
 	Superseded []uint64 `json:"superseded_layouts,omitempty"`
 }
 
+// decodeReaderState decodes a checkpoint's reader state, in either of its forms.
+func decodeReaderState(b []byte) (readerState, error) {
+	rs := readerState{Watermarks: partial.NewWatermarks()}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return rs, fmt.Errorf("the checkpoint's reader state: %w", err)
+	}
+	if _, ok := probe["watermarks"]; ok {
+		if err := json.Unmarshal(b, &rs); err != nil {
+			return rs, fmt.Errorf("the checkpoint's reader state: %w", err)
+		}
+	} else if err := rs.Watermarks.UnmarshalJSON(b); err != nil { // the first form: the watermarks alone
+		return rs, fmt.Errorf("the checkpoint's reader state: %w", err)
+	}
+	return rs, nil
+}
+
 // keptRevisions bounds how many earlier revisions a reader converts partials of: partials
 // older than a few spec changes have long been read.
 const keptRevisions = 3
@@ -634,17 +654,9 @@ const keptRevisions = 3
 // place: the partials that revision's writers committed are still to be read.
 func (o *owner) restoreReader(cp checkpoint.Checkpoint, switched *switchover) error {
 	if len(cp.Sources) > 0 {
-		rs := readerState{Watermarks: partial.NewWatermarks()}
-		var probe map[string]json.RawMessage
-		if err := json.Unmarshal(cp.Sources, &probe); err != nil {
-			return fmt.Errorf("the checkpoint's reader state: %w", err)
-		}
-		if _, ok := probe["watermarks"]; ok {
-			if err := json.Unmarshal(cp.Sources, &rs); err != nil {
-				return fmt.Errorf("the checkpoint's reader state: %w", err)
-			}
-		} else if err := rs.Watermarks.UnmarshalJSON(cp.Sources); err != nil { // the first form: the watermarks alone
-			return fmt.Errorf("the checkpoint's reader state: %w", err)
+		rs, err := decodeReaderState(cp.Sources)
+		if err != nil {
+			return err
 		}
 		o.sources, o.previous, o.superseded = rs.Watermarks, rs.Previous, rs.Superseded
 	}
@@ -771,6 +783,23 @@ func (o *owner) copyWindow(sw *state.Window) (win *emit.Window, err error) {
 				panic(err) // handled above like any failure to copy a poison window
 			}
 			return nil, err
+		}
+	}
+	if o.written != nil {
+		keep := 0
+		for i := range win.Rows {
+			if o.written(sw.Size, sw.End(), sw.Key(i)) {
+				continue
+			}
+			win.Rows[keep] = win.Rows[i]
+			if win.States != nil {
+				win.States[keep] = win.States[i]
+			}
+			keep++
+		}
+		win.Rows = win.Rows[:keep]
+		if win.States != nil {
+			win.States = win.States[:keep]
 		}
 	}
 	return win, nil

@@ -80,8 +80,9 @@ func (o *owner) restoreSpec(tip checkpoint.Checkpoint) (s *spec.Spec, layout *ag
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: the spec recorded in the checkpoint at offset %d: %v", ErrChangeRefused, tip.Offset, err)
 	}
-	if state.Fingerprint(old, lo) == w.fp {
+	if state.Fingerprint(old, lo) == w.fp && !leftSecondStage(old, cur) {
 		// Nothing the state is made of changed (lateness, outputs, names): it restores as is.
+		// Not when two stages became one: the second stage's unwritten windows are rebuilt.
 		o.log.Info("spec changed; the checkpoint restores unchanged", "from_version", tip.SpecVersion, "to_version", cur.Version,
 			"plan", spec.Diff(old, cur).Summary())
 		return cur, w.layout, nil, nil
@@ -107,7 +108,14 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, old *spe
 		o.store, o.nextOffset = st, cp.Offset
 	case spec.ActionFromOffsets:
 		wm := src.Watermark()
-		sw.from = state.RebuildStart(old.Windows, cur.Windows, wm)
+		from := wm
+		if leftSecondStage(old, cur) && wm != state.NoTime {
+			var err error
+			if from, err = o.leaveSecondStage(ctx, old, cur, wm); err != nil {
+				return nil, err
+			}
+		}
+		sw.from = state.RebuildStart(old.Windows, cur.Windows, from)
 		sw.rebuild = true
 		o.store, o.nextOffset = state.NewFrom(cur, w.layout, notAgain(old, cur, wm, emitFn), sw.from), cp.Offset
 	case spec.ActionBackfill:

@@ -1,0 +1,135 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/liveagg/liveagg/workers/checkpoint"
+	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/spec"
+)
+
+// A spec that ran in two stages and now runs in one (its input became declared partitioned
+// within its key) takes over from its first stage's checkpoints, but its outputs were written
+// by the second stage, which ran behind the first: windows the first stage had closed and sent
+// as partials that the second had not yet written would fall between the two versions. So the
+// new version rebuilds from where the second stage had written, and leaves out the rows the
+// second stage had written already, each by the partition of the repartition topic its series
+// went through.
+
+// secondStage is how far the old second stage of a spec had written its windows.
+type secondStage struct {
+	topic string
+	// written is each partition's watermark at its newest checkpoint: windows ending at or
+	// before it are in the outputs. A partition missing (never checkpointed) or at
+	// math.MinInt64 (it never heard from every source) had written nothing.
+	written    map[int32]int64
+	partitions int
+	windows    map[int64]bool // the second stage's window sizes
+	min        int64          // the smallest watermark over every partition
+	part       kgo.TopicPartitioner
+}
+
+// leftSecondStage says whether old, the spec of the first of two stages, now runs as cur in
+// one stage: old wrote partials to its own repartition topic and cur writes none there.
+func leftSecondStage(old, cur *spec.Spec) bool {
+	topic := spec.RepartitionTopic(old.Name)
+	if len(old.Outputs) != 1 || !old.Outputs[0].Partial || old.Outputs[0].Topic != topic {
+		return false
+	}
+	for _, o := range cur.Outputs {
+		if o.Partial && o.Topic == topic {
+			return false
+		}
+	}
+	return true
+}
+
+// readSecondStage reads the old second stage's progress from its checkpoints: every partition
+// of the repartition topic, and each one's watermark at its newest checkpoint.
+func (o *owner) readSecondStage(ctx context.Context, name string, windows []spec.Duration) (*secondStage, error) {
+	w := o.w
+	ss := &secondStage{topic: spec.RepartitionTopic(name), written: map[int32]int64{}, windows: map[int64]bool{}, min: math.MaxInt64,
+		part: kgo.StickyKeyPartitioner(nil).ForTopic(spec.RepartitionTopic(name))}
+	for _, d := range windows {
+		ss.windows[d.Millis()] = true
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(w.cl).ListEndOffsets(lctx, ss.topic)
+	if err != nil {
+		return nil, fmt.Errorf("list the partitions of %s: %w", ss.topic, err)
+	}
+	ends.Each(func(e kadm.ListedOffset) { ss.partitions = max(ss.partitions, int(e.Partition)+1) })
+	if ss.partitions == 0 {
+		return nil, fmt.Errorf("the repartition topic %s has no partitions", ss.topic)
+	}
+	for p := range int32(ss.partitions) {
+		m, err := w.cfg.Checkpoints.Inspect(ctx, checkpoint.Key{Spec: name, Topic: ss.topic, Partition: p})
+		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+			ss.min = math.MinInt64
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		wm := int64(math.MinInt64)
+		if m.Current != nil && len(m.Current.Sources) > 0 {
+			rs, err := decodeReaderState(m.Current.Sources)
+			if err != nil {
+				return nil, fmt.Errorf("the second stage's checkpoint of partition %d: %w", p, err)
+			}
+			if v, ok := rs.Watermarks.Min(); ok {
+				wm = v
+			}
+		}
+		ss.written[p] = wm
+		ss.min = min(ss.min, wm)
+	}
+	return ss, nil
+}
+
+// rebuildFrom is the watermark the new version's rebuild starts below: the first stage's, or
+// the second stage's when that is behind, and the very start when some partition of the second
+// stage had written nothing at all.
+func (ss *secondStage) rebuildFrom(firstStage int64) int64 {
+	if ss.min == math.MinInt64 {
+		return 0 // the Unix epoch: every record the log still holds
+	}
+	return min(firstStage, ss.min)
+}
+
+// writtenRow says whether the row of series key in the window of the given size ending at end
+// is in the outputs already: the second stage's partition that the series' partials went to
+// had passed the window's end. The partials were keyed by the key's values joined by '|'.
+func (ss *secondStage) writtenRow(size, end int64, key []byte) bool {
+	if !ss.windows[size] {
+		return false
+	}
+	k := []byte(strings.ReplaceAll(string(key), string(record.KeySep), "|"))
+	p := int32(ss.part.Partition(&kgo.Record{Key: k}, ss.partitions))
+	wm, ok := ss.written[p]
+	return ok && end <= wm
+}
+
+// leaveSecondStage prepares the takeover of a first stage's checkpoint by a one-stage version:
+// it returns the watermark to rebuild from and sets the owner to leave out the rows the second
+// stage wrote.
+func (o *owner) leaveSecondStage(ctx context.Context, old, cur *spec.Spec, firstStage int64) (int64, error) {
+	ss, err := o.readSecondStage(ctx, cur.Name, cur.Windows)
+	if err != nil {
+		return 0, fmt.Errorf("two stages became one: read the second stage's progress: %w", err)
+	}
+	from := ss.rebuildFrom(firstStage)
+	o.log.Info("two stages became one: rebuilding from where the second stage had written its windows",
+		"second_stage_watermark", ss.min, "first_stage_watermark", firstStage, "rebuild_below", from)
+	o.written = ss.writtenRow
+	return from, nil
+}
