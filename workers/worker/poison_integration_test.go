@@ -180,33 +180,20 @@ type deadLetter struct {
 // deadLetters reads the committed dead letters.
 func (r *fieldRig) deadLetters() []deadLetter {
 	r.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(r.name+".dlq"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(8<<20))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer cl.Close()
 	var out []deadLetter
-	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-	defer cancel()
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return out
-		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			d := deadLetter{key: string(rec.Key), size: len(rec.Value)}
-			for _, h := range rec.Headers {
-				switch h.Key {
-				case "liveagg-reason":
-					d.reason = string(h.Value)
-				case "liveagg-detail":
-					d.detail = string(h.Value)
-				}
+	readToEnd(r.t, r.ctx, r.brokers, []string{r.name + ".dlq"}, func(rec *kgo.Record) {
+		d := deadLetter{key: string(rec.Key), size: len(rec.Value)}
+		for _, h := range rec.Headers {
+			switch h.Key {
+			case "liveagg-reason":
+				d.reason = string(h.Value)
+			case "liveagg-detail":
+				d.detail = string(h.Value)
 			}
-			out = append(out, d)
-		})
-	}
+		}
+		out = append(out, d)
+	}, kgo.FetchMaxPartitionBytes(8<<20))
+	return out
 }
 
 // rollups reads the Cassandra table as "key@window_start" -> {count, sum}.
