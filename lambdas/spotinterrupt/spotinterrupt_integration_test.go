@@ -101,8 +101,10 @@ func TestSpotEventsDrainRealWorkers(t *testing.T) {
 
 	// The admin token, where workers and the lambda both read it.
 	param := "/" + name + "/admin-token"
+	// Overwrite: the name is the test's own, and an SDK retry of a put moto answered late must
+	// not fail on the parameter the first attempt made.
 	if _, err := ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(param),
-		Value: aws.String("token-" + name), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
+		Value: aws.String("token-" + name), Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
 

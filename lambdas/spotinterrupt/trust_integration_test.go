@@ -152,8 +152,10 @@ func TestSpotInterruptTrustsEC2NotTags(t *testing.T) {
 	token := "token-" + name
 
 	param := "/" + name + "/admin-token"
+	// Overwrite: the name is the test's own, and an SDK retry of a put moto answered late must
+	// not fail on the parameter the first attempt made.
 	if _, err := ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(param),
-		Value: aws.String(token), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
+		Value: aws.String(token), Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
 	topic := name + "-raw"
