@@ -309,7 +309,8 @@ admin: {listen: "127.0.0.1:%d", token_ssm_parameter: %q}
 		t.Fatalf("rollups count %d records, produced %d (%v)", total, produced, err)
 	}
 
-	// CloudWatch has the handled events and the drain times.
+	// CloudWatch has the handled events and the drain times, counted exactly: see metricSum for
+	// why an SDK retry cannot count the event twice.
 	cw := cloudwatch.NewFromConfig(cfg)
 	res, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
 		StartTime: aws.Time(time.Now().Add(-10 * time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)),
