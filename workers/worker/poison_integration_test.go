@@ -196,6 +196,22 @@ func (r *fieldRig) deadLetters() []deadLetter {
 	return out
 }
 
+// deadLettersUntil reads the committed dead letters again until enough says they are all
+// there, for up to a minute, and returns the last read; the caller's checks then say what is
+// wrong. A caught-up checkpoint does not mean every dead letter has committed: a row a sink
+// refuses at one checkpoint's flush is dead-lettered in the next checkpoint's transaction.
+func (r *fieldRig) deadLettersUntil(enough func([]deadLetter) bool) []deadLetter {
+	r.t.Helper()
+	until := time.Now().Add(time.Minute)
+	for {
+		dead := r.deadLetters()
+		if enough(dead) || time.Now().After(until) || r.ctx.Err() != nil {
+			return dead
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 // rollups reads the Cassandra table as "key@window_start" -> {count, sum}.
 func (r *fieldRig) rollups() map[string][2]float64 {
 	r.t.Helper()
@@ -387,8 +403,10 @@ func (r *fieldRig) checkBadStream(want map[string][2]float64) {
 			t.Errorf("unexpected rollup %.40s", id)
 		}
 	}
+	wantReasons := map[string]int{"too_large": 1, "invalid_utf8": 1, sink.RejectedRow: 1}
+	dead := r.deadLettersUntil(func(ds []deadLetter) bool { return len(ds) >= 3 })
 	reasons := map[string]int{}
-	for _, d := range r.deadLetters() {
+	for _, d := range dead {
 		reasons[d.reason]++
 		if d.reason == "too_large" && d.size < 2<<20 {
 			t.Errorf("the too_large dead letter holds %d bytes, not the whole record", d.size)
@@ -397,7 +415,6 @@ func (r *fieldRig) checkBadStream(want map[string][2]float64) {
 			t.Errorf("the rejected row's detail %q does not give Cassandra's reason", d.detail)
 		}
 	}
-	wantReasons := map[string]int{"too_large": 1, "invalid_utf8": 1, sink.RejectedRow: 1}
 	for reason, n := range wantReasons {
 		if reasons[reason] != n {
 			t.Errorf("dead letters %s: %d, want %d (all: %v)", reason, reasons[reason], n, reasons)
@@ -469,7 +486,10 @@ func TestPoisonRecordEndsTheCrashLoop(t *testing.T) {
 		}
 	}
 	var boomRows int
-	for _, d := range r.deadLetters() {
+	dead := r.deadLettersUntil(func(ds []deadLetter) bool {
+		return slices.ContainsFunc(ds, func(d deadLetter) bool { return strings.HasPrefix(d.key, "boom") })
+	})
+	for _, d := range dead {
 		if d.reason != sink.RejectedRow || !strings.Contains(d.detail, "poison") {
 			t.Errorf("unexpected dead letter %+v", d)
 		}
@@ -547,7 +567,7 @@ func TestAdversarialRecordsOnARealPartition(t *testing.T) {
 			aggregated += c[0]
 		}
 	}
-	dead := r.deadLetters()
+	dead := r.deadLettersUntil(func(ds []deadLetter) bool { return int(aggregated)+len(ds) >= produced })
 	reasons := map[string]int{}
 	for _, d := range dead {
 		reasons[d.reason]++
