@@ -193,10 +193,17 @@ type fakeWorker struct {
 	fail      error
 	onDrain   func()
 	hold      time.Duration
+	// started, if set, is closed when the first Drain begins: a test that acts during a drain
+	// waits for it rather than for a pause a loaded machine may outlast.
+	started   chan struct{}
+	startOnce sync.Once
 }
 
 func (w *fakeWorker) Checkpoint(context.Context) (admin.Result, error) { return admin.Result{}, nil }
 func (w *fakeWorker) Drain(context.Context) (admin.Result, error) {
+	if w.started != nil {
+		w.startOnce.Do(func() { close(w.started) })
+	}
 	time.Sleep(w.hold)
 	w.mu.Lock()
 	w.drains++

@@ -180,7 +180,7 @@ func TestConcurrentInvocationsDrainOnce(t *testing.T) {
 func TestTwoEventsForOneInstance(t *testing.T) {
 	f := newFake(map[string]string{TagStack: testStack, tagASG: testGroup})
 	f.lag = 40 * time.Millisecond
-	w := &fakeWorker{hold: 1500 * time.Millisecond}
+	w := &fakeWorker{hold: 1500 * time.Millisecond, started: make(chan struct{})}
 	events := [][]byte{
 		sample(t, "rebalance-recommendation.json", withID("rebalance")), sample(t, "rebalance-recommendation.json", withID("rebalance")),
 		sample(t, "spot-interruption-warning.json", withID("warning")), sample(t, "spot-interruption-warning.json", withID("warning")),
@@ -195,7 +195,11 @@ func TestTwoEventsForOneInstance(t *testing.T) {
 		})
 	}
 	// The group's hook fires while the drain runs.
-	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-w.started:
+	case <-time.After(time.Minute):
+		t.Fatal("no drain began")
+	}
 	lc, err := newTestHandler(f, w, WithClaimSettle(150*time.Millisecond)).Handle(context.Background(), sample(t, "lifecycle-terminate.json", nil))
 	wg.Wait()
 	if err != nil {

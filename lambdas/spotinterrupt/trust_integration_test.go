@@ -100,6 +100,12 @@ func privateIPs(t *testing.T, ctx context.Context, ec *ec2.Client, ids ...string
 	return ips
 }
 
+// metricSum reads back the sum of a metric the function published for eventType and group over
+// the last ten minutes. The tests compare it exactly: the function puts a handled event's
+// metrics once, after the handling, through the SDK's default client, which has no response
+// timeout (a slow moto makes the put wait, not retry) and retries only an error answer or a
+// broken connection, which moto gives before it stores anything. A sum over the count is a
+// double count the function would make on CloudWatch too.
 func metricSum(t *testing.T, ctx context.Context, cw *cloudwatch.Client, metric, eventType, group string) float64 {
 	t.Helper()
 	res, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
@@ -152,8 +158,10 @@ func TestSpotInterruptTrustsEC2NotTags(t *testing.T) {
 	token := "token-" + name
 
 	param := "/" + name + "/admin-token"
+	// Overwrite: the name is the test's own, and an SDK retry of a put moto answered late must
+	// not fail on the parameter the first attempt made.
 	if _, err := ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(param),
-		Value: aws.String(token), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
+		Value: aws.String(token), Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
 	topic := name + "-raw"

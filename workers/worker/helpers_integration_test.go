@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -89,4 +91,73 @@ func logTailsOnFailure(t testing.TB, dir string, workers, lines int) {
 			t.Logf("w%d log tail:\n%s", i, strings.Join(l[max(0, len(l)-lines):], "\n"))
 		}
 	})
+}
+
+// readToEnd reads topics from the start, read_committed, up to the last stable offsets they
+// have when it is called, handing each data record to each. A timer never decides that a topic
+// has been read: a slow broker only makes this take longer, and if the end is not reached within
+// two minutes the test fails naming the partitions that fell short. Transaction markers are
+// fetched too (not handed to each) because they can be a partition's last offsets: without
+// them a reader would stop one short of an end it has in fact reached.
+func readToEnd(t testing.TB, ctx context.Context, brokers []string, topics []string, each func(*kgo.Record), opts ...kgo.Opt) {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords()}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListCommittedOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("listing the end offsets of %v: %v", topics, err)
+	}
+	// A partition trimmed to its end has no records to fetch: it starts where it ends.
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		t.Fatalf("listing the start offsets of %v: %v", topics, err)
+	}
+	pos := map[string]map[int32]int64{}
+	starts.Each(func(o kadm.ListedOffset) {
+		if pos[o.Topic] == nil {
+			pos[o.Topic] = map[int32]int64{}
+		}
+		pos[o.Topic][o.Partition] = o.Offset
+	})
+	short := func() []string {
+		var s []string
+		ends.Each(func(e kadm.ListedOffset) {
+			if at := pos[e.Topic][e.Partition]; at < e.Offset {
+				s = append(s, fmt.Sprintf("%s/%d at %d of %d", e.Topic, e.Partition, at, e.Offset))
+			}
+		})
+		sort.Strings(s)
+		return s
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var lastErr error
+	for len(short()) > 0 {
+		fs := cl.PollFetches(rctx)
+		if rctx.Err() != nil {
+			t.Fatalf("reading %v to its end: %v (last fetch error: %v); short: %s", topics, rctx.Err(), lastErr, strings.Join(short(), ", "))
+		}
+		fs.EachError(func(topic string, p int32, err error) { lastErr = fmt.Errorf("%s/%d: %w", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if pos[r.Topic] == nil {
+				pos[r.Topic] = map[int32]int64{}
+			}
+			pos[r.Topic][r.Partition] = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				each(r)
+			}
+		})
+	}
 }

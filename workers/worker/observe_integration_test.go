@@ -25,7 +25,7 @@ import (
 func TestWorkerExportsMetrics(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	awsEP := testenv.AWSEndpoint(t)
-	ctx := testenv.Context(t, 2*time.Minute)
+	ctx := testenv.Context(t, 4*time.Minute)
 	name := testenv.Name(t, "obs")
 	topic := name + "-raw"
 	cl := newTopic(t, brokers, topic, 1)
@@ -74,10 +74,15 @@ metrics: {listen: "127.0.0.1:%d", cloudwatch_interval: 1s, auto_scaling_group: %
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	// CloudWatch, read back as the autoscaler does.
+	// CloudWatch, read back as the autoscaler does. The sum must be exact: the worker puts each
+	// interval's sample once, through the SDK's default client, which has no response timeout, so
+	// a slow moto makes a put wait rather than be retried. The SDK retries only an error answer
+	// or a broken connection, which moto gives before it stores anything; a retry that counted a
+	// sample twice would be a real double count on CloudWatch too. A loaded machine only delays
+	// the samples, so they are waited for generously.
 	cw := cloudwatch.NewFromConfig(testenv.AWSConfig(t))
 	dims := []cwtypes.Dimension{{Name: aws.String("Spec"), Value: aws.String(name)}, {Name: aws.String("AutoScalingGroup"), Value: aws.String(name)}}
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(90 * time.Second); ; {
 		out, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
 			StartTime: aws.Time(time.Now().Add(-10 * time.Minute)), EndTime: aws.Time(time.Now().Add(time.Minute)),
 			MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("r"), MetricStat: &cwtypes.MetricStat{
@@ -94,6 +99,9 @@ metrics: {listen: "127.0.0.1:%d", cloudwatch_interval: 1s, auto_scaling_group: %
 		}
 		if total == 501 {
 			break
+		}
+		if total > 501 {
+			t.Fatalf("CloudWatch RecordsIn sum = %v, over the 501 records consumed: a sample counted twice\nworker log:\n%s", total, w.Log())
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("CloudWatch RecordsIn sum = %v (%v), want 501\nworker log:\n%s", total, err, w.Log())

@@ -70,7 +70,7 @@ func TestMisKeyedRecordsAreCaught(t *testing.T) {
 		}
 	}
 	dead := 0
-	for _, d := range r.deadLetters() {
+	for _, d := range r.deadLettersUntil(func(ds []deadLetter) bool { return len(ds) >= bad }) {
 		if d.reason != string(record.ReasonMisKeyed) || !strings.Contains(d.detail, "canonical key") {
 			t.Errorf("unexpected dead letter %+v", d)
 		}

@@ -180,32 +180,35 @@ type deadLetter struct {
 // deadLetters reads the committed dead letters.
 func (r *fieldRig) deadLetters() []deadLetter {
 	r.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(r.name+".dlq"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(8<<20))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer cl.Close()
 	var out []deadLetter
-	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
-	defer cancel()
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return out
-		}
-		fs.EachRecord(func(rec *kgo.Record) {
-			d := deadLetter{key: string(rec.Key), size: len(rec.Value)}
-			for _, h := range rec.Headers {
-				switch h.Key {
-				case "liveagg-reason":
-					d.reason = string(h.Value)
-				case "liveagg-detail":
-					d.detail = string(h.Value)
-				}
+	readToEnd(r.t, r.ctx, r.brokers, []string{r.name + ".dlq"}, func(rec *kgo.Record) {
+		d := deadLetter{key: string(rec.Key), size: len(rec.Value)}
+		for _, h := range rec.Headers {
+			switch h.Key {
+			case "liveagg-reason":
+				d.reason = string(h.Value)
+			case "liveagg-detail":
+				d.detail = string(h.Value)
 			}
-			out = append(out, d)
-		})
+		}
+		out = append(out, d)
+	}, kgo.FetchMaxPartitionBytes(8<<20))
+	return out
+}
+
+// deadLettersUntil reads the committed dead letters again until enough says they are all
+// there, for up to a minute, and returns the last read; the caller's checks then say what is
+// wrong. A caught-up checkpoint does not mean every dead letter has committed: a row a sink
+// refuses at one checkpoint's flush is dead-lettered in the next checkpoint's transaction.
+func (r *fieldRig) deadLettersUntil(enough func([]deadLetter) bool) []deadLetter {
+	r.t.Helper()
+	until := time.Now().Add(time.Minute)
+	for {
+		dead := r.deadLetters()
+		if enough(dead) || time.Now().After(until) || r.ctx.Err() != nil {
+			return dead
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 
@@ -400,8 +403,10 @@ func (r *fieldRig) checkBadStream(want map[string][2]float64) {
 			t.Errorf("unexpected rollup %.40s", id)
 		}
 	}
+	wantReasons := map[string]int{"too_large": 1, "invalid_utf8": 1, sink.RejectedRow: 1}
+	dead := r.deadLettersUntil(func(ds []deadLetter) bool { return len(ds) >= 3 })
 	reasons := map[string]int{}
-	for _, d := range r.deadLetters() {
+	for _, d := range dead {
 		reasons[d.reason]++
 		if d.reason == "too_large" && d.size < 2<<20 {
 			t.Errorf("the too_large dead letter holds %d bytes, not the whole record", d.size)
@@ -410,7 +415,6 @@ func (r *fieldRig) checkBadStream(want map[string][2]float64) {
 			t.Errorf("the rejected row's detail %q does not give Cassandra's reason", d.detail)
 		}
 	}
-	wantReasons := map[string]int{"too_large": 1, "invalid_utf8": 1, sink.RejectedRow: 1}
 	for reason, n := range wantReasons {
 		if reasons[reason] != n {
 			t.Errorf("dead letters %s: %d, want %d (all: %v)", reason, reasons[reason], n, reasons)
@@ -482,7 +486,10 @@ func TestPoisonRecordEndsTheCrashLoop(t *testing.T) {
 		}
 	}
 	var boomRows int
-	for _, d := range r.deadLetters() {
+	dead := r.deadLettersUntil(func(ds []deadLetter) bool {
+		return slices.ContainsFunc(ds, func(d deadLetter) bool { return strings.HasPrefix(d.key, "boom") })
+	})
+	for _, d := range dead {
 		if d.reason != sink.RejectedRow || !strings.Contains(d.detail, "poison") {
 			t.Errorf("unexpected dead letter %+v", d)
 		}
@@ -560,7 +567,7 @@ func TestAdversarialRecordsOnARealPartition(t *testing.T) {
 			aggregated += c[0]
 		}
 	}
-	dead := r.deadLetters()
+	dead := r.deadLettersUntil(func(ds []deadLetter) bool { return int(aggregated)+len(ds) >= produced })
 	reasons := map[string]int{}
 	for _, d := range dead {
 		reasons[d.reason]++

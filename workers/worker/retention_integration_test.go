@@ -72,8 +72,8 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 
 	// The fleet is down; records arrive and retention deletes past the checkpoint.
 	produce(1000, 2000)
-	if _, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 1500}}}); err != nil {
-		t.Fatal(err)
+	if resp, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 1500}}}); err != nil || resp.Error() != nil {
+		t.Fatalf("deleting records: %v %v", err, resp.Error()) // the partition's own error is in resp
 	}
 
 	stopper := startWorker(t, dir, writeCfg("stop"), "stopper")
@@ -150,8 +150,8 @@ admin: {listen: "127.0.0.1:%d", token_file: %q}
 			}
 			time.Sleep(6 * time.Second)
 			produce(1000, 2000)
-			if _, err := kadm.NewClient(cl).DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 1500}}}); err != nil {
-				t.Fatal(err)
+			if resp, err := kadm.NewClient(cl).DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 1500}}}); err != nil || resp.Error() != nil {
+				t.Fatalf("deleting records: %v %v", err, resp.Error()) // the partition's own error is in resp
 			}
 			if err := w.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 				t.Fatal(err)

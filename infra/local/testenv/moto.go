@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 )
 
 // AMI returns an image moto knows, for launch templates and instances.
@@ -27,7 +29,8 @@ func AMI(t testing.TB, ctx context.Context, ec *ec2.Client) string {
 func AutoScalingGroup(t testing.TB, ctx context.Context, ec *ec2.Client, as *autoscaling.Client, name string, minSize, maxSize, desired int32) []string {
 	t.Helper()
 	// The name is the test's own (testenv.Name): if it is taken, an SDK retry of this very
-	// request found the first attempt done (moto answered too late), and the template is ours.
+	// request found the first attempt done (moto answered too late), and the template (and,
+	// below, the group) is ours.
 	if _, err := ec.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(name),
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(AMI(t, ctx, ec)), InstanceType: ec2types.InstanceTypeM6gLarge}}); err != nil &&
 		!strings.Contains(err.Error(), "InvalidLaunchTemplateName.AlreadyExistsException") {
@@ -37,7 +40,7 @@ func AutoScalingGroup(t testing.TB, ctx context.Context, ec *ec2.Client, as *aut
 		AutoScalingGroupName: aws.String(name), MinSize: aws.Int32(minSize), MaxSize: aws.Int32(maxSize), DesiredCapacity: aws.Int32(desired),
 		AvailabilityZones: []string{Region + "a"},
 		LaunchTemplate:    &astypes.LaunchTemplateSpecification{LaunchTemplateName: aws.String(name), Version: aws.String("$Latest")},
-	}); err != nil {
+	}); err != nil && !alreadyExists(err) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -52,4 +55,12 @@ func AutoScalingGroup(t testing.TB, ctx context.Context, ec *ec2.Client, as *aut
 		ids = append(ids, aws.ToString(i.InstanceId))
 	}
 	return ids
+}
+
+// alreadyExists reports whether err is the Auto Scaling API's AlreadyExists error. (The moto in
+// use today answers a repeated CreateAutoScalingGroup with success; AWS, and moto versions that
+// follow it, answer AlreadyExists.)
+func alreadyExists(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "AlreadyExists"
 }

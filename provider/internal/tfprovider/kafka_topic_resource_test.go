@@ -94,8 +94,13 @@ func TestAccKafkaTopic(t *testing.T) {
 			{ // drift: someone changes the retention outside Terraform
 				PreConfig: func() {
 					v := "60000"
-					if _, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &v}}, name); err != nil {
-						t.Fatal(err)
+					resp, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: &v}}, name)
+					if err == nil {
+						// The topic's own error is in the response, not in err.
+						_, err = resp.On(name, func(r *kadm.AlterConfigsResponse) error { return r.Err })
+					}
+					if err != nil {
+						t.Fatalf("altering retention.ms outside Terraform: %v", err)
 					}
 				},
 				Config:             topicConfig(name, 5, "7200000"),
