@@ -605,20 +605,8 @@ func mustClient(tb testing.TB, brokers []string) *kgo.Client {
 	return cl
 }
 
+// readCommitted reads a topic's committed records, to its end.
 func readCommitted(tb testing.TB, ctx context.Context, brokers []string, topic string, each func(*kgo.Record)) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer cl.Close()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if fs.NumRecords() == 0 {
-			return
-		}
-		fs.EachRecord(each)
-	}
+	tb.Helper()
+	readToEnd(tb, ctx, brokers, []string{topic}, each)
 }
