@@ -351,9 +351,13 @@ func (p Plan) Explain(old, next *Spec) string {
 		return "workers restart and migrate each partition's state in place: kept aggregations keep their state, removed ones drop it, " +
 			"added ones start empty in the windows open at the switch (holding the records read after it) and are whole from the next window on."
 	case ActionFromOffsets:
-		return fmt.Sprintf("a new version starts at each partition's checkpointed offset; the old version's windows still open there are not written, "+
+		text := fmt.Sprintf("a new version starts at each partition's checkpointed offset; the old version's windows still open there are not written, "+
 			"and the new version's windows start at the latest boundary common to its sizes before them, rebuilt from up to %s of records before the switch "+
 			"so that every window it writes is whole.", RebuildSpan(old, next))
+		if old.NeedsRepartition() && !next.NeedsRepartition() {
+			text += " Two stages become one: the rebuild also reaches back to where the second stage had written its windows, and leaves out the rows it had written."
+		}
+		return text
 	case ActionBackfill:
 		return "a new version starts at the earliest retained offset of every partition and recomputes every window from there; the output sequence goes on."
 	}
