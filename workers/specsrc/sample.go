@@ -135,16 +135,18 @@ func hasField(doc map[string]any, path string) bool {
 }
 
 // ReadTopicSample reads up to perPartition of the newest committed records of every partition
-// of topic, with a client built from opts (the caller's brokers and security). It gives up
-// waiting after a few seconds and returns what it has: a sample, not a census. A topic that
-// does not exist yet gives no records and no error.
+// of topic (fewer where transaction markers or aborted records are among them), with a client
+// built from opts (the caller's brokers and security). It gives up waiting after a few seconds
+// and returns what it has: a sample, not a census. A topic that does not exist yet gives no
+// records and no error.
 func ReadTopicSample(ctx context.Context, opts []kgo.Opt, topic string, perPartition int) ([]Sample, error) {
 	adm, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer adm.Close()
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	// The last stable offsets: a read_committed reader gets no further.
+	ends, err := kadm.NewClient(adm).ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("list the end offsets of %s: %w", topic, err)
 	}
@@ -170,7 +172,8 @@ func ReadTopicSample(ctx context.Context, opts []kgo.Opt, topic string, perParti
 	}
 	cl, err := kgo.NewClient(append(slices.Clip(opts),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+		// Transaction markers too, which may end a partition: they count as read.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,9 +187,11 @@ func ReadTopicSample(ctx context.Context, opts []kgo.Opt, topic string, perParti
 			if _, open := end[r.Partition]; !open {
 				return
 			}
-			out = append(out, Sample{Where: fmt.Sprintf("%s/%d@%d", topic, r.Partition, r.Offset), Value: r.Value})
+			if !r.Attrs.IsControl() {
+				out = append(out, Sample{Where: fmt.Sprintf("%s/%d@%d", topic, r.Partition, r.Offset), Value: r.Value})
+			}
 			if r.Offset+1 >= end[r.Partition] {
-				delete(end, r.Partition) // read to the end (a partition ending in a transaction marker waits out the timeout)
+				delete(end, r.Partition)
 			}
 		})
 	}
