@@ -362,7 +362,7 @@ func sampler(w *worker.Pipeline) func() cwpub.Sample {
 	return func() cwpub.Sample {
 		t, st := w.Totals(), w.Status()
 		s := cwpub.Sample{RecordsIn: float64(t.Records - last.Records), DeadLettered: float64(t.DeadLettered - last.DeadLettered),
-			SinkErrors: float64(t.SinkErrors - last.SinkErrors)}
+			SinkErrors: float64(t.SinkErrors - last.SinkErrors), IdleAdvances: float64(t.IdleAdvances - last.IdleAdvances)}
 		if n := t.Records - last.Records; n > 0 {
 			s.ProcessingSeconds = (t.Busy - last.Busy).Seconds() / float64(n)
 		}
@@ -375,7 +375,11 @@ func sampler(w *worker.Pipeline) func() cwpub.Sample {
 			}
 		}
 		for _, p := range st.Partitions {
-			s.ConsumerLag += float64(p.Lag)
+			if p.Stage <= 1 {
+				// The input's lag, what the fleet must keep up with: a second stage's lag
+				// (partials a checkpoint interval behind) is not more records to read.
+				s.ConsumerLag += float64(p.Lag)
+			}
 			s.StateBytes += float64(p.StateBytes)
 			s.StateSeries += float64(p.Series)
 			// Only records not yet in a checkpoint are at risk: a quiet partition whose last

@@ -41,6 +41,7 @@ type Sample struct {
 	// Reason dimension, so an alarm can leave out late records, say.
 	DeadLetteredByReason map[string]float64
 	SinkErrors           float64 // failed sink writes and flushes in the interval, retries included
+	IdleAdvances         float64 // idle partitions' watermark advances in the interval
 }
 
 // Publisher sends samples to CloudWatch.
@@ -76,6 +77,7 @@ func (p *Publisher) Publish(ctx context.Context, s Sample, at time.Time) error {
 		{metrics.CheckpointAge, s.CheckpointAgeSeconds},
 		{metrics.DeadLettered, s.DeadLettered},
 		{metrics.SinkErrors, s.SinkErrors},
+		{metrics.IdleAdvances, s.IdleAdvances},
 		{metrics.CPUUtilization, 100 * p.cpu.utilization()},
 		{metrics.MemoryUtilization, 100 * float64(ms.HeapInuse) / p.limit},
 	}

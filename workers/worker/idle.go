@@ -106,6 +106,7 @@ func (o *owner) idleAdvance(ctx context.Context, now time.Time) error {
 		return o.emitErr
 	}
 	o.w.metrics.idleAdvanced(o.key.Partition)
+	o.w.totalIdle.Add(1)
 	o.setStat(func(s *PartitionStatus) {
 		s.IdleAdvances++
 		s.Watermark = wm

@@ -95,6 +95,7 @@ func (p *Pipeline) Totals() Totals {
 		wt := w.Totals()
 		t.DeadLettered += wt.DeadLettered
 		t.SinkErrors += wt.SinkErrors
+		t.IdleAdvances += wt.IdleAdvances
 		t.Busy += wt.Busy
 		for r, n := range wt.DeadLetteredByReason {
 			if t.DeadLetteredByReason == nil {

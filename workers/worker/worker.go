@@ -117,7 +117,7 @@ type Worker struct {
 	cancel context.CancelCauseFunc
 
 	// Totals over the worker's life, for the CloudWatch publisher's per-interval deltas.
-	totalRecords, totalDead, busyNanos, totalSinkErrors atomic.Int64
+	totalRecords, totalDead, busyNanos, totalSinkErrors, totalIdle atomic.Int64
 	deadLetters                                         *deadLetterLog
 	// partitionedBy is the positions in the spec's key of input.partitioned_by, nil when the
 	// records are not checked against it.
@@ -776,14 +776,16 @@ func (w *Worker) Drain(ctx context.Context) error {
 // spent applying them.
 type Totals struct {
 	Records, DeadLettered, SinkErrors int64
-	Busy                              time.Duration
+	// IdleAdvances counts the watermark advances of idle partitions.
+	IdleAdvances int64
+	Busy         time.Duration
 	// DeadLetteredByReason splits DeadLettered by the dead letters' reason.
 	DeadLetteredByReason map[string]int64
 }
 
 // Totals returns the worker's running totals.
 func (w *Worker) Totals() Totals {
-	return Totals{Records: w.totalRecords.Load(), DeadLettered: w.totalDead.Load(), SinkErrors: w.totalSinkErrors.Load(),
+	return Totals{Records: w.totalRecords.Load(), DeadLettered: w.totalDead.Load(), SinkErrors: w.totalSinkErrors.Load(), IdleAdvances: w.totalIdle.Load(),
 		Busy: time.Duration(w.busyNanos.Load()), DeadLetteredByReason: w.deadLetters.totals()}
 }
 
