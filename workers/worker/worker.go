@@ -118,7 +118,7 @@ type Worker struct {
 
 	// Totals over the worker's life, for the CloudWatch publisher's per-interval deltas.
 	totalRecords, totalDead, busyNanos, totalSinkErrors, totalIdle atomic.Int64
-	deadLetters                                         *deadLetterLog
+	deadLetters                                                    *deadLetterLog
 	// partitionedBy is the positions in the spec's key of input.partitioned_by, nil when the
 	// records are not checked against it.
 	partitionedBy []int
