@@ -127,6 +127,10 @@ Exit status: 0 when the change can be carried out, 1 when it cannot (the reason 
 			old, next := specs[0], specs[1]
 			p := spec.Diff(old, next)
 			printPlan(cmd.OutOrStdout(), old, next, p)
+			if err := p.Refuse(old, next); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "cannot be carried out: %v\n", err)
+				return &ExitError{Code: ExitInvalid}
+			}
 			if cfgPath == "" {
 				return nil
 			}

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -320,10 +321,33 @@ func lcm(a, b int64) int64 {
 	return a / g * b
 }
 
+// Refuse says why the plan cannot be honoured whatever the input topic holds, or nil. Both
+// refusals are of specs whose partials a reader merges (a second stage, or a next level):
+//   - a backfill recomputes partials the reader has merged already, and it would count every
+//     record twice;
+//   - a key change of a spec run in two stages: the second stage would meet partials of both
+//     keys, routed to its partitions by different keys, and could not tell which revision
+//     wrote them.
+func (p Plan) Refuse(old, new *Spec) error {
+	twoStages := old.NeedsRepartition() || new.NeedsRepartition()
+	switch {
+	case p.Action == ActionBackfill && (twoStages || !old.HasFinalOutputs() || !new.HasFinalOutputs()):
+		return errors.New("on_incompatible_change: backfill cannot be honoured for a spec whose partials are merged by a second stage or a next level: " +
+			"the reader would merge the recomputed partials with those it has already and count every record twice; use on_incompatible_change: from_offsets")
+	case p.Action != ActionNewSpec && !slices.Equal(old.Key, new.Key) && twoStages:
+		return fmt.Errorf("the key of a spec run in two stages cannot change in place (%s -> %s): give the spec a new name, "+
+			"or declare its input's partitioning within the new key first", list(old.Key), list(new.Key))
+	}
+	return nil
+}
+
 // Check says why the plan cannot be honoured with the input topic as it is, or nil when it
-// can: a backfill needs every record the old revision read (no partition trimmed), and a new
-// version from offsets needs its rebuild span within the topic's retention.
+// can: what Refuse refuses, a backfill needs every record the old revision read (no partition
+// trimmed), and a new version from offsets needs its rebuild span within the topic's retention.
 func (p Plan) Check(old, new *Spec, h History) error {
+	if err := p.Refuse(old, new); err != nil {
+		return err
+	}
 	switch p.Action {
 	case ActionBackfill:
 		if len(h.Trimmed) > 0 {

@@ -97,6 +97,11 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, old *spe
 	w := o.w
 	cur := w.cfg.Spec
 	sw := &switchover{plan: spec.Diff(old, cur), old: old, cp: cp}
+	if !slices.Equal(old.Key, cur.Key) && (w.cfg.Stage != 0 || leftSecondStage(old, cur)) {
+		// What spec.Plan.Refuse refuses at plan time, for a spec stored without a plan.
+		return nil, fmt.Errorf("%w: the key of a spec run in two stages cannot change in place (%v -> %v): give the spec a new name, "+
+			"or declare its input's partitioning within the new key first", ErrChangeRefused, old.Key, cur.Key)
+	}
 	o.log.Info("SPEC CHANGED: taking over from the checkpoint of an earlier revision", "from_version", cp.SpecVersion, "to_version", cur.Version,
 		"action", string(sw.plan.Action), "plan", sw.plan.Summary(), "checkpoint_offset", cp.Offset)
 	switch sw.plan.Action {
@@ -109,16 +114,33 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, old *spe
 	case spec.ActionFromOffsets:
 		wm := src.Watermark()
 		from := wm
-		if leftSecondStage(old, cur) && wm != state.NoTime {
+		continued := false
+		switch {
+		case wm == state.NoTime:
+		case leftSecondStage(old, cur):
 			var err error
 			if from, err = o.leaveSecondStage(ctx, old, cur, wm); err != nil {
 				return nil, err
 			}
+		default:
+			var err error
+			if from, continued, err = o.partialsFrom(ctx, old, cur, wm); err != nil {
+				return nil, err
+			}
 		}
-		sw.from = state.RebuildStart(old.Windows, cur.Windows, from)
+		if continued {
+			sw.from = from
+		} else {
+			sw.from = state.RebuildStart(old.Windows, cur.Windows, from)
+		}
 		sw.rebuild = true
 		o.store, o.nextOffset = state.NewFrom(cur, w.layout, notAgain(old, cur, wm, emitFn), sw.from), cp.Offset
 	case spec.ActionBackfill:
+		if writesPartials(old) || writesPartials(cur) {
+			return nil, fmt.Errorf("%w: on_incompatible_change: backfill, but the spec's partials are merged by a next level or a second stage, "+
+				"which would merge the recomputed partials with the ones already written and count every record twice. "+
+				"Apply the change with on_incompatible_change: from_offsets", ErrChangeRefused)
+		}
 		start, _, err := o.w.logBounds(ctx, o.w.cl, o.key.Partition)
 		if err != nil {
 			return nil, fmt.Errorf("backfill: list the log bounds: %w", err)

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/liveagg/liveagg/workers/agg"
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/record"
 	"github.com/liveagg/liveagg/workers/spec"
@@ -132,4 +134,49 @@ func (o *owner) leaveSecondStage(ctx context.Context, old, cur *spec.Spec, first
 		"second_stage_watermark", ss.min, "first_stage_watermark", firstStage, "rebuild_below", from)
 	o.written = ss.writtenRow
 	return from, nil
+}
+
+// writesPartials says whether a spec has partial outputs: what it writes is merged by a
+// reader, which counts whatever it is given.
+func writesPartials(s *spec.Spec) bool {
+	return slices.ContainsFunc(s.Outputs, func(o spec.Output) bool { return o.Partial })
+}
+
+// partialsFrom decides where a new version of a spec writing only partials starts, after an
+// incompatible change. Its readers merge whatever they are given, so rebuilding whole windows
+// (as a version writing final rows must) would count again the records the old version's
+// partials already carry. When the readers can merge the old partials (same key, same
+// aggregations, and the readers' windows multiples of the old partials' size), the new version
+// continues right where the old one's partials end: its first windows hold only the records
+// after that, and the readers complete them with the old partials (continued is true). When
+// they cannot (the old partials will be dead-lettered), the first stage of a two-stage spec
+// rebuilds from where its second stage had written, so that nothing between the two is lost.
+func (o *owner) partialsFrom(ctx context.Context, old, cur *spec.Spec, wm int64) (from int64, continued bool, err error) {
+	if !writesPartials(cur) || slices.ContainsFunc(cur.Outputs, func(o spec.Output) bool { return !o.Partial }) ||
+		!writesPartials(old) {
+		return wm, false, nil
+	}
+	size := slices.Min(old.Windows).Millis() // partial outputs carry the smallest window
+	readers := cur.Windows
+	if o.w.cfg.Stage == 1 && o.w.cfg.Source != nil {
+		readers = o.w.cfg.Source.Windows
+	}
+	fits := !slices.ContainsFunc(readers, func(d spec.Duration) bool { return d.Millis()%size != 0 })
+	lo, err := agg.LayoutOf(old)
+	if err == nil && fits && slices.Equal(old.Key, cur.Key) && lo.Fingerprint() == o.w.layout.Fingerprint() {
+		from = wm - ((wm%size)+size)%size
+		o.log.Info("partials continue where the old version's end: the readers merge both", "from", time.UnixMilli(from).UTC())
+		return from, true, nil
+	}
+	if o.w.cfg.Stage != 1 {
+		return wm, false, nil
+	}
+	ss, err := o.readSecondStage(ctx, cur.Name, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("spec change: read the second stage's progress: %w", err)
+	}
+	from = ss.rebuildFrom(wm)
+	o.log.Info("the second stage cannot merge the old version's partials: rebuilding from where it had written its windows",
+		"second_stage_watermark", ss.min, "first_stage_watermark", wm, "rebuild_below", from)
+	return from, false, nil
 }

@@ -19,10 +19,10 @@ import (
 	"github.com/liveagg/liveagg/infra/local/testenv"
 )
 
-// TestAccAggregationSpecChangeRefused: a change the input topic cannot support fails at plan
-// time with the reason, before anything is stored: a backfill once retention has removed
-// records, and a new version from offsets whose rebuild reaches back further than the topic
-// keeps. The same change with a rebuild span within retention plans and applies, saying what the
+// TestAccAggregationSpecChangeRefused: a change that cannot be carried out fails at plan time
+// with the reason, before anything is stored: a backfill once retention has removed records, a
+// new version from offsets whose rebuild reaches back further than the topic keeps, and a
+// backfill of a spec run in two stages. The same change with a rebuild span within retention plans and applies, saying what the
 // workers will do.
 func TestAccAggregationSpecChangeRefused(t *testing.T) {
 	accEnv(t)
@@ -56,7 +56,11 @@ func TestAccAggregationSpecChangeRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config := func(windows, extra string) string {
+	config := func(windows, extra string, partitioning ...string) string {
+		declared := `partitioned_by = ["org"]` // one stage, unless the step says otherwise
+		if len(partitioning) > 0 {
+			declared = partitioning[0]
+		}
 		return fmt.Sprintf(`
 resource "liveagg_aggregation_spec" "s" {
   name    = %q
@@ -67,6 +71,7 @@ resource "liveagg_aggregation_spec" "s" {
     topic           = %q
     time_field      = "ts"
     max_future_skew = "10m"
+    %s
   }
   aggregation {
     fn = "count"
@@ -75,7 +80,7 @@ resource "liveagg_aggregation_spec" "s" {
     type = "stdout"
   }
 }
-`, name, windows, extra, topic)
+`, name, windows, extra, topic, declared)
 	}
 	const res = "liveagg_aggregation_spec.s"
 	resource.Test(t, resource.TestCase{
@@ -109,6 +114,14 @@ resource "liveagg_aggregation_spec" "s" {
 					plancheck.ExpectKnownValue(res, tfjsonpath.New("change"), knownvalue.StringExact("migrate in place: aggregations.max_v added (max)")),
 				}},
 				Check: resource.TestCheckResourceAttr(res, "spec_version", "3"),
+			},
+			{ // two stages (the declaration dropped) with a backfill: the second stage would count twice
+				Config: strings.Replace(config(`"5m"`, `on_incompatible_change = "backfill"`, ""), `  output {`, `  aggregation {
+    fn    = "max"
+    field = "v"
+  }
+  output {`, 1),
+				ExpectError: regexp.MustCompile(`(?s)backfill cannot be honoured for a spec whose partials\s+are merged`),
 			},
 		},
 	})

@@ -494,7 +494,13 @@ func (r *aggregationSpec) describeChange(ctx context.Context, prior specModel, n
 	detail := fmt.Sprintf("Spec %s, version %d -> %d. What its workers will do: %s.\n%s\n%s", next.Name, old.Version, next.Version, p.Action,
 		strings.Join(lines, "\n"), p.Explain(old, next))
 	resp.Diagnostics.AddWarning("spec change: "+string(p.Action), detail)
-	if p.Action == spec.ActionFromOffsets || p.Action == spec.ActionBackfill {
+	if err := p.Refuse(old, next); err != nil {
+		attr := tfpath.Root("key")
+		if p.Action == spec.ActionBackfill {
+			attr = tfpath.Root("on_incompatible_change")
+		}
+		resp.Diagnostics.AddAttributeError(attr, "spec change cannot be carried out", err.Error())
+	} else if p.Action == spec.ActionFromOffsets || p.Action == spec.ActionBackfill {
 		h, err := r.inputHistory(ctx, next.Input.Topic)
 		if err != nil {
 			resp.Diagnostics.AddWarning("spec change not checked against its input topic",
