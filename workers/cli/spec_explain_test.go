@@ -31,7 +31,7 @@ func TestSpecExplain(t *testing.T) {
 	}{
 		{"two stages by a finer field", []string{"spec", "explain", byHost}, 0,
 			[]string{"runs in two stages", "partitioned by [host], not within its key", "web.repartition", "liveagg.web.stage2", "pre-aggregates each partition into 1m partials"}, nil},
-		{"two stages, keying unknown", []string{"spec", "explain", unknown}, 0, []string{"runs in two stages", "not declared"}, nil},
+		{"two stages, keying unknown", []string{"spec", "explain", unknown}, 0, []string{"runs in two stages", "not declared", "warning: input.idle_timeout is not set"}, nil},
 		{"one stage", []string{"spec", "explain", byKey}, 0, []string{"runs in one stage", "declared partitioned by [service]", "consumer group liveagg.web"}, nil},
 		{"a sample that fits", []string{"spec", "explain", byHost, "--sample", good}, 0, []string{"2 records fit the spec"}, nil},
 		{"a sample without the partitioning field", []string{"spec", "explain", byHost, "--sample", noHost}, 1, nil,

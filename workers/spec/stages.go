@@ -96,7 +96,7 @@ func (s *Spec) Explain() []string {
 		why = fmt.Sprintf("its input is partitioned by %v, not within its key %v, so a series is on several partitions", s.Input.PartitionedBy, s.Key)
 	}
 	topic := second.Input.Topic
-	return []string{
+	lines = []string{
 		fmt.Sprintf("spec %s runs in two stages: %s", s.Name, why),
 		fmt.Sprintf("  stage 1: reads %s (%s) in consumer group %s; pre-aggregates each partition into %s partials of key %v, late records decided here (allowed lateness %s)",
 			s.Input.Topic, s.Input.Format, group, first.Windows[0], s.Key, s.AllowedLateness),
@@ -105,6 +105,10 @@ func (s *Spec) Explain() []string {
 			topic, group, durations(s.Windows), outputs(s.Outputs)),
 		fmt.Sprintf("  %s: created by the workers if missing, with as many partitions as %s and its retention.ms, cleanup.policy delete", topic, s.Input.Topic),
 	}
+	if s.Input.IdleTimeout == 0 {
+		lines = append(lines, fmt.Sprintf("  warning: input.idle_timeout is not set: a partition of %s that is empty or goes quiet holds every window of stage 2 until its next record", s.Input.Topic))
+	}
+	return lines
 }
 
 func outputs(os []Output) string {
