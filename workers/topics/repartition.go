@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -27,7 +28,8 @@ type Repartition struct {
 // EnsureRepartition creates the repartition topic of a two-stage spec if it is missing: as many
 // partitions as the input topic (the second stage's parallelism matches the first's), the
 // input's retention, delete cleanup. An existing topic is left as it is (an operator may have
-// sized it differently); its partition count is returned. The input topic is awaited first.
+// sized it differently; its partition count is returned), unless compaction cleans it, which
+// is refused. The input topic is awaited first.
 func EnsureRepartition(ctx context.Context, opts []kgo.Opt, input, name string, wait time.Duration) (Repartition, error) {
 	in, err := Await(ctx, opts, input, wait, nil)
 	if err != nil {
@@ -68,5 +70,38 @@ func EnsureRepartition(ctx context.Context, opts []kgo.Opt, input, name string, 
 		return Repartition{}, fmt.Errorf("repartition topic: %w", err)
 	}
 	r.Partitions = int32(len(t.Partitions))
+	if !r.Created {
+		if err := checkRepartition(ctx, adm, name); err != nil {
+			return Repartition{}, err
+		}
+	}
 	return r, nil
+}
+
+// ErrCompacted is returned for an existing repartition topic that compaction cleans.
+var ErrCompacted = errors.New("the repartition topic is compacted")
+
+// checkRepartition refuses an existing repartition topic that compaction cleans: partials are
+// keyed by series, so compaction would keep a series' newest partial and delete older ones the
+// second stage may not have read yet (another window, another input partition), losing their
+// records.
+func checkRepartition(ctx context.Context, adm *kadm.Client, name string) error {
+	cfgs, err := adm.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		return fmt.Errorf("describe %s configs: %w", name, err)
+	}
+	rc, err := cfgs.On(name, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return fmt.Errorf("describe %s configs: %w", name, err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
+			return fmt.Errorf("%w: %s has cleanup.policy %s, which would delete partials the second stage has not read (they are keyed by series); "+
+				"set it to delete: kafka-configs --alter --entity-type topics --entity-name %s --add-config cleanup.policy=delete", ErrCompacted, name, *c.Value, name)
+		}
+	}
+	return nil
 }
