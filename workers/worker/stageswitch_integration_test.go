@@ -59,14 +59,7 @@ sinks:
 				specAt(2, ", partitioned_by: [k]")
 			} else {
 				specAt(2, ", partitioned_by: [k]")
-				r.fleet.mu.Lock()
-				exited := r.fleet.exited[0]
-				r.fleet.mu.Unlock()
-				select {
-				case <-exited:
-				case <-time.After(time.Minute):
-					t.Fatal("the worker did not drain on the spec change")
-				}
+				r.fleet.waitExit(0, time.Minute)
 			}
 			r.fleet.start(0)
 			time.Sleep(5 * time.Second)
@@ -152,14 +145,7 @@ checkpoint: {location: "file://%s/checkpoints", interval: 3s}
 	}()
 	time.Sleep(10 * time.Second)
 	specAt(2, "2s")
-	r.fleet.mu.Lock()
-	exited := r.fleet.exited[0]
-	r.fleet.mu.Unlock()
-	select {
-	case <-exited:
-	case <-time.After(time.Minute):
-		t.Fatal("the worker did not drain on the spec change")
-	}
+	r.fleet.waitExit(0, time.Minute)
 	r.fleet.start(0)
 	time.Sleep(8 * time.Second)
 	close(stop)
@@ -229,4 +215,17 @@ checkpoint: {location: "file://%s/checkpoints", interval: 3s}
 		t.Errorf("rows per window size %v: want both the old and the new", sizes)
 	}
 	t.Logf("%d rows exact, each written once (by size: %v)", len(counts), sizes)
+}
+
+// waitExit waits for worker i to exit by itself (a drain on a spec change).
+func (f *fleet) waitExit(i int, within time.Duration) {
+	f.t.Helper()
+	f.mu.Lock()
+	exited := f.exited[i]
+	f.mu.Unlock()
+	select {
+	case <-exited:
+	case <-time.After(within):
+		f.t.Fatalf("worker %d did not exit by itself within %v", i, within)
+	}
 }
