@@ -60,7 +60,7 @@ func (l *Lease) Restore(ctx context.Context, decode Decoder) (Restored, error) {
 		return Restored{}, fmt.Errorf("restore %s: %w", l.key, ErrNoCheckpoint)
 	}
 	var errs []error
-	readFailed := false
+	readFailed, transient := false, false
 	for ci, chain := range [][]Entry{cur, prev} {
 		if len(chain) == 0 {
 			continue
@@ -73,6 +73,7 @@ func (l *Lease) Restore(ctx context.Context, decode Decoder) (Restored, error) {
 			l.fellBack(chain[len(links)], rerr)
 			errs = append(errs, rerr)
 			readFailed = true
+			transient = transient || !errors.Is(rerr, ErrCorrupt)
 		}
 		if len(links) == 0 {
 			continue
@@ -101,8 +102,13 @@ func (l *Lease) Restore(ctx context.Context, decode Decoder) (Restored, error) {
 		}
 		return r, nil
 	}
-	if readFailed {
+	// A read that failed for a reason a retry may not have (the store away, a timeout) leaves
+	// the partition to be restored again later; objects found missing or corrupt stay so.
+	if transient {
 		return Restored{}, fmt.Errorf("restore %s: no readable checkpoint restores: %w", l.key, errors.Join(errs...))
+	}
+	if readFailed {
+		return Restored{}, fmt.Errorf("restore %s: %w: every checkpoint is missing, corrupt or does not restore: %w", l.key, ErrNoneRestores, errors.Join(errs...))
 	}
 	return Restored{}, fmt.Errorf("restore %s: %w: every checkpoint reads and none restores: %w", l.key, ErrNoneRestores, errors.Join(errs...))
 }

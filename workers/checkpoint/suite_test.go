@@ -174,6 +174,12 @@ func runSuite(t *testing.T, open func(t *testing.T) *Store) {
 		if _, err := l.Load(ctx); err == nil || errors.Is(err, ErrNoCheckpoint) {
 			t.Fatalf("Load with both damaged = %v, want an error naming the damage", err)
 		}
+		// Objects missing or corrupt stay so: no restart can restore them, which the worker
+		// tells from a store that is only away by ErrNoneRestores.
+		_, err = l.Restore(ctx, States(func(states [][]byte) (int, error) { return len(states), nil }))
+		if !errors.Is(err, ErrNoneRestores) || !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Restore with both damaged = %v, want ErrNoneRestores naming the damage", err)
+		}
 	})
 
 	t.Run("concurrent claims leave exactly one owner", func(t *testing.T) {
