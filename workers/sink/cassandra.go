@@ -32,6 +32,11 @@ type CassandraConfig struct {
 	// (timeout, overload, no replica reachable): such writes are retried until Cassandra
 	// takes them, with backoff doubling from 50 ms up to this (default 5s).
 	MaxBackoff time.Duration
+	// ColumnWait is how long NewCassandra waits for columns missing from an existing table
+	// (default 2m; negative: not at all): after a spec change adds an aggregation, the apply
+	// that stored the spec alters the table next, and a worker restarting on the new spec
+	// before that should wait for it, not halt.
+	ColumnWait time.Duration
 }
 
 // Cassandra writes one row per (series, window) with prepared upserts, so a replayed window
@@ -110,8 +115,24 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 			return nil, fmt.Errorf("cassandra sink: %s: %w", firstWords(q), err)
 		}
 	}
-	if err := checkColumns(ctx, s, cfg, keyFields, columns); err != nil {
-		return nil, err
+	wait := cfg.ColumnWait
+	if wait == 0 {
+		wait = 2 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := checkColumns(ctx, s, cfg, keyFields, columns)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errColumnsMissing) || !time.Now().Before(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(2 * time.Second):
+		}
 	}
 	cols := append(cqlNames(keyFields), "window_size", "window_start", "window_end")
 	for _, c := range columns {
@@ -125,11 +146,16 @@ func NewCassandra(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 	return &Cassandra{s: s, cfg: cfg, insert: insert, columns: columns, obs: nopObserver{}}, nil
 }
 
-// ErrSchemaMismatch is returned by NewCassandra when the table exists with a column missing or
-// of another type than the spec writes (a spec changed under an existing table). Every row
-// would be refused, so the worker stops at start and says which column; a restart does not
-// fix it (the provider's liveagg_rollup_table alters the columns in place).
+// ErrSchemaMismatch is returned by NewCassandra when the table exists with a column of another
+// type than the spec writes, or still without one after CassandraConfig.ColumnWait (a spec
+// changed under an existing table). Every row would be refused, so the worker stops at start
+// and says which column; a restart does not fix it (the provider's liveagg_rollup_table alters
+// the columns in place).
 var ErrSchemaMismatch = errors.New("cassandra table does not match the spec")
+
+// errColumnsMissing marks an ErrSchemaMismatch of missing columns only, which an ALTER on its
+// way may fix.
+var errColumnsMissing = errors.New("columns missing")
 
 // checkColumns compares an existing table's columns with what the sink writes.
 func checkColumns(ctx context.Context, s *gocql.Session, cfg CassandraConfig, keyFields []string, columns []Column) error {
@@ -151,18 +177,23 @@ func checkColumns(ctx context.Context, s *gocql.Session, cfg CassandraConfig, ke
 		return fmt.Errorf("cassandra sink %s.%s: read its columns: %w", cfg.Keyspace, cfg.Table, err)
 	}
 	var problems []string
+	missingOnly := true
 	for _, n := range slices.Sorted(maps.Keys(want)) {
 		switch got, ok := have[n]; {
 		case !ok:
 			problems = append(problems, fmt.Sprintf("column %s is missing (the spec writes %s)", n, want[n]))
 		case got != want[n]:
 			problems = append(problems, fmt.Sprintf("column %s is %s, the spec writes %s", n, got, want[n]))
+			missingOnly = false
 		}
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s.%s: %s", ErrSchemaMismatch, cfg.Keyspace, cfg.Table, strings.Join(problems, "; "))
+	switch {
+	case len(problems) == 0:
+		return nil
+	case missingOnly:
+		return fmt.Errorf("%w: %s.%s: %s (%w)", ErrSchemaMismatch, cfg.Keyspace, cfg.Table, strings.Join(problems, "; "), errColumnsMissing)
 	}
-	return nil
+	return fmt.Errorf("%w: %s.%s: %s", ErrSchemaMismatch, cfg.Keyspace, cfg.Table, strings.Join(problems, "; "))
 }
 
 // CassandraDDL returns the statements that create a sink's keyspace and table; the Terraform
