@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/workers/agg"
@@ -69,10 +70,13 @@ func (o *owner) readSecondStage(ctx context.Context, name string, windows []spec
 	if err != nil {
 		return nil, fmt.Errorf("list the partitions of %s: %w", ss.topic, err)
 	}
-	ends.Each(func(e kadm.ListedOffset) { ss.partitions = max(ss.partitions, int(e.Partition)+1) })
-	if ss.partitions == 0 {
-		return nil, fmt.Errorf("the repartition topic %s has no partitions", ss.topic)
+	if errors.Is(ends.Error(), kerr.UnknownTopicOrPartition) {
+		// Deleted once the switch seemed done: nothing tells what the second stage wrote, so
+		// the first stage's progress has to do.
+		o.log.Warn("two stages became one, and the repartition topic is gone: rebuilding from the first stage's progress only", "topic", ss.topic)
+		return ss, nil
 	}
+	ends.Each(func(e kadm.ListedOffset) { ss.partitions = max(ss.partitions, int(e.Partition)+1) })
 	for p := range int32(ss.partitions) {
 		m, err := w.cfg.Checkpoints.Inspect(ctx, checkpoint.Key{Spec: name, Topic: ss.topic, Partition: p})
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
@@ -112,7 +116,7 @@ func (ss *secondStage) rebuildFrom(firstStage int64) int64 {
 // is in the outputs already: the second stage's partition that the series' partials went to
 // had passed the window's end. The partials were keyed by the key's values joined by '|'.
 func (ss *secondStage) writtenRow(size, end int64, key []byte) bool {
-	if !ss.windows[size] {
+	if !ss.windows[size] || ss.partitions == 0 {
 		return false
 	}
 	k := []byte(strings.ReplaceAll(string(key), string(record.KeySep), "|"))

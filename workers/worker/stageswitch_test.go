@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -49,5 +50,26 @@ func TestWrittenRowFindsTheSecondStagePartition(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSecondStageProgressUnknown: without the repartition topic nothing counts as written and
+// the rebuild goes by the first stage alone; with a second-stage partition that wrote nothing,
+// it reaches back to the start of the log.
+func TestSecondStageProgressUnknown(t *testing.T) {
+	gone := &secondStage{written: map[int32]int64{}, windows: map[int64]bool{60_000: true}, min: math.MaxInt64}
+	if gone.writtenRow(60_000, 60_000, []byte("k")) {
+		t.Error("a row counted as written without a second stage to have written it")
+	}
+	if got := gone.rebuildFrom(120_000); got != 120_000 {
+		t.Errorf("rebuildFrom = %d, want the first stage's 120000", got)
+	}
+	silent := &secondStage{written: map[int32]int64{0: 60_000, 1: math.MinInt64}, min: math.MinInt64}
+	if got := silent.rebuildFrom(120_000); got != 0 {
+		t.Errorf("rebuildFrom = %d, want 0: a partition of the second stage never wrote", got)
+	}
+	ahead := &secondStage{written: map[int32]int64{0: 60_000, 1: 90_000}, min: 60_000}
+	if got := ahead.rebuildFrom(120_000); got != 60_000 {
+		t.Errorf("rebuildFrom = %d, want the second stage's 60000", got)
 	}
 }
