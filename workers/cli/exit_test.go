@@ -23,6 +23,7 @@ func TestExitStatus(t *testing.T) {
 	}{
 		{"offset lost to retention", fmt.Errorf("partition 3: %w", worker.ErrOffsetLost), ExitHalted},
 		{"log truncated or recreated", fmt.Errorf("partition 3: %w: ...", worker.ErrLogRewritten), ExitHalted},
+		{"partitions added under a declared keying", fmt.Errorf("%w: raw went from 2 to 3 partitions", worker.ErrPartitionsAdded), ExitHalted},
 		{"no checkpoint restores", fmt.Errorf("partition x/y/3: %w", worker.ErrNoRestore), ExitHalted},
 		{"dead-letter topic too small", fmt.Errorf("outbox: %w", sink.ErrDeadLetterTooSmall), ExitHalted},
 		{"rollup table of another shape", fmt.Errorf("outputs[0]: %w", sink.ErrSchemaMismatch), ExitHalted},

@@ -74,7 +74,7 @@ func exitStatus(err error, log *slog.Logger) error {
 	switch {
 	case err == nil || errors.As(err, &exit):
 		return err
-	case errors.Is(err, worker.ErrOffsetLost), errors.Is(err, worker.ErrLogRewritten), errors.Is(err, worker.ErrNoRestore),
+	case errors.Is(err, worker.ErrOffsetLost), errors.Is(err, worker.ErrLogRewritten), errors.Is(err, worker.ErrNoRestore), errors.Is(err, worker.ErrPartitionsAdded),
 		errors.Is(err, sink.ErrDeadLetterTooSmall), errors.Is(err, sink.ErrSchemaMismatch), errors.Is(err, state.ErrMismatch):
 		log.Error("worker halted: a restart cannot fix this; see the error", "err", err, "exit_status", ExitHalted)
 		return &ExitError{Code: ExitHalted}

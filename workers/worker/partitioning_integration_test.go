@@ -3,6 +3,7 @@
 package worker_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/liveagg/liveagg/workers/checkpoint"
 	"github.com/liveagg/liveagg/workers/record"
+	"github.com/liveagg/liveagg/workers/worker"
 )
 
 // TestMisKeyedRecordsAreCaught: a spec declares its topic partitioned by its key field k. The
@@ -120,5 +122,41 @@ func TestDrainLeavesTheGroupAtTheCheckpoints(t *testing.T) {
 		if !ok || o.At != m.Current.Offset {
 			t.Errorf("partition %d: group committed %+v, the checkpoint is at %d", p, o, m.Current.Offset)
 		}
+	}
+}
+
+// TestPartitionsAddedStopADeclaredSpec: partitions added to the input topic of a spec that
+// declares its keying move some keys to other partitions, so the worker stops (status 5 from
+// the command) with ErrPartitionsAdded before a series moved mid-window is written by two
+// partitions, and says what to do.
+func TestPartitionsAddedStopADeclaredSpec(t *testing.T) {
+	r := newFieldRigInput(t, ", partitioned_by: [k]", countSum)
+	for p := range int32(2) {
+		rec := fieldEvent(fmt.Sprintf("p%d", p), fieldBase, 1, fieldBase+1000)
+		rec.Key = []byte(fmt.Sprintf("p%d", p))
+		r.produce(p, rec)
+	}
+	w, stop, done := r.start("grow", r.ctx)
+	defer stop()
+	r.waitCheckpointed(w, done)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreatePartitions(r.ctx, 1, r.topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, worker.ErrPartitionsAdded) || !strings.Contains(err.Error(), "from 2 to 3 partitions") {
+			t.Fatalf("Run = %v, want ErrPartitionsAdded naming the counts", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the worker ran on after partitions were added under its declared keying")
 	}
 }

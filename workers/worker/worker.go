@@ -58,6 +58,13 @@ var ErrOffsetLost = errors.New("offset to resume from is no longer in Kafka")
 // must decide.
 var ErrLogRewritten = errors.New("the partition's log no longer holds what the worker applied")
 
+// ErrPartitionsAdded is returned by Run when partitions are added to the input topic of a spec
+// that declares its input's keying (one stage): the producers' partitioner now sends some keys
+// to other partitions, and a series moved mid-window would have its window written by two
+// partitions, the second overwriting the first. The worker stops before that happens; running
+// the spec in two stages (no partitioned_by) merges a series from any partitions.
+var ErrPartitionsAdded = errors.New("partitions were added to the input topic of a spec that declares its keying")
+
 // ErrNoRestore is returned by Run when a partition has checkpoints and none of them restores
 // (damaged, or written by an incompatible build): starting empty would replay from the log's
 // start and overwrite good rollups, so the worker stops for an operator.
@@ -344,6 +351,17 @@ func (w *Worker) refreshLag(ctx context.Context, cl *kgo.Client, interval time.D
 	} else {
 		idle = 0
 	}
+	// The partition count the worker started with, for a spec that declares its keying.
+	partitions := 0
+	count := func(ends kadm.ListedOffsets) (n int) {
+		ends.Each(func(o kadm.ListedOffset) { n = max(n, int(o.Partition)+1) })
+		return n
+	}
+	if w.partitionedBy != nil {
+		if ends, err := adm.ListCommittedOffsets(ctx, topic); err == nil {
+			partitions = count(ends)
+		}
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -367,6 +385,15 @@ func (w *Worker) refreshLag(ctx context.Context, cl *kgo.Client, interval time.D
 		ends, err := adm.ListCommittedOffsets(ctx, topic)
 		if err != nil {
 			continue // the next tick tries again; the broker may be away
+		}
+		if n := count(ends); w.partitionedBy != nil && partitions > 0 && n > partitions {
+			w.log.Error("PARTITIONS ADDED to the input topic of a spec that declares its keying: stopping before a series moved mid-window is written twice",
+				"topic", topic, "from", partitions, "to", n, "partitioned_by", w.cfg.Spec.Input.PartitionedBy)
+			w.fail(fmt.Errorf("%w: %s went from %d to %d partitions; the producers now send some keys elsewhere. Remove input.partitioned_by "+
+				"so the spec runs in two stages (which merge a series from any partitions), then restart the workers", ErrPartitionsAdded, topic, partitions, n))
+			return
+		} else if partitions == 0 {
+			partitions = n
 		}
 		var highs, starts kadm.ListedOffsets
 		if idle > 0 {
