@@ -102,10 +102,11 @@ func (a Aggregation) valueType() string {
 // Diff applies the rule for changing a running spec from old to new. Both must be valid.
 //
 //   - The name and the input topic place checkpoints: changing either is a new spec.
-//   - The key, the window sizes, the input format and input.partitioned_by shape the state
-//     (which series, which windows, which partition holds a series): a change to any of them
-//     is incompatible, handled as new.OnIncompatibleChange says (ActionFromOffsets by default,
-//     or ActionBackfill).
+//   - The key, the window sizes and the input format shape the state (which series, which
+//     windows): a change to any of them is incompatible, handled as new.OnIncompatibleChange
+//     says (ActionFromOffsets by default, or ActionBackfill). So is a change of
+//     input.partitioned_by that changes the number of stages, but for one stage becoming two
+//     over a single window size, whose state becomes the first stage's as it is.
 //   - Aggregations are matched by what their state is (function, field, text or number,
 //     precision, relative accuracy), not by name or position: matched ones carry their state,
 //     removed ones drop it, added ones start at the switch (ActionMigrate). An added
@@ -141,8 +142,21 @@ func Diff(old, new *Spec) Plan {
 		incompat("input.format", old.Input.Format+" -> "+new.Input.Format, "the state is built from another kind of input")
 	}
 	if !slices.Equal(old.Input.PartitionedBy, new.Input.PartitionedBy) {
-		incompat("input.partitioned_by", list(old.Input.PartitionedBy)+" -> "+list(new.Input.PartitionedBy),
-			"series may move between partitions: each partition's state cannot be carried over")
+		what := list(old.Input.PartitionedBy) + " -> " + list(new.Input.PartitionedBy)
+		oldTwo, newTwo := old.NeedsRepartition(), new.NeedsRepartition()
+		switch {
+		case oldTwo == newTwo:
+			// The declaration is not part of any stage's state: the workers restore it as is.
+			// If the producers re-keyed too, no per-partition state is right for the windows
+			// open at the change; the docs say to run such a spec in two stages.
+			p.add(Change{Field: "input.partitioned_by", What: what, Effect: ActionNone,
+				Note: fmt.Sprintf("%s before and after: each partition's state restores as it is", map[bool]string{false: "one stage", true: "two stages"}[newTwo])})
+		case newTwo && len(old.Windows) == 1 && old.Windows[0] == new.PartialWindow():
+			p.add(Change{Field: "input.partitioned_by", What: what, Effect: ActionNone,
+				Note: "one stage becomes two: each partition's state becomes the first stage's as it is; the second stage starts with the windows open at the switch"})
+		default:
+			incompat("input.partitioned_by", what, "one stage becomes two or two one: the stages keep other state, rebuilt from the log")
+		}
 	}
 	diffAggregations(&p, old, new, incompatible)
 	same := func(field, a, b string) {

@@ -44,7 +44,8 @@ func TestDiff(t *testing.T) {
 		{"add last", "  - {fn: count}\n", "  - {fn: count}\n  - {fn: last, field: latency}\n", ActionFromOffsets, "added (last)"},
 		{"windows", "windows: [1m, 1h]", "windows: [5m, 1h]", ActionFromOffsets, "windows 1m,1h -> 5m,1h"},
 		{"key", "key: [org, site]", "key: [org, site, host]", ActionFromOffsets, "key [org,site] -> [org,site,host]"},
-		{"partitioning", "partitioned_by: [org]", "partitioned_by: [site]", ActionFromOffsets, "input.partitioned_by"},
+		{"partitioning, one stage still", "partitioned_by: [org]", "partitioned_by: [site]", ActionNone, "input.partitioned_by [org] -> [site]"},
+		{"partitioning, one stage becomes two", "partitioned_by: [org]", "partitioned_by: [host]", ActionFromOffsets, "input.partitioned_by [org] -> [host]"},
 		{"backfill", "windows: [1m, 1h]", "windows: [1m]\non_incompatible_change: backfill", ActionBackfill, "windows 1m,1h -> 1m"},
 		{"topic", "topic: raw", "topic: raw2", ActionNewSpec, "input.topic raw -> raw2"},
 	} {
@@ -109,6 +110,37 @@ func TestPlanCheck(t *testing.T) {
 				t.Fatalf("Check = %v, want nil", err)
 			case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad)):
 				t.Fatalf("Check = %v, want %q", err, c.bad)
+			}
+		})
+	}
+}
+
+// TestDiffPartitioning: a change of input.partitioned_by is incompatible only where the stages'
+// state changes with it, which is what the workers do.
+func TestDiffPartitioning(t *testing.T) {
+	spec := func(partitioning, windows string) *Spec {
+		doc := "name: s\ninput: {topic: raw, time_field: ts" + partitioning + "}\nkey: [org, site]\nwindows: [" + windows + "]\naggregations: [{fn: count}]\noutputs: [{type: stdout}]\n"
+		s, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name     string
+		from, to string
+		windows  string
+		action   Action
+	}{
+		{"one stage to one", ", partitioned_by: [org]", ", partitioned_by: [org, site]", "1m", ActionNone},
+		{"two stages to two", "", ", partitioned_by: [host]", "1m, 1h", ActionNone},
+		{"one stage to two, one window size", ", partitioned_by: [org]", "", "1m", ActionNone},
+		{"one stage to two, two window sizes", ", partitioned_by: [org]", "", "1m, 1h", ActionFromOffsets},
+		{"two stages to one", "", ", partitioned_by: [org]", "1m", ActionFromOffsets},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if p := Diff(spec(c.from, c.windows), spec(c.to, c.windows)); p.Action != c.action {
+				t.Fatalf("Diff = %q, want %s", p.Summary(), c.action)
 			}
 		})
 	}

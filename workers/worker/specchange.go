@@ -97,6 +97,12 @@ func (o *owner) takeOver(ctx context.Context, cp checkpoint.Checkpoint, old *spe
 	w := o.w
 	cur := w.cfg.Spec
 	sw := &switchover{plan: spec.Diff(old, cur), old: old, cp: cp}
+	if leftSecondStage(old, cur) && sw.plan.Action != spec.ActionBackfill {
+		// Two stages became one: whatever else changed (the stages' own specs may differ in
+		// nothing the state is made of), the windows the second stage had not written are
+		// rebuilt, as the user's plan says.
+		sw.plan.Action = spec.ActionFromOffsets
+	}
 	if !slices.Equal(old.Key, cur.Key) && (w.cfg.Stage != 0 || leftSecondStage(old, cur)) {
 		// What spec.Plan.Refuse refuses at plan time, for a spec stored without a plan.
 		return nil, fmt.Errorf("%w: the key of a spec run in two stages cannot change in place (%v -> %v): give the spec a new name, "+

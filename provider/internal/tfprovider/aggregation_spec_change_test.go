@@ -115,12 +115,8 @@ resource "liveagg_aggregation_spec" "s" {
 				}},
 				Check: resource.TestCheckResourceAttr(res, "spec_version", "3"),
 			},
-			{ // two stages (the declaration dropped) with a backfill: the second stage would count twice
-				Config: strings.Replace(config(`"5m"`, `on_incompatible_change = "backfill"`, ""), `  output {`, `  aggregation {
-    fn    = "max"
-    field = "v"
-  }
-  output {`, 1),
+			{ // two stages (the declaration dropped) and new windows, with a backfill: the second stage would count twice
+				Config:      config(`"10m"`, `on_incompatible_change = "backfill"`, ""),
 				ExpectError: regexp.MustCompile(`(?s)backfill cannot be honoured for a spec whose partials\s+are merged`),
 			},
 		},
