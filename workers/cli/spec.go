@@ -168,11 +168,7 @@ func printPlan(out io.Writer, old, next *spec.Spec, p spec.Plan) {
 
 // inputHistory reads the input topic's history with the Kafka settings of a worker configuration.
 func inputHistory(ctx context.Context, cfgPath, topic string) (spec.History, error) {
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return spec.History{}, err
-	}
-	kopts, err := cfg.Kafka.ClientOpts(ctx, func(ctx context.Context) (aws.Config, error) { return cfg.AWS.Load(ctx) })
+	kopts, err := configKafkaOpts(ctx, cfgPath)
 	if err != nil {
 		return spec.History{}, err
 	}
@@ -184,4 +180,14 @@ func inputHistory(ctx context.Context, cfgPath, topic string) (spec.History, err
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return specsrc.TopicHistory(ctx, kadm.NewClient(cl), topic)
+}
+
+// configKafkaOpts are the Kafka client options of a worker configuration: how the spec
+// commands reach a spec's input topic as its workers do.
+func configKafkaOpts(ctx context.Context, cfgPath string) ([]kgo.Opt, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Kafka.ClientOpts(ctx, func(ctx context.Context) (aws.Config, error) { return cfg.AWS.Load(ctx) })
 }

@@ -8,10 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
-	"github.com/liveagg/liveagg/workers/config"
 	"github.com/liveagg/liveagg/workers/spec"
 	"github.com/liveagg/liveagg/workers/specsrc"
 )
@@ -112,18 +110,11 @@ func readSampleFile(s *spec.Spec, path string) ([]specsrc.Sample, error) {
 // readTopicSample reads the newest records of the spec's input topic with the Kafka settings
 // of a worker configuration.
 func readTopicSample(ctx context.Context, cfgPath string, s *spec.Spec) ([]specsrc.Sample, error) {
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	kopts, err := cfg.Kafka.ClientOpts(ctx, func(ctx context.Context) (aws.Config, error) { return cfg.AWS.Load(ctx) })
+	kopts, err := configKafkaOpts(ctx, cfgPath)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return specsrc.ReadTopicSample(ctx, kopts, s.Input.Topic, sampleRecords)
+	return specsrc.ReadTopicSample(ctx, kopts, s.Input.Topic, specsrc.SampleRecords)
 }
-
-// sampleRecords is how many of each partition's newest records a topic sample reads.
-const sampleRecords = 20

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
@@ -24,20 +23,8 @@ func TestSpecExplainChecksTheTopic(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	ctx := testenv.Context(t, 2*time.Minute)
 	topic, empty := testenv.Name(t, "explain"), testenv.Name(t, "explain-empty")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for _, tp := range []string{topic, empty} {
-		resp, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, tp)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	cl := testenv.KafkaTopic(t, ctx, topic, 2, nil)
+	testenv.KafkaTopic(t, ctx, empty, 2, nil)
 	// 30 records per partition: the sample reads the newest 20 of each.
 	for i := range 60 {
 		v := fmt.Appendf(nil, `{"service":"s%d","status":"2xx","ts":%d,"host":"h%d"}`, i%3, time.Now().UnixMilli(), i%4)

@@ -134,6 +134,10 @@ func hasField(doc map[string]any, path string) bool {
 	return true
 }
 
+// SampleRecords is how many of each partition's newest records the plan and `spec explain
+// --config` check a spec against.
+const SampleRecords = 20
+
 // ReadTopicSample reads up to perPartition of the newest committed records of every partition
 // of topic (fewer where transaction markers or aborted records are among them), with a client
 // built from opts (the caller's brokers and security). It gives up waiting after a few seconds

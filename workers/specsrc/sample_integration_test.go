@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
@@ -22,25 +21,8 @@ func TestReadTopicSample(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	ctx := testenv.Context(t, 2*time.Minute)
 	plain, txn := testenv.Name(t, "sample"), testenv.Name(t, "sample-txn")
-	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	for _, tp := range []string{plain, txn} {
-		resp, err := kadm.NewClient(adm).CreateTopic(ctx, 2, 1, nil, tp)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	manual, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer manual.Close()
+	manual := testenv.KafkaTopic(t, ctx, plain, 2, nil)
+	testenv.KafkaTopic(t, ctx, txn, 2, nil)
 	for i := range 30 { // 15 per partition
 		r := &kgo.Record{Topic: plain, Partition: int32(i % 2), Value: fmt.Appendf(nil, `{"i":%d}`, i)}
 		if err := manual.ProduceSync(ctx, r).FirstErr(); err != nil {

@@ -29,18 +29,10 @@ func TestAccAggregationSpecChangeRefused(t *testing.T) {
 	ctx := testenv.Context(t, 5*time.Minute)
 	name := strings.ReplaceAll(testenv.Name(t, "accchg"), "-", "_")
 	topic := strings.ReplaceAll(name, "_", "-") + "-raw"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers(t)...), kgo.DefaultProduceTopic(topic),
-		// The records go where the test puts them: partition 1 must hold some to lose.
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	retention := "3600000" // 1h
-	if _, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{"retention.ms": &retention}, topic); err != nil {
-		t.Fatal(err)
-	}
+	// The records go where the test puts them: partition 1 must hold some to lose.
+	cl := testenv.KafkaTopic(t, ctx, topic, 2, map[string]*string{"retention.ms": &retention})
+	adm := kadm.NewClient(cl)
 	for i := range 10 {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: fmt.Appendf(nil, `{"org":"o%d","ts":%d}`, i, time.Now().UnixMilli())}).FirstErr(); err != nil {
 			t.Fatal(err)

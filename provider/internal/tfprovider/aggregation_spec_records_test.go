@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/liveagg/liveagg/infra/local/testenv"
@@ -26,19 +25,7 @@ func TestAccAggregationSpecCheckedAgainstItsRecords(t *testing.T) {
 	ctx := testenv.Context(t, 5*time.Minute)
 	name := strings.ReplaceAll(testenv.Name(t, "accrec"), "-", "_")
 	topic := strings.ReplaceAll(name, "_", "-") + "-raw"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers(t)...), kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := testenv.KafkaTopic(t, ctx, topic, 3, nil)
 	// Records on two of the three partitions (an empty one is no evidence either way).
 	for i := range 40 {
 		v := fmt.Appendf(nil, `{"org":"o%d","site":"s%d","ts":%d,"meta":{"host":"h%d"}}`, i%3, i%5, time.Now().UnixMilli(), i%4)

@@ -524,7 +524,7 @@ func (r *aggregationSpec) checkRecords(ctx context.Context, s *spec.Spec, resp *
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	samples, err := specsrc.ReadTopicSample(ctx, slices.Clip(r.c.kafkaOpts), s.Input.Topic, recordsSampled)
+	samples, err := specsrc.ReadTopicSample(ctx, slices.Clip(r.c.kafkaOpts), s.Input.Topic, specsrc.SampleRecords)
 	if err != nil {
 		resp.Diagnostics.AddWarning("spec not checked against its input's records", fmt.Sprintf("%s: %v", s.Input.Topic, err))
 		return
@@ -547,9 +547,6 @@ func (r *aggregationSpec) checkRecords(ctx context.Context, s *spec.Spec, resp *
 				rep.Records, s.Input.Topic, strings.Join(rep.Problems, "\n")))
 	}
 }
-
-// recordsSampled is how many of each partition's newest records a plan checks a spec against.
-const recordsSampled = 20
 
 // inputHistory reads what the input topic still holds, through the provider's Kafka settings.
 func (r *aggregationSpec) inputHistory(ctx context.Context, topic string) (spec.History, error) {
